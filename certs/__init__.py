@@ -1,0 +1,1 @@
+"""X.509 identities and trust for IKEv2."""

@@ -1,0 +1,1 @@
+"""Self-tests, module states and the auditor's report."""

@@ -1,0 +1,5 @@
+import sys
+
+from fipsike.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""fipsike/kernel"""

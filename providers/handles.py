@@ -1,0 +1,115 @@
+"""Opaque handles for secrets and keys.
+
+Key bytes live only inside providers/. A handle's repr/str shows its kind and
+length, never material; `wipe()` zeroes what Python lets us zero. The one way to
+take raw bytes out is Router.release_esp_key (audited).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from providers.algorithms import KeyExchange, KeySpec
+from providers.errors import WipedKey
+
+
+class SecretKey:
+    """A symmetric secret (SKEYSEED, SK_*, KEYMAT, g^ir, cookie secret).
+
+    `owner` is the provider holding it; `kind` is a label for audit and errors
+    (e.g. "SK_ei"). Only providers/ may touch `_material`.
+    """
+
+    __slots__ = ("kind", "owner", "_material", "_length", "meter", "__weakref__")
+
+    def __init__(self, material: bytes | bytearray, kind: str, owner: str) -> None:
+        self._material: bytearray | None = bytearray(material)
+        self._length = len(material)
+        self.kind = kind
+        self.owner = owner
+        self.meter: Any = None  # set by the router when the key is used with a metered cipher
+
+    def __len__(self) -> int:
+        return self._length
+
+    @property
+    def wiped(self) -> bool:
+        return self._material is None
+
+    def wipe(self) -> None:
+        if self._material is not None:
+            for i in range(len(self._material)):
+                self._material[i] = 0
+            self._material = None
+
+    def _bytes(self) -> bytes:
+        """For providers/ only: the material, as the primitive libraries need it."""
+        if self._material is None:
+            raise WipedKey(f"{self.kind} key was wiped")
+        return bytes(self._material)
+
+    def __repr__(self) -> str:
+        state = "wiped" if self._material is None else f"len={self._length}"
+        return f"SecretKey(kind={self.kind!r}, {state}, owner={self.owner!r})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("SecretKey cannot be pickled")
+
+    def __eq__(self, other: object) -> bool:
+        # identity only: comparing secrets by value would be a timing oracle
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+class PrivateKey:
+    """A long-term private key, held by OpenSSL (in memory) or by a PKCS#11 token."""
+
+    __slots__ = ("spec", "owner", "label", "key_id", "_impl", "_public")
+
+    def __init__(self, spec: KeySpec, owner: str, impl: Any, public_key: Any, label: str = "",
+                 key_id: bytes = b"") -> None:
+        self.spec = spec
+        self.owner = owner
+        self.label = label
+        self.key_id = key_id
+        self._impl = impl
+        self._public = public_key
+
+    def public_key(self) -> Any:
+        """The public half as a `cryptography` public key object (safe to share)."""
+        return self._public
+
+    def __repr__(self) -> str:
+        return f"PrivateKey({self.spec}, owner={self.owner!r}, label={self.label!r})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("PrivateKey cannot be pickled")
+
+
+class KeyShare:
+    """An ephemeral key exchange private value with its public part (the KE payload data)."""
+
+    __slots__ = ("group", "public", "owner", "_impl")
+
+    def __init__(self, group: KeyExchange, public: bytes, owner: str, impl: Any) -> None:
+        self.group = group
+        self.public = public
+        self.owner = owner
+        self._impl = impl
+
+    def wipe(self) -> None:
+        self._impl = None
+
+    def __repr__(self) -> str:
+        return f"KeyShare({self.group.name}, public_len={len(self.public)}, owner={self.owner!r})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("KeyShare cannot be pickled")
