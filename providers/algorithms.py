@@ -64,7 +64,7 @@ class Integrity(enum.IntEnum):
 
     @property
     def icv_size(self) -> int:
-        return {12: 16, 13: 24, 14: 32, 2: 12, 1: 12, 5: 12}[int(self)]
+        return _INTEG_ICV[self]
 
 
 class Encryption(enum.IntEnum):
@@ -99,7 +99,7 @@ class Encryption(enum.IntEnum):
 
     @property
     def block_size(self) -> int:
-        return {Encryption.ENCR_3DES: 8, Encryption.ENCR_DES: 8}.get(self, 16)
+        return 8 if self in (Encryption.ENCR_3DES, Encryption.ENCR_DES) else 16
 
 
 class KeyExchange(enum.IntEnum):
@@ -148,16 +148,12 @@ class SignatureScheme(enum.Enum):
 
     @property
     def hash(self) -> HashAlg:
-        return HashAlg(self.name.rsplit("_", 1)[1].lower())
+        return _SIG_HASH[self]
 
     @property
     def family(self) -> str:
         """'rsa-pkcs1', 'rsa-pss' or 'ecdsa'."""
-        if self.name.startswith("RSA_PSS"):
-            return "rsa-pss"
-        if self.name.startswith("RSA_PKCS1"):
-            return "rsa-pkcs1"
-        return "ecdsa"
+        return _SIG_FAMILY[self]
 
 
 @dataclass(frozen=True)
@@ -192,4 +188,18 @@ _AEAD_ICV = {
     Encryption.ENCR_AES_CCM_12: 12,
     Encryption.ENCR_AES_CCM_16: 16,
     Encryption.ENCR_CHACHA20_POLY1305: 16,
+}
+_INTEG_ICV = {
+    Integrity.AUTH_HMAC_SHA2_256_128: 16,
+    Integrity.AUTH_HMAC_SHA2_384_192: 24,
+    Integrity.AUTH_HMAC_SHA2_512_256: 32,
+    Integrity.AUTH_HMAC_SHA1_96: 12,
+    Integrity.AUTH_HMAC_MD5_96: 12,
+    Integrity.AUTH_AES_XCBC_96: 12,
+}
+# computed once: the hash and family are read on every signature
+_SIG_HASH = {s: HashAlg(s.name.rsplit("_", 1)[1].lower()) for s in SignatureScheme}
+_SIG_FAMILY = {
+    s: "rsa-pss" if s.name.startswith("RSA_PSS") else "rsa-pkcs1" if s.name.startswith("RSA_PKCS1") else "ecdsa"
+    for s in SignatureScheme
 }

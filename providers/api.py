@@ -116,7 +116,9 @@ class Provider(Protocol):
     def sign(self, key: PrivateKey, scheme: SignatureScheme, data: bytes, raw: bool = False) -> bytes: ...
 
     def verify(self, public_key: Any, scheme: SignatureScheme, data: bytes, signature: bytes,
-               raw: bool = False) -> bool: ...
+               raw: bool = False, salt_length: int | None = None) -> bool:
+        """`salt_length`: RSA-PSS only, from the peer's RSASSA-PSS-params (RFC 7427); default hash length."""
+        ...
 
     def generate_keypair(self, spec: KeySpec, label: str = "", key_id: bytes = b"") -> PrivateKey:
         """Generates and runs the pairwise consistency test before returning."""

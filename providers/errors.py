@@ -63,3 +63,7 @@ class ModuleNotOperational(ProviderError):
 
 class WipedKey(ProviderError):
     """A key handle was used after it was wiped."""
+
+
+class InvalidInput(ProviderError, ValueError):
+    """A public argument is malformed (IV or block length, unknown algorithm for this call)."""

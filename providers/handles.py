@@ -20,7 +20,7 @@ class SecretKey:
     (e.g. "SK_ei"). Only providers/ may touch `_material`.
     """
 
-    __slots__ = ("kind", "owner", "_material", "_length", "meter", "__weakref__")
+    __slots__ = ("kind", "owner", "_material", "_length", "meter", "_ctx", "__weakref__")
 
     def __init__(self, material: bytes | bytearray, kind: str, owner: str) -> None:
         self._material: bytearray | None = bytearray(material)
@@ -28,6 +28,9 @@ class SecretKey:
         self.kind = kind
         self.owner = owner
         self.meter: Any = None  # set by the router when the key is used with a metered cipher
+        # providers/ only: a cached primitive context (e.g. an AESGCM object and the salt) bound
+        # to one algorithm, so the hot path skips the key schedule. Cleared by wipe().
+        self._ctx: Any = None
 
     def __len__(self) -> int:
         return self._length
@@ -37,6 +40,9 @@ class SecretKey:
         return self._material is None
 
     def wipe(self) -> None:
+        self._ctx = None
+        if self.meter is not None:
+            self.meter.sync()  # settle the hot-path lease and drop the meter's reference to the context
         if self._material is not None:
             for i in range(len(self._material)):
                 self._material[i] = 0
@@ -68,7 +74,7 @@ class SecretKey:
 class PrivateKey:
     """A long-term private key, held by OpenSSL (in memory) or by a PKCS#11 token."""
 
-    __slots__ = ("spec", "owner", "label", "key_id", "_impl", "_public")
+    __slots__ = ("spec", "owner", "label", "key_id", "_impl", "_public", "_plans")
 
     def __init__(self, spec: KeySpec, owner: str, impl: Any, public_key: Any, label: str = "",
                  key_id: bytes = b"") -> None:
@@ -78,6 +84,8 @@ class PrivateKey:
         self.key_id = key_id
         self._impl = impl
         self._public = public_key
+        # providers/ only: the Router's admitted signing plans, {(scheme, raw): (ticket, sign(data))}
+        self._plans: dict[Any, Any] = {}
 
     def public_key(self) -> Any:
         """The public half as a `cryptography` public key object (safe to share)."""

@@ -1,0 +1,163 @@
+"""Full IKEv2 handshakes between two engines in one process: IKE_SA_INIT + IKE_AUTH + the first
+Child SA, ECDSA P-256 certificates, AES-GCM-256 / PRF-HMAC-SHA-384 / ECP-256.
+
+Reports the CPU time one handshake costs each side (time.process_time around each engine call),
+next to the floor: the raw primitive operations one side must do for one handshake, timed
+straight through `cryptography` (ECDH keygen + derive, the HMAC-SHA-384 PRF calls of SKEYSEED,
+the SK_* split, the two ID MACs and the KEYMAT, one ECDSA sign, two ECDSA verifies (the peer's
+AUTH and its certificate), one AES-GCM seal and one open, four SHA-1 NAT hashes).
+
+    python -m benchmarks.handshake [-n N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from certs.testpki import P256, TestPki
+from fipsike.ike.actions import InstallChildSa, SendDatagram
+from fipsike.ike.config import ChildConfig, Connection
+from fipsike.ike.engine import Engine
+from fipsike.ike.proposals import Protocol, parse_proposals
+from fipsike.ike.ts import ts_from_cidr
+from providers import open_router
+
+IKE = "aes256gcm16-prfsha384-ecp256"
+ESP = "aes256gcm16"
+
+
+def _engines(pki: TestPki, ca: Any, moon: Any, sun: Any, ttl: float) -> tuple[Engine, Engine]:
+    def conn(me: Any, local: str, remote: str, lid: str, rid: str, lnet: str, rnet: str) -> Connection:
+        return Connection("gw", (local,), (remote,), local_id=lid, remote_id=rid, private_key=me.key,
+                          certificate=me.cert, trust_anchors=(ca.cert,), dpd_delay=0, initial_contact=False,
+                          ike_proposals=parse_proposals([IKE], Protocol.IKE),
+                          children=(ChildConfig("net", (ts_from_cidr(lnet),), (ts_from_cidr(rnet),),
+                                                parse_proposals([ESP], Protocol.ESP)),))
+    moon_conn = conn(moon, "10.99.0.1", "10.99.0.2", "moon.test", "sun.test", "10.1.0.0/24", "10.2.0.0/24")
+    sun_conn = conn(sun, "10.99.0.2", "10.99.0.1", "sun.test", "moon.test", "10.2.0.0/24", "10.1.0.0/24")
+    a = Engine(open_router("fips"), [moon_conn], verdict_cache_ttl=ttl)
+    b = Engine(open_router("fips"), [sun_conn], verdict_cache_ttl=ttl)
+    return a, b
+
+
+def engine_handshakes(n: int, ttl: float = 300.0) -> tuple[list[float], list[float]]:
+    """N handshakes between one pair of engines (a gateway serving a peer that comes back);
+    each IKE SA is forgotten afterwards, outside the timed calls."""
+    router = open_router("fips")
+    pki = TestPki(router, datetime.now(UTC))
+    ca = pki.root("Bench CA", P256)
+    moon = pki.end_entity("moon.test", ca, P256, sans=("DNS:moon.test",))
+    sun = pki.end_entity("sun.test", ca, P256, sans=("DNS:sun.test",))
+    init_ms, resp_ms = [], []
+    a, b = _engines(pki, ca, moon, sun, ttl)
+    for _ in range(n):
+        cpu = {"a": 0.0, "b": 0.0}
+        t0 = time.process_time()
+        out = a.initiate("gw", 0.0)
+        cpu["a"] += time.process_time() - t0
+        wire = [(x, "b") for x in out if isinstance(x, SendDatagram)]
+        installed = 0
+        while wire:
+            d, to = wire.pop(0)
+            eng = b if to == "b" else a
+            t0 = time.process_time()
+            res = eng.receive(d.data, d.src, d.dst, 0.0)
+            cpu[to] += time.process_time() - t0
+            other = "a" if to == "b" else "b"
+            wire += [(x, other) for x in res if isinstance(x, SendDatagram)]
+            installed += sum(isinstance(x, InstallChildSa) for x in res)
+        assert installed == 2, "handshake did not complete"
+        for eng in (a, b):
+            for sa in eng.ike_sas():
+                eng.drop_ike(sa, "benchmark")
+            eng._flush()
+        init_ms.append(cpu["a"] * 1000)
+        resp_ms.append(cpu["b"] * 1000)
+    return init_ms, resp_ms
+
+
+def floor_ms(n: int) -> float:
+    """One side's primitive operations for one handshake, straight through `cryptography`."""
+    ca = ec.generate_private_key(ec.SECP256R1())
+    peer = ec.generate_private_key(ec.SECP256R1())
+    own = ec.generate_private_key(ec.SECP256R1())
+    msg = os.urandom(600)
+    peer_sig = peer.sign(msg, ec.ECDSA(hashes.SHA256()))
+    ca_sig = ca.sign(msg[:400], ec.ECDSA(hashes.SHA256()))
+    peer_pub = ec.generate_private_key(ec.SECP256R1()).public_key()
+    key = AESGCM(os.urandom(32))
+    nonce = os.urandom(12)
+    sealed_peer = key.encrypt(nonce, msg, b"hdr")
+
+    def prf(k: bytes, data: bytes) -> bytes:
+        h = hmac.HMAC(k, hashes.SHA384())
+        h.update(data)
+        return h.finalize()
+
+    runs = []
+    for _ in range(n):
+        t0 = time.process_time()
+        mine = ec.generate_private_key(ec.SECP256R1())
+        shared = mine.exchange(ec.ECDH(), peer_pub)
+        skeyseed = prf(os.urandom(64), shared)
+        t = b""
+        for i in range(1, 6):  # SK_d|SK_ei|SK_er|SK_pi|SK_pr: 216 octets = 5 blocks of prf+
+            t = prf(skeyseed, t + b"s" * 80 + bytes([i]))
+        prf(skeyseed, b"id1")
+        prf(skeyseed, b"id2")
+        for i in range(1, 3):  # KEYMAT: 72 octets
+            prf(skeyseed, b"n" * 64 + bytes([i]))
+        own.sign(msg, ec.ECDSA(hashes.SHA256()))
+        peer.public_key().verify(peer_sig, msg, ec.ECDSA(hashes.SHA256()))
+        ca.public_key().verify(ca_sig, msg[:400], ec.ECDSA(hashes.SHA256()))
+        key.decrypt(nonce, sealed_peer, b"hdr")
+        key.encrypt(nonce, msg, b"hdr")
+        for _ in range(4):
+            h = hashes.Hash(hashes.SHA1())
+            h.update(b"x" * 22)
+            h.finalize()
+        os.urandom(32)
+        runs.append((time.process_time() - t0) * 1000)
+    return statistics.median(runs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=50, help="handshakes to run (default 50)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    engine_handshakes(3)  # warm-up: imports, caches
+    init_ms, resp_ms = engine_handshakes(args.n)
+    cold_i, cold_r = engine_handshakes(args.n, ttl=0.0)
+    floor = floor_ms(max(args.n, 20))
+    result = {
+        "handshakes": args.n,
+        "suite": f"{IKE} / esp {ESP} / ECDSA P-256 certificates",
+        "initiator_cpu_ms": round(statistics.median(init_ms), 3),
+        "responder_cpu_ms": round(statistics.median(resp_ms), 3),
+        "floor_cpu_ms": round(floor, 3),
+        "responder_over_floor": round(statistics.median(resp_ms) / floor, 2),
+        # every handshake validating the peer's chain afresh (verdict cache off)
+        "initiator_cpu_ms_uncached": round(statistics.median(cold_i), 3),
+        "responder_cpu_ms_uncached": round(statistics.median(cold_r), 3),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:24} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

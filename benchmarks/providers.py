@@ -1,0 +1,191 @@
+"""Provider benchmark: each primitive through the Router next to the same operation done
+straight on `cryptography` (and on python-pkcs11 for token signing), measured in the same run
+with interleaved rounds.
+
+    python -m benchmarks.providers          # table
+    python -m benchmarks.providers --json   # {"ops_per_sec": {...}, "overhead": {...}, ...}
+
+`overhead.aes_gcm_1k_seal` and `overhead.ecdsa_p256_sign` are router time / direct time - 1.
+The token part runs on a throwaway SoftHSM2 token (skipped, with null results, when SoftHSM2
+is not installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.asymmetric import ec, mlkem, padding, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+from benchmarks import interleaved
+from providers import Encryption, Integrity, KeyExchange, KeySpec, Pkcs11Config, Prf, SignatureScheme, open_router
+from providers.openssl import openssl_version
+from providers.pkcs11.config import SOFTHSM2_MODULE
+
+Case = tuple[str, Callable[[], object], Callable[[], object]]
+
+
+def software_cases() -> list[Case]:
+    r = open_router("fips")
+    data = os.urandom(1024)
+    aad = os.urandom(8)
+    iv8 = os.urandom(8)
+    iv16 = os.urandom(16)
+
+    gcm_material = os.urandom(20)
+    gcm_key = r.import_secret(gcm_material, "SK_ei")
+    gcm = AESGCM(gcm_material[:16])
+    salt = gcm_material[16:]
+    sealed = gcm.encrypt(salt + iv8, data, aad)
+    gcm_open_key = r.import_secret(gcm_material, "SK_er")
+
+    cbc_material = os.urandom(16)
+    cbc_key = r.import_secret(cbc_material, "SK_ei")
+
+    def cbc_direct() -> bytes:
+        enc = Cipher(algorithms.AES(cbc_material), modes.CBC(iv16)).encryptor()
+        return enc.update(data) + enc.finalize()
+
+    mac_material = os.urandom(32)
+    mac_key = r.import_secret(mac_material, "SK_ai")
+
+    def hmac_direct() -> bytes:
+        m = hmac.HMAC(mac_material, hashes.SHA256())
+        m.update(data)
+        return m.finalize()[:16]
+
+    seed = os.urandom(80)
+    prf_key = r.import_secret(os.urandom(32), "SKEYSEED")
+    prf_material = os.urandom(32)
+    split = [("SK_d", 32), ("SK_ai", 32), ("SK_ar", 32), ("SK_ei", 20), ("SK_er", 20), ("SK_pi", 32), ("SK_pr", 32)]
+
+    p256 = r.generate_keypair(KeySpec("ec", 256, "secp256r1"))
+    p256_raw = ec.generate_private_key(ec.SECP256R1())
+    sig = p256_raw.sign(data, ec.ECDSA(hashes.SHA256()))
+    rsa_key = r.generate_keypair(KeySpec("rsa", 3072))
+    rsa_raw = rsa.generate_private_key(65537, 3072)
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+
+    ecp256 = KeyExchange.ECP_256
+
+    def ecp_router() -> object:
+        a, b = r.ke_generate(ecp256), r.ke_generate(ecp256)
+        return r.ke_derive(a, b.public)
+
+    def ecp_direct() -> object:
+        a, b = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+        return a.exchange(ec.ECDH(), b.public_key())
+
+    mlkem_pub = mlkem.MLKEM768PrivateKey.generate().public_key()
+    mlkem_bytes = mlkem_pub.public_bytes_raw()
+
+    # algorithm identifiers held in locals, as the engine holds them on its SA objects
+    # (an Enum member lookup costs as much as the router's whole hot path)
+    gcm16, cbc, hmac256 = Encryption.ENCR_AES_GCM_16, Encryption.ENCR_AES_CBC, Integrity.AUTH_HMAC_SHA2_256_128
+    prf256, es256, pss256 = Prf.PRF_HMAC_SHA2_256, SignatureScheme.ECDSA_SHA256, SignatureScheme.RSA_PSS_SHA256
+    mlkem768 = KeyExchange.ML_KEM_768
+    return [
+        ("aes_gcm_1k_seal", lambda: r.aead_seal(gcm16, gcm_key, iv8, data, aad),
+         lambda: gcm.encrypt(salt + iv8, data, aad)),
+        ("aes_gcm_1k_open", lambda: r.aead_open(gcm16, gcm_open_key, iv8, sealed, aad),
+         lambda: gcm.decrypt(salt + iv8, sealed, aad)),
+        ("aes_cbc_1k_encrypt", lambda: r.cbc_encrypt(cbc, cbc_key, iv16, data), cbc_direct),
+        ("hmac_sha256_128_1k", lambda: r.integrity_icv(hmac256, mac_key, data),
+         hmac_direct),
+        ("prf_plus_sk_split", lambda: r.prf_plus(prf256, prf_key, seed, split),
+         lambda: HKDFExpand(hashes.SHA256(), 200, seed).derive(prf_material)),
+        ("ecdsa_p256_sign", lambda: r.sign(p256, es256, data),
+         lambda: p256_raw.sign(data, ec.ECDSA(hashes.SHA256()))),
+        ("ecdsa_p256_verify",
+         lambda: r.verify(p256_raw.public_key(), es256, data, sig),
+         lambda: p256_raw.public_key().verify(sig, data, ec.ECDSA(hashes.SHA256()))),
+        ("rsa3072_pss_sign", lambda: r.sign(rsa_key, pss256, data),
+         lambda: rsa_raw.sign(data, pss, hashes.SHA256())),
+        ("ecp256_key_exchange", ecp_router, ecp_direct),
+        ("mlkem768_encapsulate", lambda: r.ke_encapsulate(mlkem768, mlkem_bytes),
+         lambda: mlkem.MLKEM768PublicKey.from_public_bytes(mlkem_bytes).encapsulate()),
+    ]
+
+
+def token_cases(tmp: str) -> list[Case]:
+    util = shutil.which("softhsm2-util")
+    if util is None or not os.path.exists(SOFTHSM2_MODULE):
+        return []
+    os.makedirs(os.path.join(tmp, "tokens"))
+    conf = os.path.join(tmp, "softhsm2.conf")
+    with open(conf, "w", encoding="utf-8") as f:
+        f.write(f"directories.tokendir = {tmp}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = conf
+    subprocess.run([util, "--init-token", "--free", "--label", "fipsike-bench", "--so-pin", "12345678",
+                    "--pin", "87654321"], check=True, capture_output=True)
+    pin_file = os.path.join(tmp, "pin")
+    with open(pin_file, "w", encoding="utf-8") as f:
+        f.write("87654321")
+    r = open_router("fips", pkcs11=Pkcs11Config(token_label="fipsike-bench", pin_file=pin_file))
+    from pkcs11 import MGF, Mechanism
+    from pkcs11.util.ec import encode_ecdsa_signature
+
+
+    data = os.urandom(1024)
+    es256, pss256 = SignatureScheme.ECDSA_SHA256, SignatureScheme.RSA_PSS_SHA256
+    p256 = r.generate_keypair(KeySpec("ec", 256, "secp256r1"), label="bench-ec", to_token=True)
+    rsa2k = r.generate_keypair(KeySpec("rsa", 2048), label="bench-rsa", to_token=True)
+    ec_obj, rsa_obj = p256._impl, rsa2k._impl
+
+    def ecdsa_direct() -> bytes:
+        digest = hashes.Hash(hashes.SHA256())
+        digest.update(data)
+        return bytes(encode_ecdsa_signature(ec_obj.sign(digest.finalize(), mechanism=Mechanism.ECDSA)))
+
+    return [
+        ("token_ecdsa_p256_sign", lambda: r.sign(p256, es256, data), ecdsa_direct),
+        ("token_rsa2048_pss_sign", lambda: r.sign(rsa2k, pss256, data),
+         lambda: rsa_obj.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS_PSS,
+                              mechanism_param=(Mechanism.SHA256, MGF.SHA256, 32))),
+    ]
+
+
+def run(rounds: int) -> dict[str, Any]:
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="fipsike-bench-") as tmp:
+        for name, via_router, direct in software_cases() + token_cases(tmp):
+            t = interleaved({"router": via_router, "direct": direct}, rounds=rounds, target_s=0.02)
+            results[name] = {"router": 1.0 / t["router"], "direct": 1.0 / t["direct"],
+                             "overhead": t["router"] / t["direct"] - 1.0}
+    return {
+        "openssl": openssl_version(),
+        "ops_per_sec": {k: {"router": round(v["router"], 1), "direct": round(v["direct"], 1)}
+                        for k, v in results.items()},
+        "overhead": {k: round(v["overhead"], 4) for k, v in results.items()},
+        "token": "softhsm2" if any(k.startswith("token_") for k in results) else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.providers", description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--rounds", type=int, default=25, help="interleaved rounds per case (best is kept)")
+    args = parser.parse_args(argv)
+    out = run(args.rounds)
+    if args.json:
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 0
+    print(f"{'operation':<26}{'router ops/s':>14}{'direct ops/s':>14}{'overhead':>10}   ({out['openssl']})")
+    for name, ops in out["ops_per_sec"].items():
+        print(f"{name:<26}{ops['router']:>14,.0f}{ops['direct']:>14,.0f}{out['overhead'][name]:>10.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

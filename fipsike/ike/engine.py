@@ -1,0 +1,499 @@
+"""The IKEv2 engine: datagrams, addresses and a clock in; actions out (sans-I/O).
+
+    engine = Engine(router, [conn])
+    actions = engine.initiate("gw", now)
+    actions = engine.receive(datagram, src=(ip, port), dst=(ip, port), now=now)
+    actions = engine.timer(now)
+
+The driver carries out the returned actions in order (send, install, arm a
+timer, log). The engine reads no clock, opens no socket and touches no kernel:
+that keeps every test deterministic. Exchange logic lives in
+fipsike.ike.exchanges, one module per exchange; this module holds the SA
+tables, message IDs, retransmission, timers and the shared helpers.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+
+from certs.validation import PathValidator
+from fipsike.ike import wire
+from fipsike.ike.actions import (
+    Action,
+    Address,
+    ArmTimer,
+    DeadPeer,
+    DeleteChildSa,
+    IkeSaDeleted,
+    IkeSaFailed,
+    InstallChildSa,
+    Log,
+    SaDirection,
+    SendDatagram,
+)
+from fipsike.ike.config import Connection
+from fipsike.ike.cookies import CookieJar
+from fipsike.ike.errors import CodecError
+from fipsike.ike.exchanges import dispatch, ike_sa_init
+from fipsike.ike.message import Message
+from fipsike.ike.payloads import Notify, Payload
+from fipsike.ike.proposals import Transform, TransformType
+from fipsike.ike.registry import ExchangeType, NotifyType
+from fipsike.ike.retransmit import PendingRequest
+from fipsike.ike.sa import ChildSa, ChildState, IkeSa, IkeState, SaTable, Task
+from providers.algorithms import Encryption, HashAlg, Integrity, KeyExchange, Prf
+from providers.errors import ProviderError
+
+HALF_OPEN_TIMEOUT = 30.0  # seconds a responder keeps an IKE SA waiting for IKE_AUTH
+REKEYED_SA_TIMEOUT = 30.0  # an old IKE SA kept after a rekey, waiting for the peer's DELETE
+NONCE_SIZE = 32  # >= half the PRF key size and >= 16 octets (RFC 7296 2.10)
+# reqids handed out start in the range fipsike.kernel's Ownership claims (0x4649xxxx, "FI")
+REQID_BASE = 0x4649_0001
+
+
+class Engine:
+    def __init__(self, router: Any, connections: Iterable[Connection] = (), *, cookie_threshold: int = 100,
+                 wallclock: Any = None, reqid_base: int = REQID_BASE, verdict_cache_ttl: float = 300.0) -> None:
+        self.router = router
+        self.policy = router.policy
+        self.fips = bool(getattr(self.policy, "fips", False))
+        self.connections: dict[str, Connection] = {}
+        for c in connections:
+            self.add_connection(c)
+        self.sas = SaTable()
+        self.cookies = CookieJar(router, threshold=cookie_threshold)
+        self._out: list[Action] = []
+        self._reqids: dict[tuple[str, str], int] = {}
+        self._next_reqid = reqid_base
+        # certificate validity is judged against the real UTC time unless a test injects one
+        self.wallclock = wallclock or (lambda: datetime.now(UTC))
+        self.now = 0.0
+        self._validators: dict[tuple[int, ...], PathValidator] = {}
+        self._verdicts: dict[tuple[tuple[bytes, ...], tuple[int, ...]], tuple[Any, datetime]] = {}
+        self.verdict_cache_ttl = verdict_cache_ttl
+        self._memo: dict[Any, Any] = {}
+        self._allowed: dict[Transform, bool] = {}
+
+    # --- configuration --------------------------------------------------------------
+    def add_connection(self, conn: Connection) -> None:
+        self.connections[conn.name] = conn.capped(self.fips)
+
+    def remove_connection(self, name: str) -> None:
+        self.connections.pop(name, None)
+
+    # --- entry points ------------------------------------------------------------------
+    def initiate(self, conn_name: str, now: float, child: str | None = None) -> list[Action]:
+        """Start an IKE SA for `conn_name` (with its first Child SA, or `child`). When an IKE SA
+        to the peer is already up, only the Child SA is created (CREATE_CHILD_SA)."""
+        self.now = now
+        conn = self.connections[conn_name]
+        existing = [sa for sa in self.sas.established() if sa.conn.name == conn_name]
+        if existing and child is not None:
+            self.queue(existing[0], Task("create-child", child=child), now)
+        else:
+            cfg = conn.child(child) if child else (conn.children[0] if conn.children else None)
+            ike_sa_init.start(self, conn, cfg, now)
+        return self._flush()
+
+    def receive(self, datagram: bytes, src: Address, dst: Address, now: float) -> list[Action]:
+        self.now = now
+        try:
+            msg = Message.parse(datagram)
+        except CodecError as e:
+            self.log("debug", "drop", f"unparsable message from {src[0]}:{src[1]}: {e}")
+            self._answer_bad_init(datagram, e, src, dst)
+            return self._flush()
+        try:
+            dispatch.receive(self, msg, datagram, src, dst, now)
+        except ProviderError as e:
+            # a cryptographic failure never takes the engine down: the SA in question fails
+            self.log("error", "provider-error", f"{type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - one bad datagram must not stop the daemon
+            self.log("error", "internal-error", f"message from {src[0]} dropped: {type(e).__name__}: {e}")
+        return self._flush()
+
+    def _answer_bad_init(self, datagram: bytes, err: CodecError, src: Address, dst: Address) -> None:
+        """An IKE_SA_INIT request we cannot take gets its notify in a plain response (RFC 7296 2.21.1,
+        3.10.1: UNSUPPORTED_CRITICAL_PAYLOAD, INVALID_MAJOR_VERSION, INVALID_SYNTAX); anything else
+        is dropped."""
+        if err.notify is None or len(datagram) < 28:
+            return
+        spi_r, exchange, flags = datagram[8:16], datagram[18], datagram[19]
+        if exchange != ExchangeType.IKE_SA_INIT or flags & 0x20 or spi_r != bytes(8):
+            return
+        body = Notify.error(err.notify, err.notify_data)
+        msg = Message(datagram[0:8], bytes(8), int(ExchangeType.IKE_SA_INIT), 0, False, True, (body,))
+        self.emit(SendDatagram(msg.serialize(), dst, src))
+
+    def timer(self, now: float) -> list[Action]:
+        self.now = now
+        try:
+            dispatch.timer(self, now)
+        except ProviderError as e:
+            self.log("error", "provider-error", f"{type(e).__name__}: {e}")
+        return self._flush()
+
+    def rekey_child(self, spi_in: int, now: float) -> list[Action]:
+        self.now = now
+        found = self.find_child(spi_in)
+        if found:
+            self.queue(found[0], Task("rekey-child", spi=spi_in), now)
+        return self._flush()
+
+    def rekey_ike(self, ike_sa: str, now: float) -> list[Action]:
+        self.now = now
+        sa = self.find_ike(ike_sa)
+        if sa is not None:
+            self.queue(sa, Task("rekey-ike"), now)
+        return self._flush()
+
+    def delete_child(self, spi_in: int, now: float) -> list[Action]:
+        self.now = now
+        found = self.find_child(spi_in)
+        if found:
+            self.queue(found[0], Task("delete-child", spi=spi_in), now)
+        return self._flush()
+
+    def delete_ike(self, ike_sa: str, now: float) -> list[Action]:
+        self.now = now
+        sa = self.find_ike(ike_sa)
+        if sa is not None:
+            if sa.state == IkeState.ESTABLISHED:
+                self.queue(sa, Task("delete-ike"), now)
+            else:
+                self.drop_ike(sa, "deleted locally")
+        return self._flush()
+
+    def terminate(self, conn_name: str, now: float) -> list[Action]:
+        self.now = now
+        for sa in list(self.sas):
+            if sa.conn.name == conn_name:
+                if sa.state == IkeState.ESTABLISHED:
+                    self.queue(sa, Task("delete-ike"), now)
+                else:
+                    self.drop_ike(sa, "terminated")
+        return self._flush()
+
+    def expire(self, spi_in: int, hard: bool, now: float) -> list[Action]:
+        """The kernel's EXPIRE for an inbound SPI: soft -> rekey, hard -> the SA is gone, delete it."""
+        self.now = now
+        found = self.find_child(spi_in)
+        if found:
+            sa, child = found
+            if hard:
+                self.queue(sa, Task("delete-child", spi=spi_in), now)
+            elif child.state == ChildState.INSTALLED:
+                self.queue(sa, Task("rekey-child", spi=spi_in), now)
+        return self._flush()
+
+    def liveness(self, ike_sa: str, now: float) -> list[Action]:
+        """Send a liveness check (an empty INFORMATIONAL, RFC 7296 2.4) now."""
+        self.now = now
+        sa = self.find_ike(ike_sa)
+        if sa is not None:
+            self.queue(sa, Task("dpd"), now)
+        return self._flush()
+
+    # --- lookups ----------------------------------------------------------------------
+    def find_ike(self, name: str) -> IkeSa | None:
+        sa: IkeSa
+        for sa in self.sas:
+            if sa.name == name:
+                return sa
+        return None
+
+    def find_child(self, spi_in: int) -> tuple[IkeSa, ChildSa] | None:
+        for sa in self.sas:
+            c = sa.children.get(spi_in)
+            if c is not None:
+                return sa, c
+        return None
+
+    def ike_sas(self) -> list[IkeSa]:
+        return list(self.sas)
+
+    # --- output ------------------------------------------------------------------------
+    def emit(self, action: Action) -> None:
+        self._out.append(action)
+
+    def log(self, level: str, event: str, message: str) -> None:
+        self._out.append(Log(level, event, message))
+
+    def _flush(self) -> list[Action]:
+        out = self._out
+        self._out = []
+        nxt = self.next_deadline()
+        if nxt is not None:
+            out.append(ArmTimer(nxt))
+        return out
+
+    def next_deadline(self) -> float | None:
+        best: float | None = None
+
+        def consider(t: float) -> None:
+            nonlocal best
+            if t > 0 and (best is None or t < best):
+                best = t
+
+        for sa in self.sas:
+            if sa.pending is not None:
+                consider(sa.pending.deadline)
+            if sa.state in (IkeState.INIT_DONE, IkeState.REKEYED):
+                consider(sa.half_open_deadline)
+            if sa.state == IkeState.ESTABLISHED:
+                consider(sa.rekey_at)
+                consider(sa.expire_at)
+                if sa.conn.dpd_delay > 0 and sa.pending is None:
+                    consider(sa.last_heard + sa.conn.dpd_delay)
+                for c in sa.children.values():
+                    if c.state == ChildState.INSTALLED:
+                        consider(c.rekey_at)
+                    consider(c.expire_at)
+        return best
+
+    def validator(self, anchors: tuple[Any, ...]) -> PathValidator:
+        """One certs PathValidator per set of trust anchors (it indexes the anchors once)."""
+        key = tuple(id(a) for a in anchors)
+        v = self._validators.get(key)
+        if v is None or v.anchors != list(anchors):
+            v = PathValidator(self.router, anchors)
+            self._validators[key] = v
+        return v
+
+    def validated_peer(self, chain_der: tuple[bytes, ...], anchors: tuple[Any, ...]) -> Any:
+        """The peer's end-entity certificate once its chain validates against `anchors`
+        (certs.validation, RFC 5280 6). Raises AuthError.
+
+        A positive verdict is remembered for `verdict_cache_ttl` seconds of wall-clock time (never
+        past the end entity's notAfter), keyed by the exact chain octets and the anchor set, so a
+        peer that re-authenticates does not pay for path validation again (strongSwan's cert_cache
+        does the same for issuer signatures). 0 turns the cache off.
+        """
+        from fipsike.ike.auth import AuthError
+
+        key = (chain_der, tuple(id(a) for a in anchors))
+        wall = self.wallclock()
+        hit = self._verdicts.get(key)
+        if hit is not None and wall < hit[1]:
+            return hit[0]
+        try:
+            parsed = [x509.load_der_x509_certificate(d) for d in chain_der]
+        except ValueError:
+            raise AuthError("malformed certificate") from None
+        verdict = self.validator(anchors).validate(parsed[0], wall, intermediates=parsed[1:])
+        if not verdict.ok:
+            raise AuthError(f"certificate refused: {verdict}")
+        if self.verdict_cache_ttl > 0:
+            if len(self._verdicts) >= 1024:
+                self._verdicts.clear()
+            until = min(wall + timedelta(seconds=self.verdict_cache_ttl), parsed[0].not_valid_after_utc)
+            self._verdicts[key] = (parsed[0], until)
+        return parsed[0]
+
+    def memo(self, key: Any, build: Any) -> Any:
+        """A small per-engine cache for values derived from configuration or certificates (keys are
+        compared by value: certificates hash by their DER)."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        if len(self._memo) >= 4096:
+            self._memo.clear()
+        value = self._memo[key] = build()
+        return value
+
+    # --- policy -----------------------------------------------------------------------------
+    def allowed(self, t: Transform) -> bool:
+        """Is this transform approved by the active provider policy?"""
+        got = self._allowed.get(t)
+        if got is None:
+            got = self._allowed[t] = self._check_allowed(t)
+        return got
+
+    def _check_allowed(self, t: Transform) -> bool:
+        p = self.policy
+        try:
+            if t.type == TransformType.ENCR:
+                e = Encryption(t.id)
+                bits = t.key_bits or {Encryption.ENCR_CHACHA20_POLY1305: 256}.get(e, 0)
+                return bool(p.allows_encryption(e, bits))
+            if t.type == TransformType.PRF:
+                return bool(p.allows_prf(Prf(t.id)))
+            if t.type == TransformType.INTEG:
+                return bool(p.allows_integrity(Integrity(t.id)))
+            if t.type == TransformType.KE:
+                return bool(p.allows_ke(KeyExchange(t.id)))
+            if t.type == TransformType.ESN:
+                return t.id in (0, 1)
+        except ValueError:
+            return False
+        return False
+
+    # --- randomness ---------------------------------------------------------------------------
+    def new_ike_spi(self) -> bytes:
+        while True:
+            spi = bytes(self.router.random(8))
+            if spi != bytes(8) and spi not in self.sas.by_spi:
+                return spi
+
+    def new_child_spi(self) -> int:
+        while True:
+            spi = int.from_bytes(self.router.random(4), "big")
+            # 1-255 are reserved by IANA (RFC 4303 2.1); 0 is never an SPI
+            if spi >= 256 and self.find_child(spi) is None:
+                return spi
+
+    def nonce(self) -> bytes:
+        return bytes(self.router.random(NONCE_SIZE))
+
+    def reqid(self, conn: str, child: str, configured: int) -> int:
+        if configured:
+            return configured
+        key = (conn, child)
+        if key not in self._reqids:
+            self._reqids[key] = self._next_reqid
+            self._next_reqid += 1
+        return self._reqids[key]
+
+    # --- NAT detection (RFC 7296 2.23) ----------------------------------------------------------
+    def nat_hash(self, spi_i: bytes, spi_r: bytes, addr: Address) -> bytes:
+        ip = _packed(addr[0])
+        return bytes(self.router.digest(HashAlg.SHA1, spi_i + spi_r + ip + addr[1].to_bytes(2, "big")))
+
+    # --- sending -------------------------------------------------------------------------------
+    def _send(self, sa: IkeSa, packets: Sequence[bytes]) -> None:
+        for p in packets:
+            self.emit(SendDatagram(p, sa.local, sa.remote))
+
+    def send_request(self, sa: IkeSa, exchange: ExchangeType, payloads: Sequence[Payload], kind: str,
+                     now: float) -> None:
+        msg = Message(sa.spi_i, sa.spi_r, int(exchange), sa.next_request_id, sa.initiator, False,
+                      tuple(payloads))
+        if exchange == ExchangeType.IKE_SA_INIT:
+            data = msg.serialize()
+            packets = [data]
+            sa.init_request = data
+        else:
+            packets = wire.protect(self.router, sa, msg)
+        sa.pending = PendingRequest(msg.message_id, packets, kind, now)
+        sa.pending.arm(sa.conn.retransmit, now)
+        sa.next_request_id += 1
+        self._send(sa, packets)
+
+    def send_response(self, sa: IkeSa, request: Message, payloads: Sequence[Payload]) -> None:
+        msg = Message(sa.spi_i, sa.spi_r, int(request.exchange), request.message_id, sa.initiator, True,
+                      tuple(payloads))
+        if request.exchange == ExchangeType.IKE_SA_INIT:
+            data = msg.serialize()
+            packets = [data]
+            sa.init_response = data
+        else:
+            packets = wire.protect(self.router, sa, msg)
+        sa.last_response = (request.message_id, packets)
+        sa.expected_request_id = request.message_id + 1
+        self._send(sa, packets)
+
+    def send_plain(self, request: Message, payloads: Sequence[Payload], src: Address, dst: Address,
+                   spi_r: bytes = bytes(8)) -> None:
+        """A response outside any IKE SA (COOKIE, INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN)."""
+        msg = Message(request.spi_i, spi_r, int(request.exchange), request.message_id, False, True,
+                      tuple(payloads))
+        self.emit(SendDatagram(msg.serialize(), dst, src))
+
+    # --- the window of one (RFC 7296 2.3) ------------------------------------------------------
+    def queue(self, sa: IkeSa, task: Task, now: float) -> None:
+        if task.kind in ("rekey-ike", "dpd", "delete-ike") and any(t.kind == task.kind for t in sa.tasks):
+            return
+        if task.kind in ("rekey-child", "delete-child") and any(
+                t.kind == task.kind and t.spi == task.spi for t in sa.tasks):
+            return
+        sa.tasks.append(task)
+        self.kick(sa, now)
+
+    def kick(self, sa: IkeSa, now: float) -> None:
+        if sa.pending is not None or sa.state not in (IkeState.ESTABLISHED, IkeState.REKEYED):
+            return
+        while sa.tasks and sa.pending is None:
+            task = sa.tasks.pop(0)
+            dispatch.start_task(self, sa, task, now)
+
+    # --- Child SA install / removal --------------------------------------------------------------
+    def install_child(self, sa: IkeSa, child: ChildSa, rekey_of: int | None = None) -> None:
+        keys = child.keys
+        assert keys is not None
+        # the initiator of the exchange that made the SA sends with the i->r keys (RFC 7296 2.17)
+        if child.initiator:
+            out_e, out_a, in_e, in_a = keys.encr_i, keys.integ_i, keys.encr_r, keys.integ_r
+        else:
+            out_e, out_a, in_e, in_a = keys.encr_r, keys.integ_r, keys.encr_i, keys.integ_i
+        s = child.suite
+        inbound = SaDirection(child.spi_in, sa.remote[0], sa.local[0], s.encr, s.encr_key_bits, in_e, s.integ, in_a)
+        outbound = SaDirection(child.spi_out, sa.local[0], sa.remote[0], s.encr, s.encr_key_bits, out_e, s.integ,
+                               out_a)
+        encap = (sa.local[1], sa.remote[1]) if (sa.nat_local or sa.nat_remote or sa.conn.encap) else None
+        sa.children[child.spi_in] = child
+        self.emit(InstallChildSa(sa.name, sa.conn.name, child.name, child.reqid, child.mode, inbound, outbound,
+                                 child.local_ts, child.remote_ts, child.rekey_at - child.installed_at,
+                                 child.expire_at - child.installed_at, s.esn, encap, rekey_of))
+        self.log("info", "child-sa-installed",
+                 f"{sa.conn.name}/{child.name} {child.mode} in {child.spi_in:08x} out {child.spi_out:08x} "
+                 f"{s} {_ts_text(child.local_ts)} === {_ts_text(child.remote_ts)}")
+
+    def remove_child(self, sa: IkeSa, child: ChildSa, reason: str, keep_policies: bool = False) -> None:
+        if sa.children.pop(child.spi_in, None) is None:
+            return
+        child.state = ChildState.DELETED
+        self.emit(DeleteChildSa(sa.name, sa.conn.name, child.name, child.reqid, child.spi_in, child.spi_out,
+                                sa.local[0], sa.remote[0], reason, keep_policies))
+        if child.keys is not None:
+            child.keys.wipe()
+            child.keys = None
+
+    def drop_ike(self, sa: IkeSa, reason: str, failed: bool = False) -> None:
+        """Forget an IKE SA and its Child SAs locally (no exchange)."""
+        for child in list(sa.children.values()):
+            self.remove_child(sa, child, reason)
+        self.sas.remove(sa)
+        was = sa.state
+        sa.state = IkeState.DELETED
+        sa.pending = None
+        sa.tasks.clear()
+        if sa.keys is not None:
+            sa.keys.wipe()
+        if sa.share is not None:
+            sa.share.wipe()
+        if failed or was in (IkeState.INIT_SENT, IkeState.AUTH_SENT):
+            self.emit(IkeSaFailed(sa.conn.name, reason))
+        else:
+            self.emit(IkeSaDeleted(sa.name, sa.conn.name, reason))
+
+    def peer_dead(self, sa: IkeSa, now: float) -> None:
+        self.log("warning", "dead-peer", f"{sa.conn.name} {sa.name}: no answer from {sa.remote[0]}")
+        action = sa.conn.dpd_action
+        self.emit(DeadPeer(sa.name, sa.conn.name, action))
+        self.drop_ike(sa, "dead peer")
+        if action == "restart":
+            conn = self.connections.get(sa.conn.name, sa.conn)
+            ike_sa_init.start(self, conn, conn.children[0] if conn.children else None, now)
+
+    def notify_error(self, sa: IkeSa | None, name: str, detail: str) -> None:
+        self.log("warning", name.lower().replace("_", "-"),
+                 f"{sa.conn.name + ' ' if sa else ''}{name}: {detail}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _packed(ip: str) -> bytes:
+    return ipaddress.ip_address(ip).packed
+
+
+def _ts_text(ts: Sequence[Any]) -> str:
+    return ",".join(f"{t.start}-{t.end}" for t in ts)
+
+
+__all__ = ["Engine", "NotifyType"]

@@ -1,0 +1,194 @@
+"""Child SA negotiation shared by IKE_AUTH and CREATE_CHILD_SA: ESP proposals under
+the policy, traffic selectors with narrowing (RFC 7296 2.9), the mode
+(USE_TRANSPORT_MODE, 1.3.1) and KEYMAT (2.17)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fipsike.ike import ts as tsmod
+from fipsike.ike import wire
+from fipsike.ike.actions import TrafficSelectorSpec
+from fipsike.ike.config import ChildConfig
+from fipsike.ike.keymat import derive_child_keys
+from fipsike.ike.message import Message
+from fipsike.ike.payloads import (
+    Notify,
+    Payload,
+    SecurityAssociation,
+    TrafficSelectorInitiator,
+    TrafficSelectorResponder,
+)
+from fipsike.ike.proposals import (
+    NoProposalChosen,
+    Proposal,
+    ProposalSpec,
+    Protocol,
+    TransformType,
+    esp_suite,
+    select,
+    verify_choice,
+)
+from fipsike.ike.registry import NotifyType
+from fipsike.ike.sa import ChildSa, Exchange, IkeSa
+from providers.handles import SecretKey
+
+if TYPE_CHECKING:
+    from fipsike.ike.engine import Engine
+
+
+class ChildError(Exception):
+    """The Child SA cannot be made; `notify` is what RFC 7296 says to answer."""
+
+    def __init__(self, notify: NotifyType, detail: str, data: bytes = b"") -> None:
+        super().__init__(detail)
+        self.notify = notify
+        self.data = data
+
+
+def _strip_ke(spec: ProposalSpec) -> ProposalSpec:
+    return ProposalSpec(spec.protocol, tuple(t for t in spec.transforms if t.type != TransformType.KE))
+
+
+def _specs(cfg: ChildConfig, in_ike_auth: bool, pfs: bool = True) -> list[ProposalSpec]:
+    # the Child SA of IKE_AUTH takes its keys from the IKE SA's exchange: no KE of its own (RFC 7296 1.2)
+    if in_ike_auth or not pfs:
+        return [_strip_ke(s) for s in cfg.esp_proposals]
+    return list(cfg.esp_proposals)
+
+
+def default_ts(sa: IkeSa, cfg: ChildConfig) -> tuple[tuple[TrafficSelectorSpec, ...], tuple[TrafficSelectorSpec, ...]]:
+    local = cfg.local_ts or (tsmod.for_address(sa.local[0]),)
+    remote = cfg.remote_ts or (tsmod.for_address(sa.remote[0]),)
+    return local, remote
+
+
+def pfs_group(cfg: ChildConfig) -> int | None:
+    for spec in cfg.esp_proposals:
+        groups = [g for g in spec.ke_groups() if g]
+        if groups:
+            return groups[0]
+    return None
+
+
+def request_payloads(eng: Engine, sa: IkeSa, ex: Exchange, cfg: ChildConfig, in_ike_auth: bool,
+                     local_ts: tuple[TrafficSelectorSpec, ...] | None = None,
+                     remote_ts: tuple[TrafficSelectorSpec, ...] | None = None) -> tuple[list[Payload], list[Payload]]:
+    """(notifies and SA, TSi/TSr): the caller puts Nonce/KE between them as RFC 7296 orders them."""
+    ex.child_cfg = cfg
+    ex.spi_in = eng.new_child_spi()
+    spi = ex.spi_in.to_bytes(4, "big")
+    ex.esp_proposals = tuple(s.to_proposal(i + 1, spi) for i, s in enumerate(_specs(cfg, in_ike_auth)))
+    dl, dr = default_ts(sa, cfg)
+    ex.local_ts = local_ts or dl
+    ex.remote_ts = remote_ts or dr
+    ex.transport = cfg.mode == "transport"
+    head: list[Payload] = []
+    if ex.transport:
+        head.append(Notify.use_transport_mode())
+    head.append(wire.to_wire_sa(ex.esp_proposals))
+    tail: list[Payload] = [TrafficSelectorInitiator(wire.to_wire_ts(ex.local_ts)),
+                           TrafficSelectorResponder(wire.to_wire_ts(ex.remote_ts))]
+    return head, tail
+
+
+@dataclass
+class Negotiated:
+    cfg: ChildConfig
+    proposal: Proposal
+    local_ts: tuple[TrafficSelectorSpec, ...]
+    remote_ts: tuple[TrafficSelectorSpec, ...]
+    transport: bool
+
+
+def negotiate(eng: Engine, sa: IkeSa, msg: Message, in_ike_auth: bool,
+              only: ChildConfig | None = None) -> Negotiated:
+    """Responder: pick the child config, narrow the selectors, choose a proposal. Raises ChildError."""
+    sa_p = msg.get(SecurityAssociation)
+    tsi_p = msg.get(TrafficSelectorInitiator)
+    tsr_p = msg.get(TrafficSelectorResponder)
+    if sa_p is None or tsi_p is None or tsr_p is None:
+        raise ChildError(NotifyType.INVALID_SYNTAX, "Child SA request without SA, TSi or TSr")
+    tsi = wire.from_wire_ts(tsi_p.selectors)
+    tsr = wire.from_wire_ts(tsr_p.selectors)
+    offered = wire.from_wire_sa(sa_p)
+    if in_ike_auth:
+        offered = [Proposal(p.number, p.protocol, p.spi,
+                            tuple(t for t in p.transforms if t.type != TransformType.KE)) for p in offered]
+    transport = msg.notify(NotifyType.USE_TRANSPORT_MODE) is not None
+    cfgs = [only] if only is not None else list(sa.conn.children)
+    ts_found = False
+    for cfg in cfgs:
+        local, remote = default_ts(sa, cfg)
+        # the peer's TSi is its side: our remote selectors; its TSr our local ones
+        n_remote = tsmod.narrow(tsi, remote)
+        n_local = tsmod.narrow(tsr, local)
+        if not n_remote or not n_local:
+            continue
+        ts_found = True
+        try:
+            chosen = select(offered, _specs(cfg, in_ike_auth), eng.allowed, Protocol.ESP)
+        except NoProposalChosen:
+            continue
+        if len(chosen.spi) != 4:
+            raise ChildError(NotifyType.INVALID_SYNTAX, "ESP proposal without a 4-octet SPI")
+        return Negotiated(cfg, chosen, tuple(n_local), tuple(n_remote), transport and cfg.mode == "transport")
+    if not ts_found:
+        raise ChildError(NotifyType.TS_UNACCEPTABLE, "no configured Child SA fits the traffic selectors")
+    raise ChildError(NotifyType.NO_PROPOSAL_CHOSEN, "no acceptable ESP proposal")
+
+
+def response_payloads(n: Negotiated, spi_in: int) -> tuple[list[Payload], list[Payload]]:
+    head: list[Payload] = []
+    if n.transport:
+        head.append(Notify.use_transport_mode())
+    p = n.proposal
+    head.append(wire.to_wire_sa([Proposal(p.number, p.protocol, spi_in.to_bytes(4, "big"), p.transforms)]))
+    # TSi is the initiator's side (our remote), TSr ours
+    tail: list[Payload] = [TrafficSelectorInitiator(wire.to_wire_ts(n.remote_ts)),
+                           TrafficSelectorResponder(wire.to_wire_ts(n.local_ts))]
+    return head, tail
+
+
+def make_child(eng: Engine, sa: IkeSa, cfg: ChildConfig, proposal: Proposal, spi_in: int, spi_out: int,
+               local_ts: tuple[TrafficSelectorSpec, ...], remote_ts: tuple[TrafficSelectorSpec, ...],
+               transport: bool, ni: bytes, nr: bytes, shared: SecretKey | None, initiator: bool, now: float,
+               reqid: int = 0) -> ChildSa:
+    assert sa.keys is not None and sa.suite is not None
+    suite = esp_suite(proposal)
+    keys = derive_child_keys(eng.router, sa.suite.prf, sa.keys.sk_d, suite.encr, suite.encr_key_bits, suite.integ,
+                             ni, nr, shared)
+    return ChildSa(config=cfg, reqid=reqid or eng.reqid(sa.conn.name, cfg.name, cfg.reqid), suite=suite,
+                   spi_in=spi_in, spi_out=spi_out, mode="transport" if transport else "tunnel",
+                   local_ts=local_ts, remote_ts=remote_ts, keys=keys, installed_at=now,
+                   rekey_at=now + cfg.rekey_time, expire_at=now + cfg.life_time, initiator=initiator,
+                   nonces=(ni, nr))
+
+
+def complete(eng: Engine, sa: IkeSa, ex: Exchange, msg: Message, ni: bytes, nr: bytes, shared: SecretKey | None,
+             now: float, reqid: int = 0) -> ChildSa:
+    """Initiator: check the responder's choice and selectors, derive the keys. Raises ChildError."""
+    sa_p = msg.get(SecurityAssociation)
+    tsi_p = msg.get(TrafficSelectorInitiator)
+    tsr_p = msg.get(TrafficSelectorResponder)
+    if sa_p is None or tsi_p is None or tsr_p is None:
+        raise ChildError(NotifyType.INVALID_SYNTAX, "Child SA response without SA, TSi or TSr")
+    try:
+        chosen = verify_choice(wire.from_wire_sa(sa_p), ex.esp_proposals, eng.allowed)
+        suite = esp_suite(chosen)
+    except (NoProposalChosen, ValueError) as e:
+        raise ChildError(NotifyType.NO_PROPOSAL_CHOSEN, str(e)) from None
+    if len(chosen.spi) != 4:
+        raise ChildError(NotifyType.INVALID_SYNTAX, "responder's ESP SPI is not 4 octets")
+    tsi = tuple(wire.from_wire_ts(tsi_p.selectors))
+    tsr = tuple(wire.from_wire_ts(tsr_p.selectors))
+    if not tsmod.all_within(tsi, ex.local_ts) or not tsmod.all_within(tsr, ex.remote_ts):
+        raise ChildError(NotifyType.TS_UNACCEPTABLE, "responder's selectors are not within ours")
+    transport = msg.notify(NotifyType.USE_TRANSPORT_MODE) is not None
+    if ex.transport and not transport:
+        raise ChildError(NotifyType.NO_PROPOSAL_CHOSEN, "we need transport mode; the responder chose tunnel")
+    del suite
+    assert ex.child_cfg is not None
+    return make_child(eng, sa, ex.child_cfg, chosen, ex.spi_in, int.from_bytes(chosen.spi, "big"), tsi, tsr,
+                      transport, ni, nr, shared, True, now, reqid)

@@ -1,0 +1,195 @@
+"""Routing of received messages to their exchange, message-ID checks (RFC 7296 2.2, 2.3, 2.21)
+and the timer sweep (retransmission, rekeying, lifetimes, liveness)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fipsike.ike import wire
+from fipsike.ike.actions import Address
+from fipsike.ike.errors import CodecError, UnsupportedCriticalPayload
+from fipsike.ike.exchanges import create_child_sa, ike_auth, ike_sa_init, informational
+from fipsike.ike.message import Message
+from fipsike.ike.payloads import Notify
+from fipsike.ike.registry import ExchangeType, NotifyType
+from fipsike.ike.sa import ChildState, IkeSa, IkeState, Task
+
+if TYPE_CHECKING:
+    from fipsike.ike.engine import Engine
+
+
+def receive(eng: Engine, msg: Message, data: bytes, src: Address, dst: Address, now: float) -> None:
+    if msg.exchange == ExchangeType.IKE_SA_INIT and not msg.response:
+        ike_sa_init.handle_request(eng, msg, data, src, dst, now)
+        return
+    # the I flag says who sent it: from the original initiator, our SPI is SPIr (RFC 7296 3.1)
+    ours = msg.spi_r if msg.initiator else msg.spi_i
+    sa = eng.sas.by_spi.get(ours)
+    if sa is None or sa.initiator == msg.initiator:
+        # RFC 7296 2.21.4: an unknown SPI may get INVALID_IKE_SPI; we stay silent (no amplification)
+        eng.log("debug", "unknown-spi", f"message for an unknown IKE SA from {src[0]}:{src[1]} dropped")
+        return
+    if msg.response:
+        pending = sa.pending
+        if pending is None or pending.message_id != msg.message_id:
+            eng.log("debug", "stale-response", f"{sa.name}: response {msg.message_id} matches no request")
+            return
+        if msg.exchange == ExchangeType.IKE_SA_INIT:
+            if sa.state != IkeState.INIT_SENT:
+                return
+            ike_sa_init.handle_response(eng, sa, msg, data, src, dst, now)
+            return
+        inner = _open(eng, sa, msg, data)
+        if inner is None:
+            return
+        _follow(eng, sa, src, dst)
+        sa.last_heard = now
+        sa.pending = None
+        kind = pending.exchange
+        if kind == "ike-auth":
+            ike_auth.handle_response(eng, sa, inner, now)
+        elif kind.startswith(("create-child", "rekey-child", "rekey-ike")):
+            create_child_sa.handle_response(eng, sa, inner, now)
+        else:
+            informational.handle_response(eng, sa, inner, now)
+        if sa.state != IkeState.DELETED:
+            eng.kick(sa, now)
+        return
+    # a request
+    if sa.keys is None:
+        return
+    if msg.message_id == sa.expected_request_id - 1 and sa.last_response is not None \
+            and sa.last_response[0] == msg.message_id:
+        # a retransmitted request: verify it, then answer from the cache (RFC 7296 2.1)
+        if _open(eng, sa, msg, data) is None:
+            return
+        eng.log("debug", "retransmit-response", f"{sa.name}: request {msg.message_id} repeated, cached answer")
+        eng._send(sa, sa.last_response[1])
+        return
+    if msg.message_id != sa.expected_request_id:
+        eng.log("debug", "bad-message-id",
+                f"{sa.name}: request ID {msg.message_id}, expected {sa.expected_request_id}: dropped")
+        return
+    try:
+        inner = _open(eng, sa, msg, data, strict=True)
+    except UnsupportedCriticalPayload as e:
+        # decrypted and authentic, but it needs a payload we do not know (RFC 7296 2.5)
+        eng.send_response(sa, msg, [Notify.error(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, e.notify_data)])
+        return
+    if inner is None:
+        return
+    _follow(eng, sa, src, dst)
+    sa.last_heard = now
+    ex = msg.exchange
+    if ex == ExchangeType.IKE_AUTH and sa.state == IkeState.INIT_DONE:
+        ike_auth.handle_request(eng, sa, inner, now)
+    elif sa.state not in (IkeState.ESTABLISHED, IkeState.REKEYED, IkeState.DELETING):
+        eng.log("debug", "unexpected-request", f"{sa.name}: {ex} request in state {sa.state.value}: dropped")
+        return
+    elif ex == ExchangeType.CREATE_CHILD_SA:
+        create_child_sa.handle_request(eng, sa, inner, now)
+    elif ex == ExchangeType.INFORMATIONAL:
+        informational.handle_request(eng, sa, inner, now)
+    else:
+        # RFC 7296 1.5 / 2.21: an exchange we do not know gets an error answer in the IKE SA
+        eng.send_response(sa, inner, [Notify.error(NotifyType.INVALID_SYNTAX)])
+    if sa.state is not IkeState.DELETED:  # type: ignore[comparison-overlap]  # the handler may delete it
+        eng.kick(sa, now)
+
+
+def _follow(eng: Engine, sa: IkeSa, src: Address, dst: Address) -> None:
+    """RFC 7296 2.23: behind a NAT (or once on port 4500) the peer's address is the one its last
+    authenticated message came from; answers and requests go there."""
+    if (sa.nat_local or sa.nat_remote or dst[1] == 4500) and (src != sa.remote or dst != sa.local):
+        eng.log("info", "address-update", f"{sa.name}: peer now at {src[0]}:{src[1]}")
+        sa.remote, sa.local = src, dst
+
+
+def _open(eng: Engine, sa: IkeSa, msg: Message, data: bytes, strict: bool = False) -> Message | None:
+    if sa.codec is None:
+        return None
+    try:
+        return wire.unprotect(eng.router, sa, msg, data)
+    except UnsupportedCriticalPayload:
+        if strict:
+            raise
+        return None
+    except CodecError as e:
+        # integrity failures are dropped silently (RFC 7296 2.21.2); so is garbage
+        eng.log("debug", "drop", f"{sa.name}: {type(e).__name__}: {e}")
+        return None
+
+
+def start_task(eng: Engine, sa: IkeSa, task: Task, now: float) -> None:
+    if sa.state == IkeState.REKEYED and task.kind != "delete-ike":
+        # the SA is being replaced: its pending work moves to the new one
+        new = eng.find_ike(sa.rekeyed_to)
+        if new is not None:
+            eng.queue(new, task, now)
+        return
+    if task.kind == "create-child":
+        create_child_sa.start_create(eng, sa, task, now)
+    elif task.kind == "rekey-child":
+        create_child_sa.start_rekey_child(eng, sa, task, now)
+    elif task.kind == "rekey-ike":
+        create_child_sa.start_rekey_ike(eng, sa, now)
+    elif task.kind == "delete-child":
+        informational.start_delete_child(eng, sa, task, now)
+    elif task.kind == "delete-spi":
+        informational.start_delete_spi(eng, sa, task, now)
+    elif task.kind == "delete-ike":
+        informational.start_delete_ike(eng, sa, now)
+    elif task.kind == "dpd":
+        informational.start_dpd(eng, sa, now)
+
+
+def timer(eng: Engine, now: float) -> None:
+    for sa in list(eng.sas):
+        if sa.state == IkeState.DELETED:
+            continue
+        p = sa.pending
+        if p is not None and p.due(now):
+            policy = sa.conn.retransmit
+            give_up = p.exhausted(policy)
+            if p.exchange == "dpd" and now - p.sent_at >= sa.conn.dpd_timeout:
+                give_up = True
+            if give_up:
+                if p.exchange == "delete-ike":
+                    eng.drop_ike(sa, "deleted (no answer)")
+                elif sa.state in (IkeState.INIT_SENT, IkeState.AUTH_SENT):
+                    eng.log("warning", "ike-sa-timeout", f"{sa.conn.name}: no answer from {sa.remote[0]}")
+                    eng.drop_ike(sa, "timeout", failed=True)
+                else:
+                    eng.peer_dead(sa, now)
+                continue
+            p.tries += 1
+            p.arm(policy, now)
+            if p.exchange == "dpd":
+                # a liveness check gives up after dpd_timeout, whatever the retransmission schedule says
+                p.deadline = min(p.deadline, p.sent_at + sa.conn.dpd_timeout)
+            eng.log("debug", "retransmit", f"{sa.name}: request {p.message_id} try {p.tries}")
+            eng._send(sa, p.packets)
+        if sa.state in (IkeState.INIT_DONE, IkeState.REKEYED) and sa.half_open_deadline \
+                and now >= sa.half_open_deadline:
+            eng.drop_ike(sa, "half-open timeout" if sa.state == IkeState.INIT_DONE else "rekeyed")
+            continue
+        if sa.state != IkeState.ESTABLISHED:
+            continue
+        if sa.expire_at and now >= sa.expire_at:
+            eng.log("info", "ike-sa-expired", f"{sa.name}: lifetime reached")
+            sa.expire_at = 0.0
+            eng.queue(sa, Task("delete-ike"), now)
+            continue
+        if sa.rekey_at and now >= sa.rekey_at:
+            sa.rekey_at = 0.0
+            eng.queue(sa, Task("rekey-ike"), now)
+        for child in list(sa.children.values()):
+            if child.expire_at and now >= child.expire_at:
+                child.expire_at = 0.0
+                eng.queue(sa, Task("delete-child", spi=child.spi_in), now)
+            elif child.state == ChildState.INSTALLED and child.rekey_at and now >= child.rekey_at:
+                child.rekey_at = 0.0
+                eng.queue(sa, Task("rekey-child", spi=child.spi_in), now)
+        if sa.conn.dpd_delay > 0 and sa.pending is None and not sa.tasks \
+                and now >= sa.last_heard + sa.conn.dpd_delay:
+            eng.queue(sa, Task("dpd"), now)

@@ -1,0 +1,309 @@
+"""IKE_AUTH (RFC 7296 1.2, 2.15): identities, certificates, AUTH, and the first Child SA.
+
+Certificate authentication signs with RFC 7427 (method 14) or the RFC 4754 ECDSA
+methods; the peer's chain is validated by certs.validation against the
+connection's trust anchors and its ID must be bound to the end-entity
+certificate (RFC 4945 3.1). NULL authentication (RFC 7619) only where the
+connection allows it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from certs.identity import Identity, IdentityError, IdType
+from fipsike.ike import identity as ident
+from fipsike.ike.actions import ChildSaFailed, IkeSaEstablished
+from fipsike.ike.auth import (
+    AuthError,
+    AuthPayload,
+    choose_signature,
+    make_signature_auth,
+    null_auth,
+    signed_octets,
+    verify_signature_auth,
+)
+from fipsike.ike.config import Connection
+from fipsike.ike.exchanges import child as childmod
+from fipsike.ike.exchanges.common import certreq
+from fipsike.ike.message import Message
+from fipsike.ike.payloads import (
+    Authentication,
+    Certificate,
+    CertificateRequest,
+    Delete,
+    IdentificationInitiator,
+    IdentificationResponder,
+    Notify,
+    Payload,
+    SecurityAssociation,
+)
+from fipsike.ike.registry import AuthMethod, CertEncoding, ExchangeType, NotifyType, ProtocolId
+from fipsike.ike.sa import Exchange, IkeSa, IkeState, Task
+from providers.errors import ProviderError
+
+if TYPE_CHECKING:
+    from fipsike.ike.engine import Engine
+
+
+def _local_id(eng: Engine, conn: Connection) -> Identity:
+    if conn.local_auth == "null" and conn.local_id in ("%fromcert", "", "%null"):
+        return Identity(IdType.ID_NULL, b"")
+    got: Identity = eng.memo(("local-id", conn.local_id, conn.certificate),
+                             lambda: ident.local_identity(conn.local_id, conn.certificate))
+    return got
+
+
+def _cert_payloads(eng: Engine, conn: Connection, sa: IkeSa) -> list[Payload]:
+    if conn.local_auth != "pubkey" or conn.certificate is None or conn.send_cert == "never":
+        return []
+    if conn.send_cert == "ifasked" and not sa.peer_certreq:
+        return []
+    return [Certificate(int(CertEncoding.X509_CERT_SIGNATURE),
+                        eng.memo(("der", c), lambda c=c: c.public_bytes(Encoding.DER)))
+            for c in (conn.certificate, *conn.intermediates)]
+
+
+def _our_auth(eng: Engine, sa: IkeSa, conn: Connection, octets: bytes) -> Authentication:
+    assert sa.keys is not None and sa.suite is not None
+    if conn.local_auth == "null":
+        sk_p = sa.keys.sk_pi if sa.initiator else sa.keys.sk_pr
+        return Authentication(int(AuthMethod.NULL_AUTH), null_auth(eng.router, sa.suite.prf, sk_p, octets))
+    if conn.private_key is None:
+        raise AuthError("no private key configured")
+    method, scheme = choose_signature(conn.private_key, sa.peer_hashes, conn.signature_auth == "legacy",
+                                      eng.policy)
+    a = make_signature_auth(eng.router, conn.private_key, method, scheme, octets)
+    return Authentication(a.method, a.data)
+
+
+def _octets(eng: Engine, sa: IkeSa, sent_by_initiator: bool, id_type: int, id_data: bytes) -> bytes:
+    """The signed octets of the initiator (RealMessage1 | Nr | prf(SK_pi, IDi')) or the responder
+    (RealMessage2 | Ni | prf(SK_pr, IDr')) (RFC 7296 2.15)."""
+    assert sa.keys is not None and sa.suite is not None
+    if sent_by_initiator:
+        return signed_octets(eng.router, sa.suite.prf, sa.keys.sk_pi, sa.init_request, sa.nr, id_type, id_data)
+    return signed_octets(eng.router, sa.suite.prf, sa.keys.sk_pr, sa.init_response, sa.ni, id_type, id_data)
+
+
+def _verify_peer(eng: Engine, sa: IkeSa, conn: Connection, msg: Message, peer_id: Identity,
+                 id_type: int, id_data: bytes) -> None:
+    """Raises AuthError unless the peer proved its identity as `conn` demands."""
+    auth = msg.get(Authentication)
+    if auth is None:
+        raise AuthError("no AUTH payload")
+    if not ident.remote_accepts(conn.remote_id, peer_id):
+        raise AuthError(f"peer identity {peer_id} is not {conn.remote_id}")
+    octets = _octets(eng, sa, not sa.initiator, id_type, id_data)
+    assert sa.keys is not None and sa.suite is not None
+    if auth.method == AuthMethod.NULL_AUTH:
+        if conn.remote_auth != "null" or not conn.allow_null:
+            raise AuthError("NULL authentication is not allowed for this connection")
+        sk_p = sa.keys.sk_pr if sa.initiator else sa.keys.sk_pi
+        want = null_auth(eng.router, sa.suite.prf, sk_p, octets)
+        if want != auth.data:
+            raise AuthError("NULL AUTH does not verify")
+        return
+    if conn.remote_auth != "pubkey":
+        raise AuthError(f"AUTH method {auth.method} where {conn.remote_auth} is configured")
+    certs = [c for c in msg.all(Certificate) if c.encoding == CertEncoding.X509_CERT_SIGNATURE]
+    if not certs:
+        raise AuthError("no certificate from the peer")
+    if not conn.trust_anchors:
+        raise AuthError("no trust anchors configured")
+    ee = eng.validated_peer(tuple(c.data for c in certs), conn.trust_anchors)
+    bound = eng.memo(("id-in-cert", peer_id, certs[0].data), lambda: peer_id.matches_cert(ee))
+    if peer_id.id_type is not IdType.ID_KEY_ID and not bound:
+        raise AuthError(f"identity {peer_id} is not in the peer's certificate")
+    scheme = verify_signature_auth(eng.router, ee.public_key(), AuthPayload(auth.method, auth.data), octets)
+    sa.peer_cert = ee
+    eng.log("info", "peer-authenticated", f"{sa.conn.name}: {peer_id} with {scheme.name}")
+
+
+def established(eng: Engine, sa: IkeSa, now: float, announce: bool = True) -> None:
+    conn = sa.conn
+    sa.state = IkeState.ESTABLISHED
+    sa.established_at = now
+    sa.rekey_at = now + conn.rekey_time if conn.rekey_time else 0.0
+    sa.expire_at = now + conn.life_time if conn.life_time else 0.0
+    sa.last_heard = now
+    sa.half_open_deadline = 0.0
+    if not announce:
+        return
+    eng.emit(IkeSaEstablished(sa.name, conn.name, str(sa.local_id), str(sa.remote_id), sa.initiator,
+                              str(sa.suite)))
+    eng.log("info", "ike-sa-established", f"{conn.name} {sa.name} {sa.local[0]}[{sa.local_id}]..."
+                                          f"{sa.remote[0]}[{sa.remote_id}] {sa.suite}")
+
+
+# --- initiator -----------------------------------------------------------------------------
+
+
+def start(eng: Engine, sa: IkeSa, now: float) -> None:
+    conn = sa.conn
+    try:
+        sa.local_id = _local_id(eng, conn)
+    except IdentityError as e:
+        eng.log("error", "config", f"{conn.name}: {e}")
+        eng.drop_ike(sa, "bad local identity", failed=True)
+        return
+    id_type, id_data = sa.local_id.to_payload()
+    payloads: list[Payload] = [IdentificationInitiator(id_type, id_data)]
+    payloads += _cert_payloads(eng, conn, sa)
+    if conn.initial_contact:
+        payloads.append(Notify.initial_contact())
+    payloads += certreq(eng, conn)
+    if conn.remote_id not in ("%any", "%fromcert", ""):
+        try:
+            t, d = Identity.parse(conn.remote_id).to_payload()
+            payloads.append(IdentificationResponder(t, d))
+        except IdentityError:
+            pass
+    try:
+        payloads.append(_our_auth(eng, sa, conn, _octets(eng, sa, True, id_type, id_data)))
+    except (AuthError, ProviderError, ValueError) as e:
+        eng.log("error", "auth", f"{conn.name}: cannot sign AUTH: {e}")
+        eng.drop_ike(sa, "cannot sign", failed=True)
+        return
+    ex = Exchange("ike-auth", nonce=sa.ni)
+    if sa.first_child is not None:
+        head, tail = childmod.request_payloads(eng, sa, ex, sa.first_child, in_ike_auth=True)
+        payloads += head + tail
+    sa.auth_exchange = ex
+    sa.state = IkeState.AUTH_SENT
+    eng.send_request(sa, ExchangeType.IKE_AUTH, payloads, "ike-auth", now)
+
+
+def handle_response(eng: Engine, sa: IkeSa, msg: Message, now: float) -> None:
+    if sa.state != IkeState.AUTH_SENT:
+        return
+    conn = sa.conn
+    idr = msg.get(IdentificationResponder)
+    if idr is None or msg.get(Authentication) is None:
+        err = next((n for n in msg.notifies() if n.is_error), None)
+        name = _notify_name(err.notify_type) if err else "INVALID_SYNTAX"
+        eng.notify_error(sa, name, "IKE_AUTH refused by the responder")
+        eng.drop_ike(sa, name, failed=True)
+        return
+    try:
+        peer_id = Identity.from_payload(idr.id_type, idr.data)
+        _verify_peer(eng, sa, conn, msg, peer_id, idr.id_type, idr.data)
+    except (AuthError, IdentityError, ProviderError, ValueError) as e:
+        # RFC 7296 2.21.2: the initiator's answer to a bad responder AUTH is to delete the IKE SA
+        eng.notify_error(sa, "AUTHENTICATION_FAILED", str(e))
+        _delete_quietly(eng, sa, now)
+        eng.drop_ike(sa, "AUTHENTICATION_FAILED", failed=True)
+        return
+    sa.remote_id = peer_id
+    established(eng, sa, now)
+    ex = sa.auth_exchange
+    sa.auth_exchange = None
+    if ex is None or ex.child_cfg is None:
+        return
+    if msg.get(SecurityAssociation) is None:
+        err = next((n for n in msg.notifies() if n.is_error), None)
+        name = _notify_name(err.notify_type) if err else "NO_PROPOSAL_CHOSEN"
+        eng.emit(ChildSaFailed(sa.name, conn.name, ex.child_cfg.name, name))
+        eng.notify_error(sa, name, f"Child SA {ex.child_cfg.name} refused")
+        return
+    try:
+        c = childmod.complete(eng, sa, ex, msg, sa.ni, sa.nr, None, now)
+    except childmod.ChildError as e:
+        eng.emit(ChildSaFailed(sa.name, conn.name, ex.child_cfg.name, e.notify.name))
+        eng.notify_error(sa, e.notify.name, str(e))
+        # the responder installed it: tell it to remove it (RFC 7296 1.4.1, our inbound SPI names it)
+        eng.queue(sa, Task("delete-spi", spi=ex.spi_in), now)
+        return
+    eng.install_child(sa, c)
+
+
+def _delete_quietly(eng: Engine, sa: IkeSa, now: float) -> None:
+    """Send an INFORMATIONAL Delete for the IKE SA without waiting for its answer."""
+    try:
+        eng.send_request(sa, ExchangeType.INFORMATIONAL, [Delete(int(ProtocolId.IKE))], "delete-ike", now)
+    except Exception as e:  # noqa: BLE001 - best effort only
+        eng.log("debug", "delete-failed", f"{sa.name}: {type(e).__name__}")
+
+
+def _notify_name(t: int) -> str:
+    return NotifyType(t).name if t in NotifyType._value2member_map_ else f"NOTIFY_{t}"
+
+
+# --- responder -----------------------------------------------------------------------------
+
+
+def _pick_connection(sa: IkeSa, peer_id: Identity, method: int) -> Connection | None:
+    null = method == AuthMethod.NULL_AUTH
+    for c in sa.candidates or (sa.conn,):
+        if null != (c.remote_auth == "null"):
+            continue
+        if ident.remote_accepts(c.remote_id, peer_id):
+            return c
+    return None
+
+
+def handle_request(eng: Engine, sa: IkeSa, msg: Message, now: float) -> None:
+    idi = msg.get(IdentificationInitiator)
+    auth = msg.get(Authentication)
+    if idi is None or auth is None:
+        eng.send_response(sa, msg, [Notify.error(NotifyType.INVALID_SYNTAX)])
+        eng.drop_ike(sa, "INVALID_SYNTAX", failed=True)
+        return
+    try:
+        peer_id = Identity.from_payload(idi.id_type, idi.data)
+        conn = _pick_connection(sa, peer_id, auth.method)
+        if conn is None:
+            raise AuthError(f"no connection accepts {peer_id}")
+        sa.conn = conn
+        sa.peer_certreq = [a for c in msg.all(CertificateRequest) for a in _safe_authorities(c)]
+        _verify_peer(eng, sa, conn, msg, peer_id, idi.id_type, idi.data)
+        sa.local_id = _local_id(eng, conn)
+        id_type, id_data = sa.local_id.to_payload()
+        our_auth = _our_auth(eng, sa, conn, _octets(eng, sa, False, id_type, id_data))
+    except (AuthError, IdentityError, ProviderError, ValueError) as e:
+        eng.notify_error(sa, "AUTHENTICATION_FAILED", str(e))
+        eng.send_response(sa, msg, [Notify.error(NotifyType.AUTHENTICATION_FAILED)])
+        eng.drop_ike(sa, "AUTHENTICATION_FAILED", failed=True)
+        return
+    sa.remote_id = peer_id
+    if msg.notify(NotifyType.INITIAL_CONTACT) is not None:
+        _initial_contact(eng, sa)
+    reply: list[Payload] = [IdentificationResponder(id_type, id_data)]
+    reply += _cert_payloads(eng, conn, sa)
+    reply.append(our_auth)
+    new_child = None
+    if msg.get(SecurityAssociation) is not None:
+        try:
+            n = childmod.negotiate(eng, sa, msg, in_ike_auth=True)
+            spi_in = eng.new_child_spi()
+            head, tail = childmod.response_payloads(n, spi_in)
+            new_child = childmod.make_child(eng, sa, n.cfg, n.proposal, spi_in, int.from_bytes(n.proposal.spi, "big"),
+                                            n.local_ts, n.remote_ts, n.transport, sa.ni, sa.nr, None, False, now)
+            reply += head + tail
+        except childmod.ChildError as e:
+            eng.notify_error(sa, e.notify.name, str(e))
+            reply.append(Notify.error(e.notify, e.data))
+    eng.send_response(sa, msg, reply)
+    established(eng, sa, now)
+    if new_child is not None:
+        eng.install_child(sa, new_child)
+
+
+def _safe_authorities(c: CertificateRequest) -> tuple[bytes, ...]:
+    try:
+        return c.authorities
+    except Exception:  # noqa: BLE001 - a ragged CERTREQ is only a hint
+        return ()
+
+
+def _initial_contact(eng: Engine, sa: IkeSa) -> None:
+    """RFC 7296 2.4: INITIAL_CONTACT: the peer rebooted; its other IKE SAs with us are stale."""
+    for other in list(eng.sas):
+        if other is sa or other.state != IkeState.ESTABLISHED:
+            continue
+        if other.remote_id == sa.remote_id and other.conn.name == sa.conn.name:
+            eng.log("info", "initial-contact", f"{other.name}: replaced after INITIAL_CONTACT")
+            eng.drop_ike(other, "INITIAL_CONTACT")
+

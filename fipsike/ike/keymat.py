@@ -1,0 +1,129 @@
+"""IKEv2 key material: SKEYSEED, the SK_* split, Child SA KEYMAT (RFC 7296 2.13-2.18).
+
+Every secret stays a provider SecretKey handle; this module only decides the
+seeds, the order and the sizes, and the Router does the PRF work under its policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from providers.algorithms import Encryption, Integrity, Prf
+from providers.api import Provider
+from providers.handles import SecretKey
+
+
+def encr_keymat_size(encr: Encryption, key_bits: int) -> int:
+    """Octets of keying material for one direction's cipher: the key, plus the salt for AEAD
+    (RFC 5282 7.1 / RFC 4106 8.1: key || 4-octet salt)."""
+    return key_bits // 8 + encr.salt_size
+
+
+def integ_key_size(integ: Integrity | None) -> int:
+    # AEAD transforms carry no integrity transform and so no SK_a / integrity KEYMAT (RFC 5282 7).
+    if integ is None or integ is Integrity.NONE:
+        return 0
+    return integ.key_size
+
+
+@dataclass
+class IkeKeys:
+    """The seven IKE SA keys (RFC 7296 2.14). sk_ai/sk_ar are None under an AEAD transform."""
+
+    prf: Prf
+    sk_d: SecretKey
+    sk_ai: SecretKey | None
+    sk_ar: SecretKey | None
+    sk_ei: SecretKey
+    sk_er: SecretKey
+    sk_pi: SecretKey
+    sk_pr: SecretKey
+
+    def wipe(self) -> None:
+        for k in (self.sk_d, self.sk_ai, self.sk_ar, self.sk_ei, self.sk_er, self.sk_pi, self.sk_pr):
+            if k is not None:
+                k.wipe()
+
+
+def _split_ike(router: Provider, prf: Prf, skeyseed: SecretKey, ni: bytes, nr: bytes, spi_i: bytes,
+               spi_r: bytes, encr: Encryption, encr_key_bits: int, integ: Integrity | None) -> IkeKeys:
+    # {SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)
+    # SK_d/SK_pi/SK_pr take the PRF's preferred key size (its output size, RFC 7296 2.13/2.14).
+    pk = prf.key_size
+    ak = integ_key_size(integ)
+    ek = encr_keymat_size(encr, encr_key_bits)
+    lengths: list[tuple[str, int]] = [("SK_d", pk)]
+    if ak:
+        lengths += [("SK_ai", ak), ("SK_ar", ak)]
+    lengths += [("SK_ei", ek), ("SK_er", ek), ("SK_pi", pk), ("SK_pr", pk)]
+    keys = router.prf_plus(prf, skeyseed, ni + nr + spi_i + spi_r, lengths)
+    it = iter(keys)
+    sk_d = next(it)
+    sk_ai = next(it) if ak else None
+    sk_ar = next(it) if ak else None
+    sk_ei, sk_er, sk_pi, sk_pr = next(it), next(it), next(it), next(it)
+    return IkeKeys(prf, sk_d, sk_ai, sk_ar, sk_ei, sk_er, sk_pi, sk_pr)
+
+
+def derive_ike_keys(router: Provider, prf: Prf, encr: Encryption, encr_key_bits: int,
+                    integ: Integrity | None, ni: bytes, nr: bytes, shared: SecretKey, spi_i: bytes,
+                    spi_r: bytes) -> IkeKeys:
+    """IKE_SA_INIT: SKEYSEED = prf(Ni | Nr, g^ir), then the split (RFC 7296 2.14)."""
+    skeyseed = router.skeyseed(prf, ni, nr, shared)
+    try:
+        return _split_ike(router, prf, skeyseed, ni, nr, spi_i, spi_r, encr, encr_key_bits, integ)
+    finally:
+        skeyseed.wipe()
+
+
+def derive_rekeyed_ike_keys(router: Provider, old_prf: Prf, old_sk_d: SecretKey, prf: Prf,
+                            encr: Encryption, encr_key_bits: int, integ: Integrity | None,
+                            shared: SecretKey, ni: bytes, nr: bytes, spi_i: bytes,
+                            spi_r: bytes) -> IkeKeys:
+    """IKE SA rekey: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) (RFC 7296 2.18).
+
+    The SKEYSEED PRF is the old SA's (it is keyed with the old SK_d); the prf+ that splits it is the
+    new SA's. Ni/Nr and SPIi/SPIr are those of the CREATE_CHILD_SA exchange and the new IKE SA.
+    """
+    skeyseed = router.rekey_skeyseed(old_prf, old_sk_d, shared, ni, nr)
+    try:
+        return _split_ike(router, prf, skeyseed, ni, nr, spi_i, spi_r, encr, encr_key_bits, integ)
+    finally:
+        skeyseed.wipe()
+
+
+@dataclass
+class ChildKeys:
+    """ESP keys per direction (opaque handles): i->r is what the initiator sends with."""
+
+    encr_i: SecretKey
+    integ_i: SecretKey | None
+    encr_r: SecretKey
+    integ_r: SecretKey | None
+
+    def wipe(self) -> None:
+        for k in (self.encr_i, self.integ_i, self.encr_r, self.integ_r):
+            if k is not None:
+                k.wipe()
+
+
+def derive_child_keys(router: Provider, prf: Prf, sk_d: SecretKey, encr: Encryption, encr_key_bits: int,
+                      integ: Integrity | None, ni: bytes, nr: bytes,
+                      shared: SecretKey | None = None) -> ChildKeys:
+    """KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr) (RFC 7296 2.17).
+
+    Taken in order: initiator-to-responder encryption key, its integrity key, then the
+    responder-to-initiator pair. Ni/Nr are those of the exchange that made this Child SA.
+    """
+    ek = encr_keymat_size(encr, encr_key_bits)
+    ak = integ_key_size(integ)
+    lengths: list[tuple[str, int]] = [("ESP_ENCR_I", ek)]
+    if ak:
+        lengths.append(("ESP_INTEG_I", ak))
+    lengths.append(("ESP_ENCR_R", ek))
+    if ak:
+        lengths.append(("ESP_INTEG_R", ak))
+    keys = router.prf_plus(prf, sk_d, ni + nr, lengths, secret_prefix=shared)
+    if ak:
+        return ChildKeys(keys[0], keys[1], keys[2], keys[3])
+    return ChildKeys(keys[0], None, keys[1], None)

@@ -1,0 +1,337 @@
+"""SA proposals and their negotiation under the policy (RFC 7296 2.7, 3.3).
+
+The engine's own model of a proposal (a protocol, an SPI and transforms), apart
+from the wire codec. The responder walks the initiator's proposals in the
+initiator's order and, within each, the transforms in the initiator's order,
+taking the first one that the local configuration lists AND the provider policy
+approves. A transform the policy refuses is never selected, whoever offered it.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from fipsike.ike.registry import ProtocolId as Protocol
+from fipsike.ike.registry import TransformType
+from providers.algorithms import Encryption, Integrity, KeyExchange, Prf
+
+__all__ = ["Protocol", "TransformType", "Transform", "Proposal", "ProposalSpec", "select", "verify_choice"]
+
+NO_ESN = 0
+ESN = 1
+
+
+@dataclass(frozen=True)
+class Transform:
+    type: TransformType
+    id: int
+    key_bits: int | None = None  # the Key Length attribute (RFC 7296 3.3.5), for variable-length ciphers
+
+    def __str__(self) -> str:
+        name = _transform_name(self.type, self.id)
+        return f"{name}_{self.key_bits}" if self.key_bits else name
+
+
+@dataclass(frozen=True)
+class Proposal:
+    number: int
+    protocol: Protocol
+    spi: bytes
+    transforms: tuple[Transform, ...]
+
+    def of_type(self, t: TransformType) -> list[Transform]:
+        return [x for x in self.transforms if x.type == t]
+
+    def __str__(self) -> str:
+        return "/".join(str(t) for t in self.transforms)
+
+
+@dataclass(frozen=True)
+class ProposalSpec:
+    """A locally configured proposal: for each transform type, the acceptable transforms in order."""
+
+    protocol: Protocol
+    transforms: tuple[Transform, ...]
+
+    def to_proposal(self, number: int, spi: bytes, ke_first: int | None = None) -> Proposal:
+        ts = list(self.transforms)
+        if ke_first is not None:
+            # RFC 7296 1.2: the group whose KE payload we send should be the first offered one;
+            # after INVALID_KE_PAYLOAD it moves to the front.
+            kes = [t for t in ts if t.type == TransformType.KE]
+            first = [t for t in kes if t.id == ke_first]
+            others = [t for t in ts if t.type != TransformType.KE]
+            ts = others + first + [t for t in kes if t.id != ke_first]
+        return Proposal(number, self.protocol, spi, tuple(ts))
+
+    def ke_groups(self) -> list[int]:
+        return [t.id for t in self.transforms if t.type == TransformType.KE]
+
+
+@dataclass(frozen=True)
+class IkeSuite:
+    """The negotiated IKE SA transforms."""
+
+    encr: Encryption
+    encr_key_bits: int
+    prf: Prf
+    integ: Integrity | None
+    ke: KeyExchange
+
+    def __str__(self) -> str:
+        parts = [f"{self.encr.name}_{self.encr_key_bits}"]
+        if self.integ is not None:
+            parts.append(self.integ.name)
+        parts += [self.prf.name, self.ke.name]
+        return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class EspSuite:
+    encr: Encryption
+    encr_key_bits: int
+    integ: Integrity | None
+    ke: KeyExchange | None  # None: no PFS
+    esn: bool
+
+    def __str__(self) -> str:
+        parts = [f"{self.encr.name}_{self.encr_key_bits}"]
+        if self.integ is not None:
+            parts.append(self.integ.name)
+        if self.ke is not None:
+            parts.append(self.ke.name)
+        parts.append("ESN" if self.esn else "NO_ESN")
+        return "/".join(parts)
+
+
+Allowed = Callable[[Transform], bool]
+
+
+class NoProposalChosen(Exception):
+    """Nothing acceptable in the peer's SA payload (answer NO_PROPOSAL_CHOSEN, RFC 7296 3.10.1)."""
+
+
+def _default_variants(t: TransformType, p: Proposal) -> list[Transform]:
+    got = p.of_type(t)
+    if got:
+        return got
+    # an absent type stands for NONE (KE: no PFS; INTEG under AEAD) or, for ESN, "no ESN"
+    if t == TransformType.ESN:
+        return [Transform(TransformType.ESN, NO_ESN)]
+    return [Transform(t, 0)]
+
+
+def _required_types(protocol: Protocol) -> tuple[TransformType, ...]:
+    if protocol == Protocol.IKE:
+        return (TransformType.ENCR, TransformType.PRF, TransformType.INTEG, TransformType.KE)
+    return (TransformType.ENCR, TransformType.INTEG, TransformType.KE, TransformType.ESN)
+
+
+def _is_aead(t: Transform) -> bool:
+    try:
+        return Encryption(t.id).is_aead
+    except ValueError:
+        return False
+
+
+def select(offered: Sequence[Proposal], local: Sequence[ProposalSpec], allowed: Allowed,
+           protocol: Protocol) -> Proposal:
+    """Responder: choose one proposal with one transform per type (RFC 7296 2.7).
+
+    Returns the chosen proposal as the reply carries it: the peer's proposal number and SPI, one
+    transform per type (NONE-valued types omitted). Raises NoProposalChosen.
+    """
+    for prop in offered:
+        if prop.protocol != protocol:
+            continue
+        for spec in local:
+            if spec.protocol != protocol:
+                continue
+            spec_p = Proposal(0, protocol, b"", spec.transforms)
+            chosen: list[Transform] = []
+            ok = True
+            for ttype in _required_types(protocol):
+                pick: Transform | None = None
+                mine = _default_variants(ttype, spec_p)
+                theirs = _default_variants(ttype, prop)
+                for t in theirs:
+                    if ttype == TransformType.INTEG and t.id == 0:
+                        aead = bool(chosen) and _is_aead(chosen[0])
+                        if not aead:
+                            continue
+                    if t in mine and (t.id == 0 and ttype in (TransformType.INTEG, TransformType.KE)
+                                      or ttype == TransformType.ESN or allowed(t)):
+                        pick = t
+                        break
+                if pick is None:
+                    ok = False
+                    break
+                # combined-mode ciphers take no integrity transform (RFC 5282 8)
+                if ttype == TransformType.INTEG and pick.id != 0 and _is_aead(chosen[0]):
+                    ok = False
+                    break
+                chosen.append(pick)
+            if ok:
+                kept = tuple(t for t in chosen
+                             if not (t.id == 0 and t.type in (TransformType.INTEG, TransformType.KE)))
+                return Proposal(prop.number, protocol, prop.spi, kept)
+    raise NoProposalChosen("no acceptable proposal")
+
+
+def verify_choice(reply: Sequence[Proposal], offered: Sequence[Proposal], allowed: Allowed) -> Proposal:
+    """Initiator: the responder must return exactly one proposal, one transform of each type, each
+    of which we offered in the proposal of that number (RFC 7296 3.3.6)."""
+    if len(reply) != 1:
+        raise NoProposalChosen("responder returned other than one proposal")
+    r = reply[0]
+    mine = next((p for p in offered if p.number == r.number and p.protocol == r.protocol), None)
+    if mine is None:
+        raise NoProposalChosen("responder chose a proposal number we did not offer")
+    seen: set[TransformType] = set()
+    for t in r.transforms:
+        if t.type in seen:
+            raise NoProposalChosen("responder chose two transforms of one type")
+        seen.add(t.type)
+        if t not in mine.transforms:
+            raise NoProposalChosen(f"responder chose {t}, which we did not offer")
+        if t.type != TransformType.ESN and not allowed(t):
+            raise NoProposalChosen(f"responder chose {t}, which the policy refuses")
+    if TransformType.ENCR not in seen:
+        raise NoProposalChosen("responder chose no encryption algorithm")
+    encr = r.of_type(TransformType.ENCR)[0]
+    if not _is_aead(encr) and TransformType.INTEG not in seen:
+        raise NoProposalChosen("responder chose no integrity algorithm")
+    if r.protocol == Protocol.IKE and not ({TransformType.PRF, TransformType.KE} <= seen):
+        raise NoProposalChosen("responder chose no PRF or key exchange")
+    return r
+
+
+def ike_suite(p: Proposal) -> IkeSuite:
+    e = p.of_type(TransformType.ENCR)[0]
+    integ = p.of_type(TransformType.INTEG)
+    return IkeSuite(
+        encr=Encryption(e.id),
+        encr_key_bits=e.key_bits or _fixed_key_bits(Encryption(e.id)),
+        prf=Prf(p.of_type(TransformType.PRF)[0].id),
+        integ=Integrity(integ[0].id) if integ and integ[0].id else None,
+        ke=KeyExchange(p.of_type(TransformType.KE)[0].id),
+    )
+
+
+def esp_suite(p: Proposal) -> EspSuite:
+    e = p.of_type(TransformType.ENCR)[0]
+    integ = p.of_type(TransformType.INTEG)
+    ke = p.of_type(TransformType.KE)
+    esn = p.of_type(TransformType.ESN)
+    return EspSuite(
+        encr=Encryption(e.id),
+        encr_key_bits=e.key_bits or _fixed_key_bits(Encryption(e.id)),
+        integ=Integrity(integ[0].id) if integ and integ[0].id else None,
+        ke=KeyExchange(ke[0].id) if ke and ke[0].id else None,
+        esn=bool(esn and esn[0].id == ESN),
+    )
+
+
+def _fixed_key_bits(e: Encryption) -> int:
+    return {Encryption.ENCR_3DES: 192, Encryption.ENCR_CHACHA20_POLY1305: 256, Encryption.ENCR_NULL: 0,
+            Encryption.ENCR_DES: 64}.get(e, 128)
+
+
+# --- the strongSwan/libreswan-style proposal strings --------------------------------------------
+# e.g. "aes256gcm16-prfsha384-ecp256", "aes128-sha256-modp3072", "aes256gcm16-esn-ecp384" (ESP).
+
+_ENCR_RE = re.compile(r"^aes(128|192|256)(gcm(8|12|16)|ccm(8|12|16)|ctr)?$")
+_INTEG = {"sha256": Integrity.AUTH_HMAC_SHA2_256_128, "sha384": Integrity.AUTH_HMAC_SHA2_384_192,
+          "sha512": Integrity.AUTH_HMAC_SHA2_512_256, "sha1": Integrity.AUTH_HMAC_SHA1_96}
+_PRF = {"prfsha256": Prf.PRF_HMAC_SHA2_256, "prfsha384": Prf.PRF_HMAC_SHA2_384,
+        "prfsha512": Prf.PRF_HMAC_SHA2_512, "prfsha1": Prf.PRF_HMAC_SHA1}
+_KE = {"modp2048": KeyExchange.MODP_2048, "modp3072": KeyExchange.MODP_3072,
+       "modp4096": KeyExchange.MODP_4096, "modp6144": KeyExchange.MODP_6144,
+       "modp8192": KeyExchange.MODP_8192, "ecp256": KeyExchange.ECP_256, "ecp384": KeyExchange.ECP_384,
+       "ecp521": KeyExchange.ECP_521, "curve25519": KeyExchange.CURVE25519, "x25519": KeyExchange.CURVE25519,
+       "mlkem512": KeyExchange.ML_KEM_512, "mlkem768": KeyExchange.ML_KEM_768,
+       "mlkem1024": KeyExchange.ML_KEM_1024, "modp1024": KeyExchange.MODP_1024}
+_PRF_FROM_INTEG = {Integrity.AUTH_HMAC_SHA2_256_128: Prf.PRF_HMAC_SHA2_256,
+                   Integrity.AUTH_HMAC_SHA2_384_192: Prf.PRF_HMAC_SHA2_384,
+                   Integrity.AUTH_HMAC_SHA2_512_256: Prf.PRF_HMAC_SHA2_512,
+                   Integrity.AUTH_HMAC_SHA1_96: Prf.PRF_HMAC_SHA1}
+
+
+class ProposalSyntaxError(ValueError):
+    pass
+
+
+def parse_proposal(text: str, protocol: Protocol) -> ProposalSpec:
+    """Parse one "alg-alg-..." proposal string. Unknown tokens are errors."""
+    encrs: list[Transform] = []
+    integs: list[Transform] = []
+    prfs: list[Transform] = []
+    kes: list[Transform] = []
+    esns: list[Transform] = []
+    for tok in text.strip().lower().split("-"):
+        m = _ENCR_RE.match(tok)
+        if m:
+            bits = int(m.group(1))
+            if m.group(3):
+                eid = {"8": Encryption.ENCR_AES_GCM_8, "12": Encryption.ENCR_AES_GCM_12,
+                       "16": Encryption.ENCR_AES_GCM_16}[m.group(3)]
+            elif m.group(4):
+                eid = {"8": Encryption.ENCR_AES_CCM_8, "12": Encryption.ENCR_AES_CCM_12,
+                       "16": Encryption.ENCR_AES_CCM_16}[m.group(4)]
+            elif m.group(2) == "ctr":
+                eid = Encryption.ENCR_AES_CTR
+            else:
+                eid = Encryption.ENCR_AES_CBC
+            encrs.append(Transform(TransformType.ENCR, int(eid), bits))
+        elif tok in _INTEG:
+            integs.append(Transform(TransformType.INTEG, int(_INTEG[tok])))
+        elif tok in _PRF:
+            prfs.append(Transform(TransformType.PRF, int(_PRF[tok])))
+        elif tok in _KE:
+            kes.append(Transform(TransformType.KE, int(_KE[tok])))
+        elif tok == "esn":
+            esns.append(Transform(TransformType.ESN, ESN))
+        elif tok == "noesn":
+            esns.append(Transform(TransformType.ESN, NO_ESN))
+        else:
+            raise ProposalSyntaxError(f"unknown algorithm {tok!r} in proposal {text!r}")
+    if not encrs:
+        raise ProposalSyntaxError(f"proposal {text!r} names no encryption algorithm")
+    aead = all(_is_aead(t) for t in encrs)
+    if not aead and not integs:
+        raise ProposalSyntaxError(f"proposal {text!r} names no integrity algorithm")
+    if protocol == Protocol.IKE:
+        if not prfs:
+            # strongSwan's convention: the PRF follows the integrity algorithm when not named
+            if not integs:
+                raise ProposalSyntaxError(f"proposal {text!r} names no PRF")
+            prfs = [Transform(TransformType.PRF, int(_PRF_FROM_INTEG[Integrity(t.id)])) for t in integs]
+        if not kes:
+            raise ProposalSyntaxError(f"proposal {text!r} names no key exchange group")
+        if esns:
+            raise ProposalSyntaxError(f"proposal {text!r}: ESN is for ESP")
+    else:
+        if prfs:
+            raise ProposalSyntaxError(f"proposal {text!r}: a PRF is for IKE")
+        if not esns:
+            esns = [Transform(TransformType.ESN, NO_ESN)]
+    return ProposalSpec(protocol, tuple(encrs + prfs + integs + kes + esns))
+
+
+def parse_proposals(texts: Iterable[str], protocol: Protocol) -> tuple[ProposalSpec, ...]:
+    return tuple(parse_proposal(t, protocol) for t in texts)
+
+
+def _transform_name(t: TransformType, i: int) -> str:
+    enum_for: dict[TransformType, type[enum.IntEnum]] = {
+        TransformType.ENCR: Encryption, TransformType.PRF: Prf, TransformType.INTEG: Integrity,
+        TransformType.KE: KeyExchange}
+    if t == TransformType.ESN:
+        return "ESN" if i == ESN else "NO_ESN"
+    try:
+        return enum_for[t](i).name
+    except ValueError:
+        return f"{t.name}#{i}"

@@ -1,0 +1,179 @@
+"""IKE SA and Child SA state, and the tables that hold them (RFC 7296 2.2, 2.3, 2.8)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from certs.identity import Identity
+from fipsike.ike.actions import Address, TrafficSelectorSpec
+from fipsike.ike.config import ChildConfig, Connection
+from fipsike.ike.keymat import ChildKeys, IkeKeys
+from fipsike.ike.proposals import EspSuite, IkeSuite, Proposal
+from fipsike.ike.retransmit import PendingRequest
+from providers.handles import KeyShare
+
+
+class IkeState(enum.Enum):
+    INIT_SENT = "init-sent"  # initiator: IKE_SA_INIT request out
+    INIT_DONE = "init-done"  # responder: IKE_SA_INIT answered, waiting for IKE_AUTH
+    AUTH_SENT = "auth-sent"  # initiator: IKE_AUTH request out
+    ESTABLISHED = "established"
+    REKEYED = "rekeyed"  # replaced by a new IKE SA; waits for its DELETE exchange
+    DELETING = "deleting"
+    DELETED = "deleted"
+
+
+class ChildState(enum.Enum):
+    INSTALLED = "installed"
+    REKEYING = "rekeying"
+    REKEYED = "rekeyed"  # superseded; deleted once the DELETE exchange completes
+    DELETING = "deleting"
+    DELETED = "deleted"
+
+
+@dataclass
+class ChildSa:
+    config: ChildConfig
+    reqid: int
+    suite: EspSuite
+    spi_in: int  # our SPI: the peer sends with it
+    spi_out: int
+    mode: str
+    local_ts: tuple[TrafficSelectorSpec, ...]
+    remote_ts: tuple[TrafficSelectorSpec, ...]
+    keys: ChildKeys | None = field(repr=False)
+    installed_at: float
+    rekey_at: float
+    expire_at: float
+    state: ChildState = ChildState.INSTALLED
+    initiator: bool = False  # did we initiate the exchange that made it
+    nonces: tuple[bytes, bytes] = (b"", b"")  # (Ni, Nr) of the exchange that made it
+    # a colliding rekey of this SA that we answered: the Child SA it made (RFC 7296 2.8.1)
+    collision: ChildSa | None = None
+    replaced_by: int = 0  # inbound SPI of the SA that took over
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+@dataclass
+class Task:
+    """A request waiting for the window (RFC 7296 2.3: one request in flight)."""
+
+    kind: str  # "create-child" | "rekey-child" | "rekey-ike" | "delete-child" | "delete-ike" | "dpd"
+    child: str = ""  # child config name (create) or
+    spi: int = 0  # the inbound SPI of the Child SA concerned
+    group: int = 0  # a key exchange group to use (after INVALID_KE_PAYLOAD)
+
+
+@dataclass
+class Exchange:
+    """Per-exchange state of our outstanding request (nonces, KE shares, new SPIs)."""
+
+    kind: str
+    nonce: bytes = b""
+    share: KeyShare | None = None
+    child_cfg: ChildConfig | None = None
+    spi_in: int = 0
+    rekey_spi: int = 0  # inbound SPI of the Child SA being rekeyed
+    new_spi: bytes = b""  # our SPI for the new IKE SA (IKE rekey)
+    proposals: tuple[Proposal, ...] = ()
+    esp_proposals: tuple[Proposal, ...] = ()
+    local_ts: tuple[TrafficSelectorSpec, ...] = ()
+    remote_ts: tuple[TrafficSelectorSpec, ...] = ()
+    transport: bool = False
+    delete_spis: tuple[int, ...] = ()
+
+
+@dataclass
+class IkeSa:
+    conn: Connection
+    spi_i: bytes
+    spi_r: bytes
+    initiator: bool  # we are the original initiator (the I flag, RFC 7296 3.1)
+    local: Address
+    remote: Address
+    state: IkeState
+    created: float
+    candidates: tuple[Connection, ...] = ()  # responder: connections that fit the addresses
+    suite: IkeSuite | None = None
+    keys: IkeKeys | None = field(default=None, repr=False)
+    ni: bytes = b""
+    nr: bytes = b""
+    share: KeyShare | None = None
+    init_request: bytes = b""  # RealMessage1 (RFC 7296 2.15)
+    init_response: bytes = b""  # RealMessage2
+    offered: tuple[Proposal, ...] = ()
+    cookie: bytes = b""
+    ke_group: int = 0
+    local_id: Identity | None = None
+    remote_id: Identity | None = None
+    peer_cert: Any = None
+    peer_hashes: tuple[Any, ...] = ()
+    peer_fragmentation: bool = False
+    peer_certreq: list[bytes] = field(default_factory=list)  # SHA-1 SPKI hashes of the CAs the peer trusts
+    nat_local: bool = False  # we are behind a NAT
+    nat_remote: bool = False  # the peer is behind a NAT
+    # message IDs (RFC 7296 2.2): next request we send, next request we expect
+    next_request_id: int = 0
+    expected_request_id: int = 0
+    pending: PendingRequest | None = None
+    exchange: Exchange | None = None
+    last_response: tuple[int, list[bytes]] | None = None  # (message id, datagrams) for duplicates
+    tasks: list[Task] = field(default_factory=list)
+    children: dict[int, ChildSa] = field(default_factory=dict)  # by inbound SPI
+    established_at: float = 0.0
+    rekey_at: float = 0.0
+    expire_at: float = 0.0
+    last_heard: float = 0.0
+    dpd_at: float = 0.0
+    first_child: ChildConfig | None = None
+    auth_exchange: Exchange | None = None
+    codec: Any = None  # the codec's SK protection state (keys + IV counter), set after IKE_SA_INIT
+    rekeyed_to: str = ""
+    # a colliding IKE SA rekey we answered while ours was in flight: (new IKE SA, its Ni, its Nr)
+    collision: tuple[IkeSa, bytes, bytes] | None = None
+    half_open_deadline: float = 0.0
+    init_tries: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.spi_i.hex()}/{self.spi_r.hex()}"
+
+    @property
+    def our_spi(self) -> bytes:
+        return self.spi_i if self.initiator else self.spi_r
+
+
+class SaTable:
+    """IKE SAs by our SPI (unique per engine), plus half-open bookkeeping for cookies."""
+
+    def __init__(self) -> None:
+        self.by_spi: dict[bytes, IkeSa] = {}
+        # responder: (peer SPIi, peer address) -> our SA, so a retransmitted IKE_SA_INIT
+        # request maps to the same half-open SA (RFC 7296 2.1)
+        self.by_init: dict[tuple[bytes, str, int], IkeSa] = {}
+
+    def add(self, sa: IkeSa) -> None:
+        self.by_spi[sa.our_spi] = sa
+        if not sa.initiator:
+            self.by_init[(sa.spi_i, sa.remote[0], sa.remote[1])] = sa
+
+    def remove(self, sa: IkeSa) -> None:
+        self.by_spi.pop(sa.our_spi, None)
+        self.by_init.pop((sa.spi_i, sa.remote[0], sa.remote[1]), None)
+
+    def half_open(self) -> int:
+        return sum(1 for sa in self.by_spi.values()
+                   if sa.state in (IkeState.INIT_DONE, IkeState.INIT_SENT, IkeState.AUTH_SENT))
+
+    def established(self) -> list[IkeSa]:
+        return [sa for sa in self.by_spi.values() if sa.state == IkeState.ESTABLISHED]
+
+    def __iter__(self) -> Any:
+        return iter(list(self.by_spi.values()))
+
+    def __len__(self) -> int:
+        return len(self.by_spi)

@@ -1,0 +1,97 @@
+"""The engine's adapter to the wire codec: proposals and traffic selectors between
+the codec's payload classes and the engine's model, and SK protection of messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fipsike.ike.actions import TrafficSelectorSpec
+from fipsike.ike.encrypted import SkCrypto, SkKeys
+from fipsike.ike.fragmentation import Reassembler, fragment_datagram_limit
+from fipsike.ike.message import Message
+from fipsike.ike.payloads import EncryptedFragment, SecurityAssociation, TrafficSelector
+from fipsike.ike.payloads import Proposal as WireProposal
+from fipsike.ike.payloads import Transform as WireTransform
+from fipsike.ike.proposals import Proposal, Transform, TransformType
+from fipsike.ike.registry import ExchangeType, ProtocolId
+from fipsike.ike.ts import _ip
+from providers.algorithms import Integrity
+
+
+def to_wire_sa(proposals: Sequence[Proposal]) -> SecurityAssociation:
+    return SecurityAssociation(tuple(
+        WireProposal(p.number, int(p.protocol), p.spi,
+                     tuple(WireTransform.make(int(t.type), int(t.id), t.key_bits) for t in p.transforms))
+        for p in proposals))
+
+
+def from_wire_sa(sa: SecurityAssociation) -> list[Proposal]:
+    out: list[Proposal] = []
+    for p in sa.proposals:
+        try:
+            proto = ProtocolId(p.protocol)
+        except ValueError:
+            continue
+        ts: list[Transform] = []
+        for t in p.transforms:
+            try:
+                ttype = TransformType(t.type)
+            except ValueError:
+                continue  # an unknown transform type: this proposal cannot be chosen as a whole
+            ts.append(Transform(ttype, int(t.id), t.key_length))
+        out.append(Proposal(p.number, proto, p.spi, tuple(ts)))
+    return out
+
+
+def to_wire_ts(specs: Sequence[TrafficSelectorSpec]) -> tuple[TrafficSelector, ...]:
+    return tuple(TrafficSelector(s.protocol, s.start_port, s.end_port, _ip(s.start), _ip(s.end)) for s in specs)
+
+
+def from_wire_ts(selectors: Sequence[Any]) -> list[TrafficSelectorSpec]:
+    out: list[TrafficSelectorSpec] = []
+    for s in selectors:
+        if isinstance(s, TrafficSelector):
+            out.append(TrafficSelectorSpec(str(s.start_address), str(s.end_address), s.ip_protocol,
+                                           s.start_port, s.end_port))
+    return out
+
+
+# --- SK protection ------------------------------------------------------------------------
+
+FRAGMENT_MTU = 1280  # path MTU assumed for RFC 7383 fragments (strongSwan's default fragment size)
+
+
+class Protection:
+    """An IKE SA's SK sealer/opener plus its fragment reassembly."""
+
+    __slots__ = ("crypto", "reassembler", "limit")
+
+    def __init__(self, crypto: SkCrypto, limit: int) -> None:
+        self.crypto = crypto
+        self.reassembler = Reassembler()
+        self.limit = limit
+
+
+def setup_protection(router: Any, sa: Any) -> None:
+    """Build the codec's SK state for an IKE SA whose keys and suite are set."""
+    s, k = sa.suite, sa.keys
+    keys = SkKeys(s.encr, s.encr_key_bits, s.integ or Integrity.NONE, k.sk_ei, k.sk_er, k.sk_ai, k.sk_ar)
+    ipv6 = ":" in sa.remote[0]
+    limit = fragment_datagram_limit(FRAGMENT_MTU, ipv6=ipv6, nat_t=sa.remote[1] == 4500)
+    sa.codec = Protection(SkCrypto(router, keys, sa.initiator), limit)
+
+
+def protect(router: Any, sa: Any, msg: Message) -> list[bytes]:
+    prot: Protection = sa.codec
+    if sa.peer_fragmentation and msg.exchange != ExchangeType.IKE_SA_INIT:
+        return prot.crypto.seal_fragments(msg, prot.limit)
+    return [prot.crypto.seal(msg)]
+
+
+def unprotect(router: Any, sa: Any, msg: Message, data: bytes) -> Message | None:
+    """The decrypted message, or None while fragments are still missing. Raises CodecError."""
+    prot: Protection = sa.codec
+    if isinstance(msg.encrypted, EncryptedFragment):
+        return prot.reassembler.add(prot.crypto.open_fragment(data))
+    return prot.crypto.open(data)
