@@ -176,6 +176,22 @@ class GcmContext:
         return f"GcmContext({self.alg.name})"
 
 
+class HmacContext:
+    """A key's keyed HMAC state for an integrity transform: copy() skips the key schedule."""
+
+    __slots__ = ("alg", "base", "icv", "ticket", "budget")
+
+    def __init__(self, alg: Integrity, material: bytes) -> None:
+        self.alg = alg
+        self.base = hmac.HMAC(material, HASHES[alg.hash])
+        self.icv = alg.icv_size
+        self.ticket: object | None = None
+        self.budget = 0
+
+    def __repr__(self) -> str:
+        return f"HmacContext({self.alg.name})"
+
+
 class CbcContext:
     """A key's cached AES object for CBC (the key schedule is OpenSSL's; the IV is per call)."""
 
@@ -410,12 +426,23 @@ class OpenSSLProvider:
         dec = Cipher(self.cbc_check(alg, key, iv, data).aes, modes.CBC(iv)).decryptor()
         return dec.update(data) + dec.finalize()
 
+    @staticmethod
+    def hmac_context(alg: Integrity, key: SecretKey) -> HmacContext:
+        ctx = key._ctx
+        if isinstance(ctx, HmacContext) and ctx.alg is alg:
+            return ctx
+        if alg not in (Integrity.AUTH_HMAC_SHA2_256_128, Integrity.AUTH_HMAC_SHA2_384_192,
+                       Integrity.AUTH_HMAC_SHA2_512_256, Integrity.AUTH_HMAC_SHA1_96):
+            raise UnsupportedOperation(f"{alg.name} is not implemented by the openssl provider")
+        ctx = HmacContext(alg, key._bytes())
+        key._ctx = ctx
+        return ctx
+
     def integrity_icv(self, alg: Integrity, key: SecretKey, data: bytes) -> bytes:
-        try:
-            h = alg.hash
-        except KeyError:
-            raise UnsupportedOperation(f"{alg.name} is not implemented by the openssl provider") from None
-        return self._hmac(h, key._bytes(), data)[: alg.icv_size]
+        ctx = self.hmac_context(alg, key)
+        m = ctx.base.copy()
+        m.update(data)
+        return m.finalize()[: ctx.icv]
 
     def integrity_verify(self, alg: Integrity, key: SecretKey, data: bytes, icv: bytes) -> None:
         expected = self.integrity_icv(alg, key, data)
@@ -427,8 +454,9 @@ class OpenSSLProvider:
         if group in MODP_GROUPS:
             with _ffdh():
                 priv_dh = _dh_parameters(group).generate_private_key()
+                y = priv_dh.public_key().public_numbers().y
             plen = (PRIMES[group.value].bit_length() + 7) // 8
-            return KeyShare(group, _int_bytes(priv_dh.public_key().public_numbers().y, plen), NAME, priv_dh)
+            return KeyShare(group, _int_bytes(y, plen), NAME, priv_dh)
         curve = ECP_CURVES.get(group)
         if curve is not None:
             priv_ec = ec.generate_private_key(curve)
@@ -458,8 +486,8 @@ class OpenSSLProvider:
             if group in MODP_GROUPS:
                 params = _dh_parameters(group).parameter_numbers()
                 x = int.from_bytes(private, "big")
-                pub = dh.DHPublicNumbers(pow(GENERATOR, x, params.p), params)
                 with _ffdh():
+                    pub = dh.DHPublicNumbers(pow(GENERATOR, x, params.p), params)
                     priv_dh = dh.DHPrivateNumbers(x, pub).private_key()
                 plen = (params.p.bit_length() + 7) // 8
                 return KeyShare(group, _int_bytes(pub.y, plen), NAME, priv_dh)

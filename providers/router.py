@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import constant_time, hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
@@ -325,16 +325,28 @@ class Router:
 
     # --- integrity ---------------------------------------------------------------------
     def integrity_icv(self, alg: Integrity, key: SecretKey, data: bytes) -> bytes:
+        c = key._ctx
+        if c is not None and c.ticket is self._ticket and c.alg is alg:
+            m = c.base.copy()
+            m.update(data)
+            return m.finalize()[: c.icv]  # type: ignore[no-any-return]
+        return self._integrity_checked(alg, key)(data)
+
+    def _integrity_checked(self, alg: Integrity, key: SecretKey) -> Callable[[bytes], bytes]:
         if self.gate.refusing:
             self.gate.check()
         self.policy.check_integrity(alg)
-        return self.openssl.integrity_icv(alg, key, data)
+        if key.owner != self.openssl.name:
+            owner = self._owner(key.owner)
+            return lambda data: owner.integrity_icv(alg, key, data)
+        ctx = self.openssl.hmac_context(alg, key)
+        ctx.ticket = self._ticket
+        return lambda data: self.openssl.integrity_icv(alg, key, data)
 
     def integrity_verify(self, alg: Integrity, key: SecretKey, data: bytes, icv: bytes) -> None:
-        if self.gate.refusing:
-            self.gate.check()
-        self.policy.check_integrity(alg)
-        self.openssl.integrity_verify(alg, key, data, icv)
+        """Constant-time; raises AuthenticationTagInvalid."""
+        if not constant_time.bytes_eq(self.integrity_icv(alg, key, data), bytes(icv)):
+            raise AuthenticationTagInvalid(f"{alg.name}: ICV did not verify")
 
     # --- key exchange ------------------------------------------------------------------
     def ke_generate(self, group: KeyExchange) -> KeyShare:

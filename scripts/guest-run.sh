@@ -5,7 +5,7 @@
 # usage: scripts/guest-run.sh [PYTEST ARGS...]
 #   env: UML_WORK   cache + work folder (default /var/cache/fipsike-uml)
 #        PYTHON     interpreter with pytest and pyroute2 (default: python3 on PATH)
-#        GUEST_TIMEOUT seconds before the guest is killed (default 170)
+#        GUEST_TIMEOUT seconds before the guest is killed (default 240; a run takes about 60 s)
 # Exit status = pytest's inside the guest; 99 when the guest did not boot or wrote no result.
 set -euo pipefail
 
@@ -13,7 +13,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd -P)
 PY=${PYTHON:-$(command -v python3)}
 PY=$("$PY" -c 'import sys; print(sys.executable)')
 W=${UML_WORK:-/var/cache/fipsike-uml}
-TIMEOUT=${GUEST_TIMEOUT:-170}
+TIMEOUT=${GUEST_TIMEOUT:-240}
 mkdir -p "$W"
 W=$(cd "$W" && pwd -P)
 LOCK="$W/.lock"
@@ -44,7 +44,16 @@ ln -sfn "$W/uml/usr/lib/uml/modules/$KVER" "$W/root/lib/modules/$KVER"
 [ -f "$W/root/lib/modules/$KVER/modules.dep" ] || "$DEPMOD" -a -b "$W/root" "$KVER"
 
 RUN=$(mktemp -d "$W/run.XXXXXX")
-trap 'rm -rf "$RUN"' EXIT
+# UML's main process starts its own session, and helper processes of it can outlive a SIGTERM (found
+# stopped, reparented to init). Every one of them carries this run's unique init path on its command
+# line: after the guest ends, kill exactly those, by pid. fd 9 (the lock) is not passed to the guest.
+kill_this_guest() {
+  local p
+  for p in /proc/[0-9]*; do
+    if grep -qsF "init=$RUN/init.sh" "$p/cmdline"; then kill -KILL "${p#/proc/}" 2>/dev/null || true; fi
+  done
+}
+trap 'kill_this_guest; rm -rf "$RUN"' EXIT
 mkdir -p "$RUN/out"
 printf '#!/bin/sh\nexec %s -d %s/root "$@"\n' "$MODPROBE" "$W" > "$RUN/modprobe.sh"
 chmod +x "$RUN/modprobe.sh"
@@ -72,7 +81,8 @@ chmod +x "$RUN/init.sh"
 
 START=$(date +%s)
 timeout -k 10 "$TIMEOUT" "$W/uml/usr/bin/linux.uml" mem=1G root=/dev/root rootfstype=hostfs rootflags=/ ro \
-  init="$RUN/init.sh" con=null con0=fd:0,fd:1 </dev/null >"$RUN/console.log" 2>&1 || true
+  init="$RUN/init.sh" con=null con0=fd:0,fd:1 </dev/null >"$RUN/console.log" 2>&1 9>&- || true
+for _ in 1 2 3 4; do kill_this_guest; sleep 0.25; done
 END=$(date +%s)
 
 cat "$RUN/out/pytest.log" 2>/dev/null || true

@@ -63,12 +63,12 @@ class Connection:
     dpd_action: str = "clear"  # "clear" | "hold" | "restart"
     fragmentation: bool = True  # RFC 7383
     initial_contact: bool = True
-    mobike: bool = False
+    mobike: bool = False  # not implemented by the engine (RFC 4555): accepted and ignored
     encap: bool = False  # force UDP encapsulation (RFC 3948), NAT or not
     port: int = 500
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     allow_null: bool = False  # NULL authentication is refused unless the policy opts in (RFC 7619)
-    unique: str = "no"
+    unique: str = "no"  # only "no" (INITIAL_CONTACT still replaces a rebooted peer's IKE SAs)
 
     def child(self, name: str) -> ChildConfig:
         for c in self.children:

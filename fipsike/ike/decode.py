@@ -258,7 +258,7 @@ def _pcapng_frames(blob: bytes) -> Iterator[tuple[int, float, bytes]]:
                 code, olen = struct.unpack_from(end + "HH", body, o)
                 if code == 0:
                     break
-                if code == 9 and olen >= 1:
+                if code == 9 and olen >= 1 and o + 4 < len(body):
                     r = body[o + 4]
                     scale = 2.0 ** -(r & 0x7F) if r & 0x80 else 10.0 ** -r
                 o += 4 + ((olen + 3) & ~3)

@@ -14,6 +14,7 @@ messages sent by the original initiator use SK_ei/SK_ai (RFC 7296 2.14).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ AEAD_IV_SIZE = 8  # RFC 5282 3.1 (GCM, CCM), RFC 7634 3 (ChaCha20-Poly1305)
 SKF_HEADER_SIZE = 8  # generic header + Fragment Number + Total Fragments (RFC 7383 2.5)
 SK_HEADER_SIZE = 4
 _IV_COUNTER_MAX = 2**64 - 1
+# Last GCM explicit IV used under each sealing key (RFC 5282 3.1: an IV never repeats under a key).
+_IV_COUNTERS: weakref.WeakKeyDictionary[SecretKey, int] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,6 @@ class SkCrypto:
         self.keys = keys
         self.initiator = initiator
         self.max_size = max_size
-        self._iv_counter = 0
 
     def __repr__(self) -> str:
         return f"SkCrypto({self.keys.encryption.name}, {self.keys.integrity.name}, initiator={self.initiator})"
@@ -122,19 +124,23 @@ class SkCrypto:
         k = self.keys
         return (k.sk_ei, k.sk_ai) if sent_by_initiator else (k.sk_er, k.sk_ar)
 
-    def _next_iv(self) -> bytes:
+    def _next_iv(self, key: SecretKey) -> bytes:
         if self.keys.encryption.is_aead:
-            if self._iv_counter >= _IV_COUNTER_MAX:
+            # The counter belongs to the key handle, not to this object: two SkCrypto over the same
+            # keys still never reuse an IV under one key.
+            count = _IV_COUNTERS.get(key, 0)
+            if count >= _IV_COUNTER_MAX:
                 raise IvExhausted("AEAD IV counter exhausted: rekey the IKE SA")
-            self._iv_counter += 1
-            return self._iv_counter.to_bytes(AEAD_IV_SIZE, "big")
+            count += 1
+            _IV_COUNTERS[key] = count
+            return count.to_bytes(AEAD_IV_SIZE, "big")
         return self.router.random(self.keys.iv_size)
 
     # --- sealing ---------------------------------------------------------------
     def _protect(self, prefix: bytes, plaintext: bytes, enc_key: SecretKey, int_key: SecretKey | None) -> bytes:
         """prefix = header | SK/SKF header with final lengths; returns the whole datagram."""
         k = self.keys
-        iv = self._next_iv()
+        iv = self._next_iv(enc_key)
         if k.encryption.is_aead:
             data = plaintext + b"\x00"  # Pad Length 0: AEAD needs no padding (RFC 5282 3)
             return prefix + iv + self.router.aead_seal(k.encryption, enc_key, iv, data, prefix)

@@ -10,11 +10,29 @@ timer, log). The engine reads no clock, opens no socket and touches no kernel:
 that keeps every test deterministic. Exchange logic lives in
 fipsike.ike.exchanges, one module per exchange; this module holds the SA
 tables, message IDs, retransmission, timers and the shared helpers.
+
+The driver's side of the contract:
+- `now` is any monotonic clock in seconds; certificate validity uses `wallclock()`
+  (UTC, injectable).
+- SendDatagram(data, src, dst): `data` is the IKE message. On port 4500 the
+  driver adds the 4-octet non-ESP marker (RFC 3948 2.2) when sending and strips
+  it when receiving (and passes ESP-in-UDP to the kernel, not here). `dst` of
+  receive() is the local address and port the datagram arrived on.
+- ArmTimer(at): call timer(now) once now >= at. Only the latest ArmTimer
+  matters; an early or spurious timer() call is harmless.
+- InstallChildSa / DeleteChildSa: the kernel layer installs both directions;
+  key bytes leave the provider only through router.release_esp_key.
+- Kernel events: expire(spi_in, hard, now) for XFRM EXPIRE; initiate() for
+  an ACQUIRE (the connection and child that own the reqid).
+- DeadPeer(action): "clear" = nothing more; "hold" = the daemon installs hold
+  shunts; "restart" = the engine has already started a new IKE SA.
+- status() gives plain data (no keys) for `fipsike status --json`.
 """
 
 from __future__ import annotations
 
 import functools
+import heapq
 import ipaddress
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -43,7 +61,15 @@ from fipsike.ike.errors import CodecError
 from fipsike.ike.exchanges import dispatch, ike_sa_init
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import Notify, Payload
-from fipsike.ike.proposals import Transform, TransformType
+from fipsike.ike.proposals import (
+    NoProposalChosen,
+    Proposal,
+    ProposalSpec,
+    Protocol,
+    Transform,
+    TransformType,
+    select,
+)
 from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.retransmit import PendingRequest
 from fipsike.ike.sa import ChildSa, ChildState, IkeSa, IkeState, SaTable, Task
@@ -55,6 +81,7 @@ REKEYED_SA_TIMEOUT = 30.0  # an old IKE SA kept after a rekey, waiting for the p
 NONCE_SIZE = 32  # >= half the PRF key size and >= 16 octets (RFC 7296 2.10)
 # reqids handed out start in the range fipsike.kernel's Ownership claims (0x4649xxxx, "FI")
 REQID_BASE = 0x4649_0001
+INVALID_SPI_PER_SECOND = 10
 
 
 class Engine:
@@ -75,9 +102,15 @@ class Engine:
         self.wallclock = wallclock or (lambda: datetime.now(UTC))
         self.now = 0.0
         self._validators: dict[tuple[int, ...], PathValidator] = {}
-        self._verdicts: dict[tuple[tuple[bytes, ...], tuple[int, ...]], tuple[Any, datetime]] = {}
+        self._verdicts: dict[tuple[tuple[bytes, ...], tuple[Any, ...]], tuple[Any, datetime]] = {}
         self.verdict_cache_ttl = verdict_cache_ttl
         self._memo: dict[Any, Any] = {}
+        self._heap: list[tuple[float, int, IkeSa]] = []
+        self._seq = 0
+        self._touched: dict[int, IkeSa] = {}
+        self._invalid_spi_window = -1e18
+        self._invalid_spi_count = 0
+        self.sas.on_add = self.touch
         self._allowed: dict[Transform, bool] = {}
 
     # --- configuration --------------------------------------------------------------
@@ -88,10 +121,15 @@ class Engine:
         self.connections.pop(name, None)
 
     # --- entry points ------------------------------------------------------------------
-    def initiate(self, conn_name: str, now: float, child: str | None = None) -> list[Action]:
-        """Start an IKE SA for `conn_name` (with its first Child SA, or `child`). When an IKE SA
-        to the peer is already up, only the Child SA is created (CREATE_CHILD_SA)."""
+    def initiate(self, conn_name: str | Connection, now: float, child: str | None = None) -> list[Action]:
+        """Start an IKE SA for a connection (by name, or a Connection, which is added) with its first
+        Child SA, or `child`. When an IKE SA to the peer is already up and `child` is named, only the
+        Child SA is created (CREATE_CHILD_SA)."""
         self.now = now
+        if isinstance(conn_name, Connection):
+            if conn_name.name not in self.connections:
+                self.add_connection(conn_name)
+            conn_name = conn_name.name
         conn = self.connections[conn_name]
         existing = [sa for sa in self.sas.established() if sa.conn.name == conn_name]
         if existing and child is not None:
@@ -218,6 +256,32 @@ class Engine:
     def ike_sas(self) -> list[IkeSa]:
         return list(self.sas)
 
+    def status(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Plain data for `fipsike status --json`: IKE SAs and their Child SAs, no key material."""
+        t = self.now if now is None else now
+        out: list[dict[str, Any]] = []
+        for sa in self.sas:
+            out.append({
+                "name": sa.name, "connection": sa.conn.name, "state": sa.state.value,
+                "initiator": sa.initiator, "local": f"{sa.local[0]}:{sa.local[1]}",
+                "remote": f"{sa.remote[0]}:{sa.remote[1]}",
+                "local_id": str(sa.local_id) if sa.local_id else None,
+                "remote_id": str(sa.remote_id) if sa.remote_id else None,
+                "suite": str(sa.suite) if sa.suite else None,
+                "nat": {"local": sa.nat_local, "remote": sa.nat_remote},
+                "established_for": round(t - sa.established_at, 1) if sa.established_at else None,
+                "rekey_in": round(sa.rekey_at - t, 1) if sa.rekey_at else None,
+                "children": [{
+                    "name": c.name, "state": c.state.value, "reqid": c.reqid, "mode": c.mode,
+                    "spi_in": f"{c.spi_in:08x}", "spi_out": f"{c.spi_out:08x}", "suite": str(c.suite),
+                    "local_ts": [f"{x.start}-{x.end}" for x in c.local_ts],
+                    "remote_ts": [f"{x.start}-{x.end}" for x in c.remote_ts],
+                    "rekey_in": round(c.rekey_at - t, 1) if c.rekey_at else None,
+                    "expire_in": round(c.expire_at - t, 1) if c.expire_at else None,
+                } for c in sa.children.values()],
+            })
+        return out
+
     # --- output ------------------------------------------------------------------------
     def emit(self, action: Action) -> None:
         self._out.append(action)
@@ -228,33 +292,65 @@ class Engine:
     def _flush(self) -> list[Action]:
         out = self._out
         self._out = []
-        nxt = self.next_deadline()
+        nxt = self._rearm()
         if nxt is not None:
             out.append(ArmTimer(nxt))
         return out
 
+    # --- deadlines: a heap of (when, seq, IKE SA), so a packet or a timer costs O(log n), not O(n) ---
+    def invalid_spi_allowed(self, now: float) -> bool:
+        """At most INVALID_SPI_PER_SECOND INVALID_IKE_SPI answers per second (RFC 7296 2.21.4: rate-limited)."""
+        if now - self._invalid_spi_window >= 1.0:
+            self._invalid_spi_window, self._invalid_spi_count = now, 0
+        self._invalid_spi_count += 1
+        return self._invalid_spi_count <= INVALID_SPI_PER_SECOND
+
+    def touch(self, sa: IkeSa) -> None:
+        """`sa` changed in this call: its next deadline is recomputed before the call returns."""
+        self._touched[id(sa)] = sa
+
+    def _live(self, sa: IkeSa) -> bool:
+        return self.sas.by_spi.get(sa.our_spi) is sa
+
+    def _rearm(self) -> float | None:
+        heap = self._heap
+        for sa in self._touched.values():
+            if not self._live(sa):
+                continue
+            d = sa_deadline(sa)
+            if d is not None and d != sa.armed:
+                self._seq += 1
+                heapq.heappush(heap, (d, self._seq, sa))
+            sa.armed = d or 0.0
+        self._touched.clear()
+        if len(heap) > 4 * len(self.sas) + 64:
+            # stale entries (deadlines that moved) pile up between pops: rebuild now and then
+            heap[:] = [(d, i, sa) for i, (d, sa) in enumerate(
+                (sa_deadline(sa), sa) for sa in self.sas) if d is not None]
+            heapq.heapify(heap)
+            self._seq = len(heap)
+        while heap and not self._live(heap[0][2]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def due_sas(self, now: float) -> list[IkeSa]:
+        """Pop the IKE SAs whose deadline has come (each once)."""
+        out: dict[int, IkeSa] = {}
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, sa = heapq.heappop(heap)
+            if self._live(sa):
+                sa.armed = 0.0
+                out[id(sa)] = sa
+        return list(out.values())
+
     def next_deadline(self) -> float | None:
+        """The earliest deadline over every IKE SA (a full scan; the heap gives the same answer)."""
         best: float | None = None
-
-        def consider(t: float) -> None:
-            nonlocal best
-            if t > 0 and (best is None or t < best):
-                best = t
-
         for sa in self.sas:
-            if sa.pending is not None:
-                consider(sa.pending.deadline)
-            if sa.state in (IkeState.INIT_DONE, IkeState.REKEYED):
-                consider(sa.half_open_deadline)
-            if sa.state == IkeState.ESTABLISHED:
-                consider(sa.rekey_at)
-                consider(sa.expire_at)
-                if sa.conn.dpd_delay > 0 and sa.pending is None:
-                    consider(sa.last_heard + sa.conn.dpd_delay)
-                for c in sa.children.values():
-                    if c.state == ChildState.INSTALLED:
-                        consider(c.rekey_at)
-                    consider(c.expire_at)
+            d = sa_deadline(sa)
+            if d is not None and (best is None or d < best):
+                best = d
         return best
 
     def validator(self, anchors: tuple[Any, ...]) -> PathValidator:
@@ -277,7 +373,7 @@ class Engine:
         """
         from fipsike.ike.auth import AuthError
 
-        key = (chain_der, tuple(id(a) for a in anchors))
+        key = (chain_der, anchors)  # certificates compare and hash by value
         wall = self.wallclock()
         hit = self._verdicts.get(key)
         if hit is not None and wall < hit[1]:
@@ -307,6 +403,25 @@ class Engine:
             self._memo.clear()
         value = self._memo[key] = build()
         return value
+
+    def select(self, offered: Sequence[Proposal], local: Sequence[ProposalSpec], protocol: Protocol) -> Proposal:
+        """proposals.select under this engine's policy, remembered per (offer, configuration): a peer
+        sends the same proposals every time, only the SPIs differ. Raises NoProposalChosen."""
+        key = ("select", tuple(Proposal(p.number, p.protocol, b"", p.transforms) for p in offered),
+               tuple(local), protocol)
+        got = self._memo.get(key)
+        if got is None:
+            try:
+                got = select(key[1], local, self.allowed, protocol)
+            except NoProposalChosen as e:
+                got = e
+            if len(self._memo) >= 4096:
+                self._memo.clear()
+            self._memo[key] = got
+        if isinstance(got, NoProposalChosen):
+            raise NoProposalChosen(str(got))
+        spi = next(p.spi for p in offered if p.number == got.number and p.protocol == got.protocol)
+        return Proposal(got.number, got.protocol, spi, got.transforms)
 
     # --- policy -----------------------------------------------------------------------------
     def allowed(self, t: Transform) -> bool:
@@ -373,6 +488,7 @@ class Engine:
 
     def send_request(self, sa: IkeSa, exchange: ExchangeType, payloads: Sequence[Payload], kind: str,
                      now: float) -> None:
+        self.touch(sa)
         msg = Message(sa.spi_i, sa.spi_r, int(exchange), sa.next_request_id, sa.initiator, False,
                       tuple(payloads))
         if exchange == ExchangeType.IKE_SA_INIT:
@@ -387,6 +503,7 @@ class Engine:
         self._send(sa, packets)
 
     def send_response(self, sa: IkeSa, request: Message, payloads: Sequence[Payload]) -> None:
+        self.touch(sa)
         msg = Message(sa.spi_i, sa.spi_r, int(request.exchange), request.message_id, sa.initiator, True,
                       tuple(payloads))
         if request.exchange == ExchangeType.IKE_SA_INIT:
@@ -414,6 +531,7 @@ class Engine:
                 t.kind == task.kind and t.spi == task.spi for t in sa.tasks):
             return
         sa.tasks.append(task)
+        self.touch(sa)
         self.kick(sa, now)
 
     def kick(self, sa: IkeSa, now: float) -> None:
@@ -438,6 +556,7 @@ class Engine:
                                out_a)
         encap = (sa.local[1], sa.remote[1]) if (sa.nat_local or sa.nat_remote or sa.conn.encap) else None
         sa.children[child.spi_in] = child
+        self.touch(sa)
         self.emit(InstallChildSa(sa.name, sa.conn.name, child.name, child.reqid, child.mode, inbound, outbound,
                                  child.local_ts, child.remote_ts, child.rekey_at - child.installed_at,
                                  child.expire_at - child.installed_at, s.esn, encap, rekey_of))
@@ -448,6 +567,7 @@ class Engine:
     def remove_child(self, sa: IkeSa, child: ChildSa, reason: str, keep_policies: bool = False) -> None:
         if sa.children.pop(child.spi_in, None) is None:
             return
+        self.touch(sa)
         child.state = ChildState.DELETED
         self.emit(DeleteChildSa(sa.name, sa.conn.name, child.name, child.reqid, child.spi_in, child.spi_out,
                                 sa.local[0], sa.remote[0], reason, keep_policies))
@@ -485,6 +605,32 @@ class Engine:
     def notify_error(self, sa: IkeSa | None, name: str, detail: str) -> None:
         self.log("warning", name.lower().replace("_", "-"),
                  f"{sa.conn.name + ' ' if sa else ''}{name}: {detail}")
+
+
+def sa_deadline(sa: IkeSa) -> float | None:
+    """When this IKE SA next needs the timer: retransmission, half-open expiry, rekey, lifetimes,
+    liveness check."""
+    best = 0.0
+
+    def consider(t: float) -> None:
+        nonlocal best
+        if t > 0 and (best == 0.0 or t < best):
+            best = t
+
+    if sa.pending is not None:
+        consider(sa.pending.deadline)
+    if sa.state in (IkeState.INIT_DONE, IkeState.REKEYED):
+        consider(sa.half_open_deadline)
+    if sa.state == IkeState.ESTABLISHED:
+        consider(sa.rekey_at)
+        consider(sa.expire_at)
+        if sa.conn.dpd_delay > 0 and sa.pending is None:
+            consider(sa.last_heard + sa.conn.dpd_delay)
+        for c in sa.children.values():
+            if c.state == ChildState.INSTALLED:
+                consider(c.rekey_at)
+            consider(c.expire_at)
+    return best or None
 
 
 @functools.lru_cache(maxsize=4096)

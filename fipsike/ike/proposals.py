@@ -144,8 +144,13 @@ def select(offered: Sequence[Proposal], local: Sequence[ProposalSpec], allowed: 
     Returns the chosen proposal as the reply carries it: the peer's proposal number and SPI, one
     transform per type (NONE-valued types omitted). Raises NoProposalChosen.
     """
+    required = set(_required_types(protocol))
     for prop in offered:
         if prop.protocol != protocol:
+            continue
+        if any(t.type not in required for t in prop.transforms):
+            # a transform type we do not implement (e.g. RFC 9370 ADDKE): the proposal as a whole is
+            # not acceptable (RFC 7296 3.3.6)
             continue
         for spec in local:
             if spec.protocol != protocol:
@@ -331,7 +336,10 @@ def _transform_name(t: TransformType, i: int) -> str:
         TransformType.KE: KeyExchange}
     if t == TransformType.ESN:
         return "ESN" if i == ESN else "NO_ESN"
+    cls = enum_for.get(t)
+    if cls is None:
+        return f"{getattr(t, 'name', t)}#{i}"
     try:
-        return enum_for[t](i).name
+        return cls(i).name
     except ValueError:
         return f"{t.name}#{i}"

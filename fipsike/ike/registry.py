@@ -235,7 +235,7 @@ class NotifyType(enum.IntEnum):
     CHILD_SA_NOT_FOUND = 44  # RFC 7296
     INVALID_GROUP_ID = 45  # RFC 9838
     AUTHORIZATION_FAILED = 46  # RFC 9838
-    STATE_NOT_FOUND = 47  # RFC 9866 (IKEv2 SA state synchronisation)
+    STATE_NOT_FOUND = 47  # RFC 9370 (IKE_FOLLOWUP_KE without state)
     # --- status types ---
     INITIAL_CONTACT = 16384  # RFC 7296
     SET_WINDOW_SIZE = 16385  # RFC 7296
@@ -282,7 +282,8 @@ class NotifyType(enum.IntEnum):
     PSK_CONFIRM = 16426  # RFC 6631
     ERX_SUPPORTED = 16427  # RFC 6867
     IFOM_CAPABILITY = 16428  # 3GPP TS 24.303
-    GROUP_SENDER = 16429  # RFC 9838 (was SENDER_REQUEST_ID)
+    GROUP_SENDER = 16429  # RFC 9838
+    SENDER_REQUEST_ID = 16429  # its earlier name (draft-yeung-g-ikev2), an alias
     IKEV2_FRAGMENTATION_SUPPORTED = 16430  # RFC 7383
     SIGNATURE_HASH_ALGORITHMS = 16431  # RFC 7427
     CLONE_IKE_SA_SUPPORTED = 16432  # RFC 7791
@@ -298,8 +299,8 @@ class NotifyType(enum.IntEnum):
     USE_AGGFRAG = 16442  # RFC 9347
     SUPPORTED_AUTH_METHODS = 16443  # RFC 9593
     SA_RESOURCE_INFO = 16444  # RFC 9611
-    USE_PPK_INT = 16445  # RFC 9867
-    PPK_IDENTITY_KEY = 16446  # RFC 9867
+    USE_PPK_INT = 16445  # draft-ietf-ipsecme-ikev2-qr-alt (IANA allocation)
+    PPK_IDENTITY_KEY = 16446  # draft-ietf-ipsecme-ikev2-qr-alt (IANA allocation)
 
     @property
     def is_error(self) -> bool:

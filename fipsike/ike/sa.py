@@ -137,6 +137,7 @@ class IkeSa:
     collision: tuple[IkeSa, bytes, bytes] | None = None
     half_open_deadline: float = 0.0
     init_tries: int = 0
+    armed: float = 0.0  # the deadline last pushed on the engine's timer heap
 
     @property
     def name(self) -> str:
@@ -151,23 +152,32 @@ class SaTable:
     """IKE SAs by our SPI (unique per engine), plus half-open bookkeeping for cookies."""
 
     def __init__(self) -> None:
+        self.on_add: Any = None  # the engine's touch(): a new SA needs its deadlines armed
         self.by_spi: dict[bytes, IkeSa] = {}
         # responder: (peer SPIi, peer address) -> our SA, so a retransmitted IKE_SA_INIT
         # request maps to the same half-open SA (RFC 7296 2.1)
         self.by_init: dict[tuple[bytes, str, int], IkeSa] = {}
+        self._half_open: set[bytes] = set()  # our SPIs of SAs not yet through IKE_AUTH (O(1) count)
 
     def add(self, sa: IkeSa) -> None:
         self.by_spi[sa.our_spi] = sa
+        if sa.state in (IkeState.INIT_SENT, IkeState.INIT_DONE, IkeState.AUTH_SENT):
+            self._half_open.add(sa.our_spi)
+        if self.on_add is not None:
+            self.on_add(sa)
         if not sa.initiator:
             self.by_init[(sa.spi_i, sa.remote[0], sa.remote[1])] = sa
 
     def remove(self, sa: IkeSa) -> None:
         self.by_spi.pop(sa.our_spi, None)
+        self._half_open.discard(sa.our_spi)
         self.by_init.pop((sa.spi_i, sa.remote[0], sa.remote[1]), None)
 
     def half_open(self) -> int:
-        return sum(1 for sa in self.by_spi.values()
-                   if sa.state in (IkeState.INIT_DONE, IkeState.INIT_SENT, IkeState.AUTH_SENT))
+        return len(self._half_open)
+
+    def mark_established(self, sa: IkeSa) -> None:
+        self._half_open.discard(sa.our_spi)
 
     def established(self) -> list[IkeSa]:
         return [sa for sa in self.by_spi.values() if sa.state == IkeState.ESTABLISHED]

@@ -48,13 +48,19 @@ def narrow(offered: Sequence[TrafficSelectorSpec],
            configured: Sequence[TrafficSelectorSpec]) -> list[TrafficSelectorSpec]:
     """The parts of the peer's selectors our configuration allows, in the peer's order (RFC 7296 2.9:
     the responder narrows to a subset of what was proposed). Empty: answer TS_UNACCEPTABLE."""
+    return list(_narrow(tuple(offered), tuple(configured)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _narrow(offered: tuple[TrafficSelectorSpec, ...],
+            configured: tuple[TrafficSelectorSpec, ...]) -> tuple[TrafficSelectorSpec, ...]:
     out: list[TrafficSelectorSpec] = []
     for o in offered:
         for c in configured:
             x = intersect(o, c)
             if x is not None and x not in out:
                 out.append(x)
-    return out
+    return tuple(out)
 
 
 def contains(outer: TrafficSelectorSpec, inner: TrafficSelectorSpec) -> bool:

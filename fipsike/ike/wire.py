@@ -3,6 +3,7 @@ the codec's payload classes and the engine's model, and SK protection of message
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,16 +46,27 @@ def from_wire_sa(sa: SecurityAssociation) -> list[Proposal]:
 
 
 def to_wire_ts(specs: Sequence[TrafficSelectorSpec]) -> tuple[TrafficSelector, ...]:
+    return _to_wire_ts(tuple(specs))
+
+
+@functools.lru_cache(maxsize=1024)
+def _to_wire_ts(specs: tuple[TrafficSelectorSpec, ...]) -> tuple[TrafficSelector, ...]:
     return tuple(TrafficSelector(s.protocol, s.start_port, s.end_port, _ip(s.start), _ip(s.end)) for s in specs)
 
 
-def from_wire_ts(selectors: Sequence[Any]) -> list[TrafficSelectorSpec]:
+def from_wire_ts(selectors: Sequence[Any]) -> tuple[TrafficSelectorSpec, ...]:
+    """The engine's selectors from the payload's (remembered: peers repeat their selectors)."""
+    return _from_wire_ts(tuple(selectors))
+
+
+@functools.lru_cache(maxsize=1024)
+def _from_wire_ts(selectors: tuple[Any, ...]) -> tuple[TrafficSelectorSpec, ...]:
     out: list[TrafficSelectorSpec] = []
     for s in selectors:
         if isinstance(s, TrafficSelector):
             out.append(TrafficSelectorSpec(str(s.start_address), str(s.end_address), s.ip_protocol,
                                            s.start_port, s.end_port))
-    return out
+    return tuple(out)
 
 
 # --- SK protection ------------------------------------------------------------------------

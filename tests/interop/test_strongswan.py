@@ -94,11 +94,18 @@ def _fipsike(tmp: Path, hosts: ssh.TwoHosts, pki: ssh.Pki, scenario: str, router
         local_id="moon.test", remote_id="sun.test", private_key=key,
         certificate=x509.load_pem_x509_certificate(cert_path.read_bytes()),
         trust_anchors=(x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()),),
-        ike_proposals=parse_proposals([ike], Protocol.IKE), dpd_delay=0, rekey_time=0, life_time=0,
+        # ECP-384 first: charon takes only its own group, so fipsike's first KE guess is answered with
+        # INVALID_KE_PAYLOAD and retried (RFC 7296 1.2); the RSA scenario has no extra group
+        ike_proposals=parse_proposals([_with_extra_group(ike)], Protocol.IKE), dpd_delay=0, rekey_time=0,
+        life_time=0,
         children=(ChildConfig("net", (ts_from_cidr("10.1.0.1/32"),), (ts_from_cidr("10.2.0.1/32"),),
                               parse_proposals([esp], Protocol.ESP), rekey_time=3000, life_time=3300),))
     engine = Engine(router, [conn])
     return UdpDriver(engine, sockets_in_netns(hosts.left.netns, hosts.left.address), hosts.left.address)
+
+
+def _with_extra_group(ike: str) -> str:
+    return ike.replace("ecp256", "ecp384-ecp256") if ike.endswith("ecp256") else ike
 
 
 _CHILD_RX = re.compile(r"child-sas \{(.*)\}")
@@ -177,6 +184,16 @@ def _scenario(tmp_path: Path, hosts: ssh.TwoHosts, scenario: str, fipsike_initia
         assert ike["dh-group"] == str(sa.suite.ke.name)
         child = ike["children"][0]
         assert child["state"] == "INSTALLED" and child["mode"] == "TUNNEL"
+        log = charon.log_text()
+        if fipsike_initiates and kt == "ecdsa":
+            assert any(lg.event == "invalid-ke-payload" for lg in drv.logs)
+        if kt == "rsa":
+            # RSA-3072 certificates do not fit 1280 octets: IKE_AUTH went in RFC 7383 fragments
+            assert re.search(r"received fragment #\d+ of \d+", log), "no IKE fragments seen by charon"
+        # a liveness check (RFC 7296 2.4) answered by charon
+        heard = sa.last_heard
+        drv.handle(drv.engine.liveness(sa.name, drv.now()))
+        drv.run_until(lambda: sa.pending is None and sa.last_heard > heard)
         # 2. Child SA rekey started by fipsike (PFS with the ESP proposal's group)
         old = _installed_spis(drv)
         spi_in = next(iter(old))[0]

@@ -246,3 +246,52 @@ def test_token_secrets_stay_on_token(hsm_provider: Pkcs11Provider, router_hsm: R
     assert "len=32" in repr(key)
     key.wipe()
     assert key.wiped
+
+
+def test_token_provider_is_a_provider(hsm_provider: Pkcs11Provider) -> None:
+    from providers import Provider
+
+    assert isinstance(hsm_provider, Provider)
+    assert len(hsm_provider.random(32)) == 32
+    assert hsm_provider.digest(HashAlg.SHA256, b"abc").hex().startswith("ba7816bf")  # FIPS 180-4 example
+
+
+def test_token_rsa_pkcs1_siggen_cavp(router_hsm: Router, hsm_provider: Pkcs11Provider) -> None:
+    """CAVP SigGen15 (RSASSA-PKCS1-v1_5 is deterministic): the CAVP key goes onto the token and
+    the token's signatures must equal the file's, byte for byte; the OpenSSL provider too.
+    Filtered: moduli below 2048 (policy) and SHA-1/SHA-224 (not signing schemes here)."""
+    from cryptography.hazmat.primitives.asymmetric.rsa import (
+        RSAPrivateNumbers,
+        RSAPublicNumbers,
+        rsa_crt_dmp1,
+        rsa_crt_dmq1,
+        rsa_crt_iqmp,
+        rsa_recover_prime_factors,
+    )
+
+    n = e = d = 0
+    keys: dict[int, Any] = {}
+    checked = 0
+    for r in cavp("asymmetric/RSA/FIPS_186-2/SigGen15_186-2.txt"):
+        if "n" in r:
+            n = int(r["n"], 16)
+        if "e" in r and "d" in r:
+            e, d = int(r["e"], 16), int(r["d"], 16)
+        alg = {"SHA256": "SHA256", "SHA384": "SHA384", "SHA512": "SHA512"}.get(r.get("shaalg", ""))
+        if n.bit_length() < 2048 or alg is None:
+            continue
+        if n not in keys:
+            p, q = rsa_recover_prime_factors(n, e, d)
+            private = RSAPrivateNumbers(p, q, d, rsa_crt_dmp1(d, p), rsa_crt_dmq1(d, q), rsa_crt_iqmp(p, q),
+                                        RSAPublicNumbers(e, n)).private_key()
+            keys[n] = (router_hsm.import_private_key(private, label="cavp-siggen", key_id=os.urandom(4),
+                                                     to_token=True),
+                       router_hsm.import_private_key(private))
+        token_key, soft_key = keys[n]
+        scheme = SignatureScheme[f"RSA_PKCS1_{alg}"]
+        assert router_hsm.sign(token_key, scheme, h(r["msg"])) == h(r["s"])
+        assert router_hsm.sign(soft_key, scheme, h(r["msg"])) == h(r["s"])
+        checked += 1
+    for token_key, _ in keys.values():
+        hsm_provider.destroy_key(token_key)
+    assert len(keys) == 3 and checked >= 45  # 2048, 3072, 4096

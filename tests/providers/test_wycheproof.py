@@ -17,6 +17,7 @@ from providers import (
     InvalidInput,
     InvalidKeyShare,
     KeyExchange,
+    Prf,
     Router,
     SignatureScheme,
 )
@@ -156,3 +157,49 @@ def test_wycheproof_mlkem_decaps(group: KeyExchange, name: str, router_fips: Rou
         assert k == h(t["K"]), t["tcId"]
         seen["accepted"] += 1
     assert seen["accepted"] >= 1
+
+
+def test_wycheproof_x25519(router_default: Router) -> None:
+    """Default profile only (RFC 8031). Valid: the shared secret matches. Low-order points
+    (all-zero shared secret, RFC 7748 section 6.1) must be refused; other "acceptable" cases
+    (twist points, non-canonical encodings) may go either way."""
+    seen: Counter[str] = Counter()
+    for _, t in wycheproof_tests("Protocol/wycheproof/x25519_test.json"):
+        share = router_default.ke_import_private(KeyExchange.CURVE25519, h(t["private"]))
+        try:
+            shared = router_default.ke_derive(share, h(t["public"]))._bytes()
+        except InvalidKeyShare:
+            assert t["result"] != "valid", t["tcId"]
+            assert "ZeroSharedSecret" in t["flags"] or t["result"] == "invalid"
+            seen["rejected"] += 1
+            continue
+        assert "ZeroSharedSecret" not in t["flags"], t["tcId"]
+        assert shared == h(t["shared"]), t["tcId"]
+        seen["accepted"] += 1
+    assert seen["rejected"] >= 10 and seen["accepted"] >= 400
+
+
+HKDF_PRF = {"sha256": Prf.PRF_HMAC_SHA2_256, "sha384": Prf.PRF_HMAC_SHA2_384, "sha512": Prf.PRF_HMAC_SHA2_512}
+
+
+@pytest.mark.parametrize("name", list(HKDF_PRF))
+def test_wycheproof_hkdf_as_skeyseed_and_prf_plus(name: str, router_fips: Router) -> None:
+    """HKDF (RFC 5869) is SKEYSEED then prf+: Extract(salt, IKM) = prf(salt, IKM) with salt in
+    the Ni | Nr place (RFC 7296 2.14), and Expand(PRK, info, L) = prf+(PRK, info) (2.13).
+    Outputs above 255 blocks ("SizeTooLarge") must be refused."""
+    from providers import InvalidInput
+
+    prf = HKDF_PRF[name]
+    seen: Counter[str] = Counter()
+    for _, t in wycheproof_tests(f"Protocol/wycheproof/hkdf_{name}_test.json"):
+        ikm = router_fips.import_secret(h(t["ikm"]), "g^ir")
+        prk = router_fips.skeyseed(prf, h(t["salt"]), b"", ikm)
+        try:
+            (okm,) = router_fips.prf_plus(prf, prk, h(t["info"]), [("okm", t["size"])])
+        except InvalidInput:
+            assert t["result"] == "invalid", t["tcId"]
+            seen["rejected"] += 1
+            continue
+        assert t["result"] == "valid" and okm._bytes() == h(t["okm"]), t["tcId"]
+        seen["valid"] += 1
+    assert seen["valid"] >= 60 and seen["rejected"] >= 1

@@ -27,7 +27,6 @@ from fipsike.ike.proposals import (
     Protocol,
     TransformType,
     esp_suite,
-    select,
     verify_choice,
 )
 from fipsike.ike.registry import NotifyType
@@ -128,7 +127,7 @@ def negotiate(eng: Engine, sa: IkeSa, msg: Message, in_ike_auth: bool,
             continue
         ts_found = True
         try:
-            chosen = select(offered, _specs(cfg, in_ike_auth), eng.allowed, Protocol.ESP)
+            chosen = eng.select(offered, _specs(cfg, in_ike_auth), Protocol.ESP)
         except NoProposalChosen:
             continue
         if len(chosen.spi) != 4:

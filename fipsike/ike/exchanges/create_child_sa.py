@@ -16,7 +16,7 @@ from fipsike.ike.exchanges.ike_auth import established
 from fipsike.ike.keymat import derive_rekeyed_ike_keys
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import KeyExchangePayload, Nonce, Notify, Payload, SecurityAssociation
-from fipsike.ike.proposals import NoProposalChosen, Proposal, Protocol, ike_suite, select, verify_choice
+from fipsike.ike.proposals import NoProposalChosen, Proposal, Protocol, ike_suite, verify_choice
 from fipsike.ike.registry import ExchangeType, NotifyType, ProtocolId
 from fipsike.ike.sa import ChildSa, ChildState, Exchange, IkeSa, IkeState, Task
 from providers.algorithms import KeyExchange
@@ -26,7 +26,16 @@ from providers.handles import SecretKey
 if TYPE_CHECKING:
     from fipsike.ike.engine import Engine
 
-RETRY_DELAY = 5.0  # seconds before a rekey refused with TEMPORARY_FAILURE is tried again (RFC 7296 2.25)
+# Seconds before a refused rekey is tried again (RFC 7296 2.25 asks for a retry "after a short delay").
+# IKE SA rekeys retry sooner than Child SA rekeys, so an IKE rekey and a Child rekey that refused each
+# other do not meet again; a random quarter on top keeps two peers from retrying in lockstep.
+IKE_RETRY_DELAY = 2.0
+CHILD_RETRY_DELAY = 5.0
+
+
+def _retry_at(eng: Engine, now: float, base: float) -> float:
+    jitter: int = bytes(eng.router.random(1))[0]
+    return now + base * (1.0 + jitter / 1024)
 
 
 # --- initiator -----------------------------------------------------------------------------
@@ -132,7 +141,7 @@ def handle_response(eng: Engine, sa: IkeSa, msg: Message, now: float) -> None:
             eng.emit(ChildSaFailed(sa.name, sa.conn.name, ex.child_cfg.name, e.notify.name))
         if old is not None and old.state == ChildState.REKEYING:
             old.state = ChildState.INSTALLED
-            old.rekey_at = now + RETRY_DELAY
+            old.rekey_at = _retry_at(eng, now, CHILD_RETRY_DELAY)
         eng.queue(sa, Task("delete-spi", spi=ex.spi_in), now)
         return
     eng.install_child(sa, new, rekey_of=old.spi_in if old is not None else None)
@@ -181,7 +190,7 @@ def _failed(eng: Engine, sa: IkeSa, ex: Exchange, old: ChildSa | None, err: Noti
         if err.notify_type == NotifyType.TEMPORARY_FAILURE and sa.collision is not None:
             _adopt(eng, sa, sa.collision[0], now)
         elif sa.state == IkeState.ESTABLISHED:
-            sa.rekey_at = now + RETRY_DELAY
+            sa.rekey_at = _retry_at(eng, now, IKE_RETRY_DELAY)
         return
     if ex.kind == "rekey-child" and old is not None:
         if err.notify_type == NotifyType.CHILD_SA_NOT_FOUND:
@@ -192,7 +201,7 @@ def _failed(eng: Engine, sa: IkeSa, ex: Exchange, old: ChildSa | None, err: Noti
             old.replaced_by = old.collision.spi_in
         elif old.state == ChildState.REKEYING:
             old.state = ChildState.INSTALLED
-            old.rekey_at = now + RETRY_DELAY
+            old.rekey_at = _retry_at(eng, now, CHILD_RETRY_DELAY)
         return
     if ex.child_cfg is not None:
         eng.emit(ChildSaFailed(sa.name, sa.conn.name, ex.child_cfg.name, name))
@@ -245,7 +254,7 @@ def _complete_rekey_ike(eng: Engine, sa: IkeSa, ex: Exchange, msg: Message, nr: 
             raise NoProposalChosen("key exchange mismatch")
     except (NoProposalChosen, childmod.ChildError, ValueError) as e:
         eng.notify_error(sa, "NO_PROPOSAL_CHOSEN", f"IKE SA rekey: {e}")
-        sa.rekey_at = now + RETRY_DELAY
+        sa.rekey_at = _retry_at(eng, now, IKE_RETRY_DELAY)
         return
     # the rekey initiator is the new SA's initiator (RFC 7296 2.18)
     new = _new_ike_sa(eng, sa, True, ex.new_spi, chosen.spi, chosen, ex.nonce, nr, shared, now)
@@ -277,8 +286,17 @@ def handle_request(eng: Engine, sa: IkeSa, msg: Message, now: float) -> None:
         # being rekeyed or deleted (RFC 7296 2.25)
         eng.send_response(sa, msg, [Notify.error(NotifyType.TEMPORARY_FAILURE)])
         return
+    ours = sa.exchange.kind if sa.exchange is not None else ""
     if any(p.protocol == ProtocolId.IKE for p in sa_p.proposals):
+        if ours in ("rekey-child", "create-child"):
+            # our Child SA exchange must finish on this IKE SA first (RFC 7296 2.25.2)
+            eng.send_response(sa, msg, [Notify.error(NotifyType.TEMPORARY_FAILURE)])
+            return
         _respond_rekey_ike(eng, sa, msg, sa_p, nonce.data, now)
+        return
+    if ours == "rekey-ike":
+        # the Child SAs are about to move to a new IKE SA: ask the peer to retry there (RFC 7296 2.25.2)
+        eng.send_response(sa, msg, [Notify.error(NotifyType.TEMPORARY_FAILURE)])
         return
     rekey = msg.notify(NotifyType.REKEY_SA)
     old: ChildSa | None = None
@@ -348,7 +366,7 @@ def _respond_rekey_ike(eng: Engine, sa: IkeSa, msg: Message, sa_p: SecurityAssoc
     try:
         if ke is not None:
             offered = [ke_first(p, ke.group) for p in offered]
-        chosen = select(offered, sa.conn.ike_proposals, eng.allowed, Protocol.IKE)
+        chosen = eng.select(offered, sa.conn.ike_proposals, Protocol.IKE)
         suite = ike_suite(chosen)
         if len(chosen.spi) != 8 or chosen.spi == bytes(8):
             raise NoProposalChosen("the new IKE SA's SPI is not 8 octets")

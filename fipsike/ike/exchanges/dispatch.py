@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fipsike.ike import wire
-from fipsike.ike.actions import Address
+from fipsike.ike.actions import Address, SendDatagram
 from fipsike.ike.errors import CodecError, UnsupportedCriticalPayload
 from fipsike.ike.exchanges import create_child_sa, ike_auth, ike_sa_init, informational
 from fipsike.ike.message import Message
@@ -25,9 +25,17 @@ def receive(eng: Engine, msg: Message, data: bytes, src: Address, dst: Address, 
     # the I flag says who sent it: from the original initiator, our SPI is SPIr (RFC 7296 3.1)
     ours = msg.spi_r if msg.initiator else msg.spi_i
     sa = eng.sas.by_spi.get(ours)
+    if sa is not None:
+        eng.touch(sa)
     if sa is None or sa.initiator == msg.initiator:
-        # RFC 7296 2.21.4: an unknown SPI may get INVALID_IKE_SPI; we stay silent (no amplification)
-        eng.log("debug", "unknown-spi", f"message for an unknown IKE SA from {src[0]}:{src[1]} dropped")
+        eng.log("debug", "unknown-spi", f"message for an unknown IKE SA from {src[0]}:{src[1]}")
+        if not msg.response and eng.invalid_spi_allowed(now):
+            # RFC 7296 2.21.4: a request outside any IKE SA we know (the peer may have missed our
+            # restart) MAY get an unprotected INVALID_IKE_SPI with the same SPIs and Message ID;
+            # rate-limited, and never for responses
+            reply = Message(msg.spi_i, msg.spi_r, int(msg.exchange), msg.message_id, not msg.initiator, True,
+                            (Notify.error(NotifyType.INVALID_IKE_SPI),))
+            eng.emit(SendDatagram(reply.serialize(), dst, src))
         return
     if msg.response:
         pending = sa.pending
@@ -144,52 +152,58 @@ def start_task(eng: Engine, sa: IkeSa, task: Task, now: float) -> None:
 
 
 def timer(eng: Engine, now: float) -> None:
-    for sa in list(eng.sas):
-        if sa.state == IkeState.DELETED:
-            continue
-        p = sa.pending
-        if p is not None and p.due(now):
-            policy = sa.conn.retransmit
-            give_up = p.exhausted(policy)
-            if p.exchange == "dpd" and now - p.sent_at >= sa.conn.dpd_timeout:
-                give_up = True
-            if give_up:
-                if p.exchange == "delete-ike":
-                    eng.drop_ike(sa, "deleted (no answer)")
-                elif sa.state in (IkeState.INIT_SENT, IkeState.AUTH_SENT):
-                    eng.log("warning", "ike-sa-timeout", f"{sa.conn.name}: no answer from {sa.remote[0]}")
-                    eng.drop_ike(sa, "timeout", failed=True)
-                else:
-                    eng.peer_dead(sa, now)
-                continue
-            p.tries += 1
-            p.arm(policy, now)
-            if p.exchange == "dpd":
-                # a liveness check gives up after dpd_timeout, whatever the retransmission schedule says
-                p.deadline = min(p.deadline, p.sent_at + sa.conn.dpd_timeout)
-            eng.log("debug", "retransmit", f"{sa.name}: request {p.message_id} try {p.tries}")
-            eng._send(sa, p.packets)
-        if sa.state in (IkeState.INIT_DONE, IkeState.REKEYED) and sa.half_open_deadline \
-                and now >= sa.half_open_deadline:
-            eng.drop_ike(sa, "half-open timeout" if sa.state == IkeState.INIT_DONE else "rekeyed")
-            continue
-        if sa.state != IkeState.ESTABLISHED:
-            continue
-        if sa.expire_at and now >= sa.expire_at:
-            eng.log("info", "ike-sa-expired", f"{sa.name}: lifetime reached")
-            sa.expire_at = 0.0
-            eng.queue(sa, Task("delete-ike"), now)
-            continue
-        if sa.rekey_at and now >= sa.rekey_at:
-            sa.rekey_at = 0.0
-            eng.queue(sa, Task("rekey-ike"), now)
-        for child in list(sa.children.values()):
-            if child.expire_at and now >= child.expire_at:
-                child.expire_at = 0.0
-                eng.queue(sa, Task("delete-child", spi=child.spi_in), now)
-            elif child.state == ChildState.INSTALLED and child.rekey_at and now >= child.rekey_at:
-                child.rekey_at = 0.0
-                eng.queue(sa, Task("rekey-child", spi=child.spi_in), now)
-        if sa.conn.dpd_delay > 0 and sa.pending is None and not sa.tasks \
-                and now >= sa.last_heard + sa.conn.dpd_delay:
-            eng.queue(sa, Task("dpd"), now)
+    for sa in eng.due_sas(now):
+        eng.touch(sa)
+        timer_sa(eng, sa, now)
+
+
+def timer_sa(eng: Engine, sa: IkeSa, now: float) -> None:
+    """Everything due for one IKE SA at `now` (idempotent: a second call at the same time does nothing)."""
+    if sa.state == IkeState.DELETED:
+        return
+    p = sa.pending
+    if p is not None and p.due(now):
+        policy = sa.conn.retransmit
+        give_up = p.exhausted(policy)
+        if p.exchange == "dpd" and now - p.sent_at >= sa.conn.dpd_timeout:
+            give_up = True
+        if give_up:
+            if p.exchange == "delete-ike":
+                eng.drop_ike(sa, "deleted (no answer)")
+            elif sa.state in (IkeState.INIT_SENT, IkeState.AUTH_SENT):
+                eng.log("warning", "ike-sa-timeout", f"{sa.conn.name}: no answer from {sa.remote[0]}")
+                eng.drop_ike(sa, "timeout", failed=True)
+            else:
+                eng.peer_dead(sa, now)
+            return
+        p.tries += 1
+        p.arm(policy, now)
+        if p.exchange == "dpd":
+            # a liveness check gives up after dpd_timeout, whatever the retransmission schedule says
+            p.deadline = min(p.deadline, p.sent_at + sa.conn.dpd_timeout)
+        eng.log("debug", "retransmit", f"{sa.name}: request {p.message_id} try {p.tries}")
+        eng._send(sa, p.packets)
+    if sa.state in (IkeState.INIT_DONE, IkeState.REKEYED) and sa.half_open_deadline \
+            and now >= sa.half_open_deadline:
+        eng.drop_ike(sa, "half-open timeout" if sa.state == IkeState.INIT_DONE else "rekeyed")
+        return
+    if sa.state != IkeState.ESTABLISHED:
+        return
+    if sa.expire_at and now >= sa.expire_at:
+        eng.log("info", "ike-sa-expired", f"{sa.name}: lifetime reached")
+        sa.expire_at = 0.0
+        eng.queue(sa, Task("delete-ike"), now)
+        return
+    if sa.rekey_at and now >= sa.rekey_at:
+        sa.rekey_at = 0.0
+        eng.queue(sa, Task("rekey-ike"), now)
+    for child in list(sa.children.values()):
+        if child.expire_at and now >= child.expire_at:
+            child.expire_at = 0.0
+            eng.queue(sa, Task("delete-child", spi=child.spi_in), now)
+        elif child.state == ChildState.INSTALLED and child.rekey_at and now >= child.rekey_at:
+            child.rekey_at = 0.0
+            eng.queue(sa, Task("rekey-child", spi=child.spi_in), now)
+    if sa.conn.dpd_delay > 0 and sa.pending is None and not sa.tasks \
+            and now >= sa.last_heard + sa.conn.dpd_delay:
+        eng.queue(sa, Task("dpd"), now)

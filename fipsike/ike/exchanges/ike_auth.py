@@ -125,6 +125,7 @@ def _verify_peer(eng: Engine, sa: IkeSa, conn: Connection, msg: Message, peer_id
 def established(eng: Engine, sa: IkeSa, now: float, announce: bool = True) -> None:
     conn = sa.conn
     sa.state = IkeState.ESTABLISHED
+    eng.sas.mark_established(sa)
     sa.established_at = now
     sa.rekey_at = now + conn.rekey_time if conn.rekey_time else 0.0
     sa.expire_at = now + conn.life_time if conn.life_time else 0.0
@@ -132,10 +133,9 @@ def established(eng: Engine, sa: IkeSa, now: float, announce: bool = True) -> No
     sa.half_open_deadline = 0.0
     if not announce:
         return
-    eng.emit(IkeSaEstablished(sa.name, conn.name, str(sa.local_id), str(sa.remote_id), sa.initiator,
-                              str(sa.suite)))
-    eng.log("info", "ike-sa-established", f"{conn.name} {sa.name} {sa.local[0]}[{sa.local_id}]..."
-                                          f"{sa.remote[0]}[{sa.remote_id}] {sa.suite}")
+    lid, rid, suite = str(sa.local_id), str(sa.remote_id), str(sa.suite)
+    eng.emit(IkeSaEstablished(sa.name, conn.name, lid, rid, sa.initiator, suite))
+    eng.log("info", "ike-sa-established", f"{conn.name} {sa.name} {sa.local[0]}[{lid}]...{sa.remote[0]}[{rid}] {suite}")
 
 
 # --- initiator -----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from fipsike.ike.payloads import (
     Payload,
     SecurityAssociation,
 )
-from fipsike.ike.proposals import NoProposalChosen, Proposal, Protocol, ike_suite, select, verify_choice
+from fipsike.ike.proposals import NoProposalChosen, Proposal, Protocol, ike_suite, verify_choice
 from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.sa import IkeSa, IkeState
 from providers.algorithms import HashAlg, KeyExchange, SignatureScheme
@@ -46,6 +46,11 @@ def _announced_hashes(eng: Engine) -> list[int]:
             out.append(HASH_IDS[h])
     eng._announced = out  # type: ignore[attr-defined]  # the policy never changes under an engine
     return out
+
+
+def _sha_notify(eng: Engine) -> Notify:
+    n: Notify = eng.memo("sha-notify", lambda: Notify.signature_hash_algorithms(_announced_hashes(eng)))
+    return n
 
 
 def _nat_notifies(eng: Engine, spi_i: bytes, spi_r: bytes, local: Address, remote: Address) -> list[Payload]:
@@ -115,7 +120,7 @@ def _send_init(eng: Engine, sa: IkeSa, now: float) -> None:
     payloads += _nat_notifies(eng, sa.spi_i, bytes(8), sa.local, sa.remote)
     if conn.fragmentation:
         payloads.append(Notify.fragmentation_supported())
-    payloads.append(Notify.signature_hash_algorithms(_announced_hashes(eng)))
+    payloads.append(_sha_notify(eng))
     sa.pending = None
     sa.next_request_id = 0
     eng.send_request(sa, ExchangeType.IKE_SA_INIT, payloads, "ike-sa-init", now)
@@ -257,7 +262,7 @@ def handle_request(eng: Engine, msg: Message, data: bytes, src: Address, dst: Ad
     offered = [ke_first(p, ke.group) for p in offered]
     local = [spec for c in cands for spec in c.ike_proposals]
     try:
-        chosen = select(offered, local, eng.allowed, Protocol.IKE)
+        chosen = eng.select(offered, local, Protocol.IKE)
         suite = ike_suite(chosen)
     except (NoProposalChosen, ValueError):
         eng.log("warning", "no-proposal-chosen",
@@ -300,7 +305,7 @@ def handle_request(eng: Engine, msg: Message, data: bytes, src: Address, dst: Ad
     reply += certreq(eng, conn)
     if conn.fragmentation:
         reply.append(Notify.fragmentation_supported())
-    reply.append(Notify.signature_hash_algorithms(_announced_hashes(eng)))
+    reply.append(_sha_notify(eng))
     eng.send_response(sa, msg, reply)
     eng.log("info", "ike-sa-init", f"{conn.name}: IKE_SA_INIT from {src[0]} answered, {suite}")
 

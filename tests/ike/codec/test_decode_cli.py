@@ -204,3 +204,10 @@ def test_pcap_nanosecond_big_endian_and_sll2() -> None:
     blob += struct.pack(">IIII", 5, 500_000_000, len(frame), len(frame)) + frame
     [d] = list(datagrams(blob))
     assert d.data == msg and d.time == pytest.approx(5.5)
+
+
+def test_pcapng_truncated_option_regression() -> None:
+    """Found by scripts/fuzz-codec.py: an if_tsresol option header with no value octet."""
+    shb = struct.pack("<IIIHHqI", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28)
+    idb = struct.pack("<IIHHIHHI", 1, 24, 1, 0, 65535, 9, 1, 24)
+    assert list(datagrams(shb + idb)) == []

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fipsike.ike import encrypted as encrypted_mod
 from fipsike.ike.encrypted import AEAD_IV_SIZE, SkCrypto, SkKeys
 from fipsike.ike.errors import CodecError, DecryptionFailed, IntegrityCheckFailed, InvalidSyntax, IvExhausted
 from fipsike.ike.header import ike_from_nat_t
@@ -94,9 +95,16 @@ def test_gcm_ivs_are_a_counter_and_never_repeat(default_router: Router) -> None:
 
 def test_gcm_iv_exhaustion_refuses(default_router: Router) -> None:
     i, _ = pair(default_router, (Encryption.ENCR_AES_GCM_16, 128, Integrity.NONE))
-    i._iv_counter = 2**64 - 1
+    encrypted_mod._IV_COUNTERS[i.keys.sk_ei] = 2**64 - 1
     with pytest.raises(IvExhausted):
         i.seal(AUTH)
+
+
+def test_gcm_iv_counter_follows_the_key_not_the_object(default_router: Router) -> None:
+    keys = make_keys(default_router, Encryption.ENCR_AES_GCM_16, 128, Integrity.NONE)
+    first = SkCrypto(default_router, keys, initiator=True).seal(AUTH)[32:40]
+    second = SkCrypto(default_router, keys, initiator=True).seal(AUTH)[32:40]
+    assert first != second and int.from_bytes(second, "big") == int.from_bytes(first, "big") + 1
 
 
 def test_cbc_ivs_are_random(default_router: Router) -> None:

@@ -116,3 +116,19 @@ def test_fresh_capture_from_live_charon(tmp_path: Path, default_router: Router) 
         assert compare(ours, tshark_frames(pcap, keys)) > 300
         auths = [n for f in ours for p in f.payloads for n in p.children if n.type == PayloadType.AUTH]
         assert len(auths) == 2
+
+
+def test_charon_key_log_parser() -> None:
+    log = "\n".join([
+        "16:11:06 09[IKE] shared Diffie Hellman secret => 32 bytes @ 0x7f4f440045c0",
+        "16:11:06 09[IKE]    0: 2B 27 23 01 23 C4 B3 96 2B 14 06 D0 73 6D 78 22  +'#.#...+...smx\"",
+        "16:11:06 09[IKE] Sk_d secret => 20 bytes @ 0x7f4f4400bef0",
+        "16:11:06 09[IKE]    0: 02 76 45 85 16 8C C7 5D C6 7B BD 24 7B D8 B5 7E  .vE....].{.${..~",
+        "16:11:06 09[IKE]   16: 34 19 42 C8                                      4.B.",
+        *[f"16:11:06 09[IKE] Sk_{n} secret => 4 bytes @ 0x1\n16:11:06 09[IKE]    0: AB CD EF {i:02X}  AB CD"
+          for i, n in enumerate(("ai", "ar", "ei", "er", "pi", "pr"))],
+    ])
+    [keys] = harness.parse_charon_keys(log)
+    assert keys.keys["SK_d"] == "02764585168cc75dc67bbd247bd8b57e341942c8"
+    assert keys.keys["SK_ei"] == "abcdef02" and keys.keys["SK_pr"] == "abcdef05"
+    assert "shared" not in str(keys.keys)

@@ -80,7 +80,15 @@ class Net:
     def side(self, ip: str) -> Side:
         return self.sides[ip]
 
-    def take(self, side: Side, actions: list[Any]) -> None:
+    def take(self, side: Side, actions: list[Any], after_timer: bool = False) -> None:
+        # the timer the engine asks for is never later than its earliest real deadline (a full scan),
+        # and after a timer call nothing is left overdue
+        arms = [a.at for a in actions if isinstance(a, ArmTimer)]
+        true = side.engine.next_deadline()
+        if true is not None:  # (with nothing due, a stale heap entry may still ask for a spurious call)
+            assert arms and arms[-1] <= true, (arms, true)
+            if after_timer:
+                assert true > self.now, (true, self.now)
         for act in actions:
             if isinstance(act, SendDatagram):
                 self.wire.append(Packet(act.data, act.src, act.dst))
@@ -140,7 +148,7 @@ class Net:
     def advance(self, seconds: float) -> None:
         self.now += seconds
         for side in (self.a, self.b):
-            self.take(side, side.engine.timer(self.now))
+            self.take(side, side.engine.timer(self.now), after_timer=True)
 
     def settle(self, seconds: float, step: float = 1.0) -> None:
         """Let time pass in steps, delivering everything in between."""

@@ -230,3 +230,16 @@ def test_unsupported_critical_payload(pair: PairFactory) -> None:
     n = resp.msg.notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD)
     assert n is not None and n.data == bytes([200])
     assert not net.b.engine.ike_sas()
+
+
+def test_proposal_with_unknown_transform_type_rejected() -> None:
+    """RFC 7296 3.3.6: a proposal carrying a transform type we do not implement (RFC 9370 ADDKE1)
+    cannot be accepted as a whole; the next proposal can."""
+    base = parse_proposal("aes256gcm16-prfsha384-ecp384", Protocol.IKE)
+    with_addke = base.to_proposal(1, b"")
+    with_addke = type(with_addke)(1, Protocol.IKE, b"", (*with_addke.transforms, Transform(TransformType.ADDKE1, 36)))
+    plain = base.to_proposal(2, b"")
+    assert select([with_addke, plain], [base], _allowed_fips, Protocol.IKE).number == 2
+    with pytest.raises(NoProposalChosen):
+        select([with_addke], [base], _allowed_fips, Protocol.IKE)
+    assert "ADDKE1#36" in str(with_addke)

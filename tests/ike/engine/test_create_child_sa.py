@@ -269,3 +269,20 @@ def test_rekey_request_for_unknown_child(pair: PairFactory) -> None:
 
 
 _ = (Notify, InstallChildSa)
+
+
+@pytest.mark.parametrize("order", ["crossed", "serial"])
+def test_ike_rekey_meets_child_rekey(pair: PairFactory, order: str) -> None:
+    """moon rekeys the IKE SA while sun rekeys the Child SA: one side answers TEMPORARY_FAILURE
+    (RFC 7296 2.25.2), the Child SA rekey is retried later, and everything ends consistent."""
+    net, i, r = up(pair, True)
+    old = net.a.the_ike_sa().name
+    (spi_b,) = net.b.kernel
+    net.take(net.a, net.a.engine.rekey_ike(old, net.now))
+    net.take(net.b, net.b.engine.rekey_child(spi_b, net.now))
+    _collide(net, order)
+    net.settle(12, step=1)
+    a, b = net.a.the_ike_sa(), net.b.the_ike_sa()
+    assert a.name == b.name != old
+    assert len(net.a.kernel) == 1 and paired(net)
+    assert spi_b not in net.b.kernel  # the Child SA was rekeyed after all

@@ -301,3 +301,31 @@ def test_chain_with_intermediate(pair: PairFactory) -> None:
     net.initiate(net.a, "gw")
     net.run()
     assert [e.reason for e in net.b.of(IkeSaFailed)] == ["AUTHENTICATION_FAILED"]
+
+
+def test_verdict_cache_expires_and_follows_the_anchors(pair: PairFactory, pki: Pki) -> None:
+    """A validated chain is remembered for verdict_cache_ttl seconds of wall-clock time only, and only
+    for the same trust anchors: after that, or with other anchors, the chain is validated again."""
+    from datetime import UTC, datetime, timedelta
+
+    clock = [datetime.now(UTC)]
+    net = pair()
+    eng = net.b.engine
+    eng.wallclock = lambda: clock[0]
+    calls = []
+    real = eng.validator
+    eng.validator = lambda anchors: calls.append(anchors) or real(anchors)  # type: ignore[method-assign]
+    for _ in range(2):
+        net.initiate(net.a, "gw")
+        net.run()
+    assert len(calls) == 1  # the second handshake used the remembered verdict
+    clock[0] += timedelta(seconds=eng.verdict_cache_ttl + 1)
+    net.initiate(net.a, "gw")
+    net.run()
+    assert len(calls) == 2
+    eng.connections["gw"].trust_anchors = (pki.other_ca.cert,)  # moon's CA no longer trusted
+    net.initiate(net.a, "gw")
+    net.run()
+    from fipsike.ike.actions import IkeSaFailed
+
+    assert len(calls) == 3 and [e.reason for e in net.b.of(IkeSaFailed)] == ["AUTHENTICATION_FAILED"]

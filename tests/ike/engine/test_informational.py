@@ -106,3 +106,19 @@ def test_initial_contact_replaces_stale_sa(pair: PairFactory) -> None:
     assert r.the_ike_sa().name != old
     assert [e.ike_sa for e in r.of(IkeSaDeleted)] == [old]
     assert len(r.kernel) == 1 and len(r.of(IkeSaEstablished)) == 2
+
+
+def test_status_is_plain_data_without_keys(pair: PairFactory) -> None:
+    import json
+
+    net, i, r = up(pair, True)
+    st = i.engine.status()
+    text = json.dumps(st)
+    (sa,) = st
+    assert sa["state"] == "established" and sa["local_id"] == "@moon.test"
+    (c,) = sa["children"]
+    assert c["state"] == "installed" and c["suite"].startswith("ENCR_AES_GCM_16_256")
+    assert c["local_ts"] == ["10.1.0.0-10.1.0.255"]
+    (x,) = i.kernel.values()
+    key = i.engine.router.release_esp_key(x.inbound.encr_key, "test").hex()
+    assert key[:12] not in text

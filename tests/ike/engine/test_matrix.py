@@ -22,16 +22,19 @@ AUTH = [("p256", "signature", 14), ("p384", "signature", 14), ("p521", "signatur
         ("rsa3072", "signature", 14), ("p256", "legacy", 9), ("p384", "legacy", 10), ("p521", "legacy", 11)]
 
 SUITES = [(e, p, g) for e, p, g in itertools.product(ENCR, PRF, GROUPS)]
+CASES = [(e, p, g, a) for (e, p, g), a in itertools.product(SUITES, range(len(AUTH)))]
 
 
 def _case_ids() -> list[str]:
-    return [f"{e}-{p}-{g}" for e, p, g in SUITES]
+    return [f"{e}-{p}-{g}-{AUTH[a][0]}-{AUTH[a][1]}" for e, p, g, a in CASES]
 
 
-@pytest.mark.parametrize(("encr", "prf", "group"), SUITES, ids=_case_ids())
-def test_ike_suite(pair: PairFactory, encr: str, prf: str, group: str) -> None:
-    n = SUITES.index((encr, prf, group))
-    key, style, method = AUTH[n % len(AUTH)]
+@pytest.mark.parametrize(("encr", "prf", "group", "auth"), CASES, ids=_case_ids())
+def test_ike_suite(pair: PairFactory, encr: str, prf: str, group: str, auth: int) -> None:
+    """Every IKE suite of the fips allowlist times every authentication method (the ESP proposal
+    cycles through the ESP allowlist)."""
+    n = CASES.index((encr, prf, group, auth))
+    key, style, method = AUTH[auth]
     esp = ESP[n % len(ESP)]
     ike = [f"{encr}-{prf}-{group}"]
     net = pair(ike=ike, key=key, signature_auth=style, child_esp=[esp])
@@ -82,3 +85,41 @@ def test_rsa_signs_pss(pair: PairFactory) -> None:
     auth = opened(net.b, net).get(Authentication)
     assert auth.method == AuthMethod.DIGITAL_SIGNATURE
     assert parse_algorithm_identifier(auth.data[1:1 + auth.data[0]]).name == "RSA_PSS_SHA256"
+
+
+@pytest.fixture(scope="module")
+def token_certs(pki):  # type: ignore[no-untyped-def]
+    """moon certificates for keys made outside the router (so they can be moved onto the token)."""
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    from certs.testpki import TestPki
+    from providers import open_router
+
+    t = TestPki(open_router("fips"), datetime.now(UTC))
+    out = {}
+    for name, obj in (("p256", ec.generate_private_key(ec.SECP256R1())),
+                      ("rsa3072", rsa.generate_private_key(65537, 3072))):
+        issued = t.end_entity("moon.test", pki.ca, public_key=obj.public_key(),
+                              sans=("DNS:moon.test", "IP:10.99.0.1"))
+        out[name] = (issued.cert, obj)
+    return out
+
+
+@pytest.mark.softhsm
+@pytest.mark.parametrize("key", ["p256", "rsa3072"])
+def test_private_key_on_the_token(pair: PairFactory, token_certs, router_hsm, key: str) -> None:  # type: ignore[no-untyped-def]
+    """moon's AUTH is signed on the SoftHSM2 token (Router.sign routes by the key's owner)."""
+    from fipsike.ike.engine import Engine
+
+    cert, obj = token_certs[key]
+    token_key = router_hsm.import_private_key(obj, label=f"moon-{key}", key_id=key.encode(), to_token=True)
+    assert token_key.owner.startswith("pkcs11")
+    net = pair(key=key)
+    conn = net.a.engine.connections["gw"]
+    conn.private_key, conn.certificate = token_key, cert
+    net.a.engine = Engine(router_hsm, [conn])
+    net.initiate(net.a, "gw")
+    net.run()
+    assert paired(net) and len(net.a.kernel) == 1

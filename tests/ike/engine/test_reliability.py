@@ -169,3 +169,62 @@ def test_init_request_retransmitted_after_auth(pair: PairFactory) -> None:
     assert again.msg.exchange == 34 and again.msg.response
     net.run()
     assert paired(net) and len(net.b.engine.ike_sas()) == 1
+
+
+def test_cost_per_message_does_not_grow_with_the_table(pair: PairFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 40 IKE SAs up, one liveness exchange recomputes the deadlines of one SA only (timer heap),
+    and the half-open count is a set size (cookies, RFC 7296 2.6)."""
+    import fipsike.ike.engine as E
+
+    net = pair(dpd_delay=0.0, initial_contact=False)
+    for _ in range(40):
+        net.initiate(net.a, "gw")
+        net.run()
+    assert len(net.a.engine.ike_sas()) == 40 and net.b.engine.sas.half_open() == 0
+    calls = []
+    real = E.sa_deadline
+    monkeypatch.setattr(E.Engine, "next_deadline", lambda self: None)  # the harness's full-scan check
+    monkeypatch.setattr(E, "sa_deadline", lambda sa: calls.append(sa) or real(sa))
+    sa = net.a.engine.ike_sas()[7]
+    net.take(net.a, net.a.engine.liveness(sa.name, net.now))
+    net.run()
+    assert 0 < len({id(s) for s in calls if s is not None}) <= 2
+
+
+def test_module_in_error_state_refuses_without_crashing(pair: PairFactory) -> None:
+    """The cryptographic module enters its error state mid-handshake: every call is refused, the
+    engine logs it and carries on (nothing is established, nothing raises)."""
+    net = pair()
+    net.initiate(net.a, "gw")
+    net.step()
+    net.b.engine.router.gate.fail("self-test failure (test)")
+    net.step()  # moon's IKE_AUTH to sun: sun cannot decrypt, sign or derive
+    net.run()
+    net.settle(10, step=2)
+    assert not net.b.kernel and not net.a.kernel
+    assert any(lg.event in ("provider-error", "drop") for lg in net.b.logs)
+    assert not any(lg.event == "internal-error" for lg in net.b.logs)
+
+
+def test_invalid_ike_spi_after_restart(pair: PairFactory) -> None:
+    """sun restarts and forgets the IKE SA: moon's next request gets an unprotected INVALID_IKE_SPI
+    (RFC 7296 2.21.4), rate-limited; responses for unknown SAs are never answered."""
+    from fipsike.ike.engine import Engine
+    from fipsike.ike.registry import NotifyType
+    from providers import open_router
+
+    net, i, r = up(pair, True)
+    net.b.engine = Engine(open_router("fips"), list(net.b.engine.connections.values()))
+    sa = i.the_ike_sa()
+    net.take(i, i.engine.liveness(sa.name, net.now))
+    req = net.wire[0].msg
+    net.step()
+    (ans,) = net.wire
+    m = ans.msg
+    assert m.response and m.message_id == req.message_id and (m.spi_i, m.spi_r) == (req.spi_i, req.spi_r)
+    assert m.notify(NotifyType.INVALID_IKE_SPI) is not None and m.encrypted is None
+    net.wire.clear()
+    pkt_data = net.delivered[-1].data
+    for _ in range(30):
+        net.take(net.b, net.b.engine.receive(pkt_data, ("10.99.0.1", 500), ("10.99.0.2", 500), net.now))
+    assert len(net.wire) == 9  # 10 per second in all

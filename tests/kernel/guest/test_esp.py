@@ -22,6 +22,7 @@ import pytest
 
 from fipsike import cli
 from fipsike.kernel import xfrm_messages
+from fipsike.kernel.lifetimes import sa_lifetime
 from fipsike.kernel.report import render_json, render_text
 from fipsike.kernel.types import (
     Direction,
@@ -39,7 +40,7 @@ from fipsike.kernel.types import (
     UdpEncap,
 )
 from fipsike.kernel.xfrm import XfrmKernel
-from providers import Encryption, Integrity, open_router
+from providers import Encryption, Integrity, UsageLimits, open_router
 from tests.kernel.canary import assert_no_canary, canary
 from tests.kernel.netns import netns_pair, ping, sh
 
@@ -131,6 +132,36 @@ def test_ping_through_the_tunnel_and_count(pair: tuple[str, str], enc: Encryptio
         close(t)
 
 
+def test_transport_mode_host_to_host(pair: tuple[str, str]) -> None:
+    left, right = pair
+    a, b = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("192.0.2.2")
+    kl, kr = XfrmKernel(ROUTER, netns=left), XfrmKernel(ROUTER, netns=right)
+    sel = TrafficSelector.host_to_host(a, b)
+    keys = [canary(20), canary(20)]
+    lr = SaSpec(a, b, 0x5001, OWN.reqid_min + 2, Mode.TRANSPORT, Encryption.ENCR_AES_GCM_16,
+                ROUTER.import_secret(keys[0], "ESP_ei"), selector=sel)
+    rl = SaSpec(b, a, 0x5002, OWN.reqid_min + 2, Mode.TRANSPORT, Encryption.ENCR_AES_GCM_16,
+                ROUTER.import_secret(keys[1], "ESP_er"), selector=sel.reversed())
+    try:
+        for k, s in ((kl, sel), (kr, sel.reversed())):
+            k.install_sa(lr)
+            k.install_sa(rl)
+            k.install_policy(PolicySpec(s, Direction.OUT, PolicyAction.IPSEC,
+                                        Template(s.src.network_address, s.dst.network_address, OWN.reqid_min + 2,
+                                                 Mode.TRANSPORT)))
+            k.install_policy(PolicySpec(s.reversed(), Direction.IN, PolicyAction.IPSEC,
+                                        Template(s.dst.network_address, s.src.network_address, OWN.reqid_min + 2,
+                                                 Mode.TRANSPORT)))
+        assert ping(left, "192.0.2.1", "192.0.2.2", count=3) == 3
+        sa = kl.get_sa(b, 0x5001)
+        assert sa.mode is Mode.TRANSPORT and sa.selector == sel and sa.packets == 3
+        assert kr.get_sa(a, 0x5002).packets == 3
+    finally:
+        for k in (kl, kr):
+            assert k.flush_owned().errors == ()
+            k.close()
+
+
 def _wait_expires(k: XfrmKernel, n: int, timeout: float = 5.0) -> list[Expire]:
     found: list[Expire] = []
     deadline = time.monotonic() + timeout
@@ -163,6 +194,21 @@ def test_soft_packet_limit_raises_soft_expire_and_traffic_goes_on(pair: tuple[st
         (soft,) = [e for e in _wait_expires(t.kl, 1) if e.spi == t.spi_lr]
         assert not soft.hard and soft.packets >= 2
         assert t.kl.get_sa(t.outer[1], t.spi_lr).packets == 4
+    finally:
+        close(t)
+
+
+def test_packet_limit_from_the_providers_usage_table(pair: tuple[str, str]) -> None:
+    """The same table that meters IKE keys sets the ESP SA's packet lifetime (here shrunk to 5 for AES-GCM)."""
+    limits = UsageLimits().with_limit("aes-gcm", 5)
+    lifetime = sa_lifetime(limits, Encryption.ENCR_AES_GCM_16)
+    assert (lifetime.soft_packets, lifetime.hard_packets) == (4, 5)
+    t = build_tunnel(*pair, enc=Encryption.ENCR_AES_GCM_16, lifetime_lr=lifetime)
+    try:
+        t.kl.read_events(0)
+        assert ping(t.left, *t.inner, count=7) == 5
+        events = [e for e in _wait_expires(t.kl, 2) if e.spi == t.spi_lr]
+        assert [(e.hard, e.packets) for e in events] == [(False, 4), (True, 5)]
     finally:
         close(t)
 
