@@ -29,7 +29,19 @@ CRYPTOGRAPHY_ALLOWED = (
     "cryptography.hazmat.primitives.asymmetric.ed25519",
     "cryptography.hazmat.primitives.asymmetric.ed448",
 )
-FORBIDDEN_OUTSIDE_PROVIDERS = ("pkcs11", "hashlib", "hmac", "secrets", "random", "_hashlib", "Crypto", "nacl")
+FORBIDDEN_OUTSIDE_PROVIDERS = (
+    "pkcs11", "hashlib", "hmac", "secrets", "random", "_hashlib", "Crypto", "nacl",
+    "ssl", "_ssl", "uuid", "ctypes", "cffi",  # RAND_bytes, uuid4 (urandom), a libcrypto loaded by hand
+)
+# Methods that compute with a key or a hash although they hang off allowed types
+# (x509 objects, key types): calling them outside providers/ skips the policy.
+FORBIDDEN_CALLS = (
+    "urandom", "getrandom", "generate_private_key", "exchange", "verify_directly_issued_by",
+    "is_signature_valid", "from_public_key", "from_issuer_public_key", "fingerprint", "encapsulate",
+    "decapsulate", "derive_private_key",
+)
+# Dynamic imports are judged by their literal argument; a computed name is refused outright.
+DYNAMIC_IMPORTS = ("import_module", "__import__")
 
 
 @dataclass(frozen=True)
@@ -53,16 +65,39 @@ def _imports(tree: ast.AST) -> list[tuple[int, str, str]]:
     return found
 
 
-def _uses_urandom(tree: ast.AST) -> list[int]:
-    lines = []
+def _calls(tree: ast.AST) -> list[tuple[int, str, ast.Call]]:
+    found: list[tuple[int, str, ast.Call]] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in ("urandom", "getrandom"):
-            if isinstance(node.value, ast.Name) and node.value.id == "os":
-                lines.append(node.lineno)
-        if isinstance(node, ast.ImportFrom) and node.module == "os":
-            if any(a.name in ("urandom", "getrandom") for a in node.names):
-                lines.append(node.lineno)
-    return lines
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if name:
+                found.append((node.lineno, name, node))
+    return found
+
+
+def _dynamic_import_target(call: ast.Call) -> str | None:
+    """The literal module name of importlib.import_module("x") / __import__("x"), or None if computed."""
+    if call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+        return call.args[0].value
+    if call.args and isinstance(call.args[0], ast.JoinedStr):
+        head = call.args[0].values[0] if call.args[0].values else None
+        if isinstance(head, ast.Constant) and isinstance(head.value, str):
+            return head.value  # f"fipsike.commands.{name}": judged by its fixed prefix
+    return None
+
+
+def _judge(module: str, name: str) -> str | None:
+    top = module.split(".")[0]
+    if top in FORBIDDEN_OUTSIDE_PROVIDERS:
+        return f"{module} outside providers/"
+    if module in ("cryptography", "cryptography.hazmat") and name.split(".")[-1] in ("hazmat", "primitives"):
+        return f"{name} outside providers/"
+    if module.startswith("cryptography.hazmat") and not (
+        module.startswith(CRYPTOGRAPHY_ALLOWED) or name.startswith(CRYPTOGRAPHY_ALLOWED)
+    ):
+        return f"{name} outside providers/"
+    return None
 
 
 def check_tree(root: Path) -> list[Violation]:
@@ -80,13 +115,26 @@ def check_tree(root: Path) -> list[Violation]:
                     violations.append(Violation(rel, line, f"{layer} imports {module}: an upward import"))
                 if layer == "providers":
                     continue
-                if top in FORBIDDEN_OUTSIDE_PROVIDERS:
-                    violations.append(Violation(rel, line, f"{module} outside providers/"))
-                elif module.startswith("cryptography.hazmat") and not (
-                    module.startswith(CRYPTOGRAPHY_ALLOWED) or name.startswith(CRYPTOGRAPHY_ALLOWED)
-                ):
-                    violations.append(Violation(rel, line, f"{name} outside providers/"))
-            if layer != "providers":
-                for line in _uses_urandom(tree):
-                    violations.append(Violation(rel, line, "os.urandom outside providers/"))
+                problem = _judge(module, name)
+                if problem:
+                    violations.append(Violation(rel, line, problem))
+            if layer == "providers":
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Attribute) and node.attr == "hazmat":
+                    violations.append(Violation(rel, node.lineno, "cryptography.hazmat reached by attribute"))
+            for line, called, call in _calls(tree):
+                if called in FORBIDDEN_CALLS:
+                    violations.append(Violation(rel, line, f"{called}() outside providers/"))
+                elif called in DYNAMIC_IMPORTS:
+                    target = _dynamic_import_target(call)
+                    if target is None:
+                        violations.append(Violation(rel, line, f"{called}() of a computed name outside providers/"))
+                        continue
+                    top = target.split(".")[0]
+                    if top in LAYERS and LAYERS.index(top) > layer_index:
+                        violations.append(Violation(rel, line, f"{layer} imports {target}: an upward import"))
+                    problem = _judge(target, target)
+                    if problem:
+                        violations.append(Violation(rel, line, problem))
     return violations
