@@ -20,13 +20,13 @@ class SecretKey:
     (e.g. "SK_ei"). Only providers/ may touch `_material`.
     """
 
-    __slots__ = ("kind", "owner", "_material", "_length", "meter", "_ctx", "__weakref__")
+    __slots__ = ("_kind", "_owner", "_material", "_length", "meter", "_ctx", "__weakref__")
 
     def __init__(self, material: bytes | bytearray, kind: str, owner: str) -> None:
         self._material: bytearray | None = bytearray(material)
         self._length = len(material)
-        self.kind = kind
-        self.owner = owner
+        self._kind = kind
+        self._owner = owner
         self.meter: Any = None  # set by the router when the key is used with a metered cipher
         # providers/ only: a cached primitive context (e.g. an AESGCM object and the salt) bound
         # to one algorithm, so the hot path skips the key schedule. Cleared by wipe().
@@ -34,6 +34,16 @@ class SecretKey:
 
     def __len__(self) -> int:
         return self._length
+
+    # Read-only: release_esp_key decides by kind, so relabelling an SK_d handle
+    # "ESP_..." must not be possible.
+    @property
+    def kind(self) -> str:
+        return self._kind
+
+    @property
+    def owner(self) -> str:
+        return self._owner
 
     @property
     def wiped(self) -> bool:

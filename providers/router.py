@@ -275,6 +275,8 @@ class Router:
                            aad: bytes) -> bytes:
         m = self._admit(alg, key)
         ctx = self.openssl.aead_context(alg, key)
+        if len(iv) != 8:  # refused before the charge: a call that cannot run is not an invocation
+            raise InvalidInput(f"{alg.name} needs an 8-octet IV, got {len(iv)}")
         m.charge(1)
         out = self.openssl.aead_seal(alg, key, iv, plaintext, aad)
         self._issue(ctx, m)

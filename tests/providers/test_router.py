@@ -210,3 +210,13 @@ def test_issue_certificate_software_key(router_fips: Router) -> None:
     cert = router_fips.issue_certificate(builder, key, HashAlg.SHA384)
     cert.verify_directly_issued_by(cert)
     assert cert.signature_hash_algorithm is not None and cert.signature_hash_algorithm.name == "sha384"
+
+
+def test_a_key_cannot_be_relabelled_to_leave_as_an_esp_key(router_fips: Router) -> None:
+    sk_d = router_fips.import_secret(b"\x02" * 32, "SK_d")
+    with pytest.raises(AttributeError):
+        sk_d.kind = "ESP_ENCR_I"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        sk_d.owner = "pkcs11:x"  # type: ignore[misc]
+    with pytest.raises(PolicyViolation):
+        router_fips.release_esp_key(sk_d, "xfrm")
