@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from providers.pkcs11.provider import Pkcs11Provider
 
 audit_log = logging.getLogger("fipsike.audit")
+_KEY_PAD: Final = b"Key Pad for IKEv2"  # RFC 7296 section 2.15
 log = logging.getLogger("fipsike.providers")
 
 # Key kinds that may leave the module through release_esp_key: child SA keys (RFC 7296 2.17
@@ -219,6 +220,30 @@ class Router:
             self.gate.check()
         self.policy.check_prf(alg)
         return self.openssl.prf(alg, key, data)
+
+    def shared_key_auth(self, alg: Prf, key: SecretKey, octets: bytes) -> bytes:
+        """AUTH = prf(prf(key, "Key Pad for IKEv2"), octets) (RFC 7296 2.15; RFC 7619 2 with SK_pi/SK_pr).
+
+        The inner prf output is itself a key, so it is made and wiped here and never
+        handed out; only the AUTH value (sent on the wire anyway) leaves.
+        """
+        if self.gate.refusing:
+            self.gate.check()
+        self.policy.check_prf(alg)
+        inner = SecretKey(self.openssl.prf(alg, key, _KEY_PAD), "auth-key-pad", self.openssl.name)
+        try:
+            return self.openssl.prf(alg, inner, octets)
+        finally:
+            inner.wipe()
+
+    def verify_shared_key_auth(self, alg: Prf, key: SecretKey, octets: bytes, received: bytes) -> bool:
+        """Constant-time check of a peer's shared-key / NULL AUTH value."""
+        return constant_time.bytes_eq(self.shared_key_auth(alg, key, octets), received)
+
+    @staticmethod
+    def equal(a: bytes, b: bytes) -> bool:
+        """Constant-time comparison for MAC-like public values (cookies, AUTH)."""
+        return constant_time.bytes_eq(a, b)
 
     def skeyseed(self, alg: Prf, ni: bytes, nr: bytes, shared: SecretKey) -> SecretKey:
         if self.gate.refusing:

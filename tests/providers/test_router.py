@@ -220,3 +220,22 @@ def test_a_key_cannot_be_relabelled_to_leave_as_an_esp_key(router_fips: Router) 
         sk_d.owner = "pkcs11:x"  # type: ignore[misc]
     with pytest.raises(PolicyViolation):
         router_fips.release_esp_key(sk_d, "xfrm")
+
+
+def test_shared_key_auth_matches_rfc7296_2_15(router_fips: Router) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import hmac as chmac
+
+    def prf(k: bytes, d: bytes) -> bytes:
+        h = chmac.HMAC(k, hashes.SHA256())
+        h.update(d)
+        return h.finalize()
+
+    secret = b"\x07" * 32
+    key = router_fips.import_secret(secret, "SK_pi")
+    octets = b"message octets | Nr | prf(SK_pi, IDi')"
+    expected = prf(prf(secret, b"Key Pad for IKEv2"), octets)
+    assert router_fips.shared_key_auth(Prf.PRF_HMAC_SHA2_256, key, octets) == expected
+    assert router_fips.verify_shared_key_auth(Prf.PRF_HMAC_SHA2_256, key, octets, expected)
+    assert not router_fips.verify_shared_key_auth(Prf.PRF_HMAC_SHA2_256, key, octets, expected[:-1] + b"\x00")
+    assert router_fips.equal(b"abc", b"abc") and not router_fips.equal(b"abc", b"abd")
