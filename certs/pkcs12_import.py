@@ -95,9 +95,9 @@ def import_pkcs12(data: bytes, password: bytes | None, router: Any, store: CertS
     if bundle.cert is None:
         raise ImportRefused("the PKCS#12 holds no certificate for its key")
     cert = bundle.cert.certificate
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise ImportRefused(f"{type(key).__name__} keys are not supported: only RSA and ECDSA")
     spec = key_spec_of(key)
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ImportRefused(f"{spec} keys are not supported: only RSA and ECDSA")
     try:
         router.policy.check_key(spec)
     except PolicyViolation as e:
@@ -109,21 +109,23 @@ def import_pkcs12(data: bytes, password: bytes | None, router: Any, store: CertS
     nickname = label or friendly or _cn(cert) or "imported"
     key_id = cert_key_id(router, cert)
     cas = [c.certificate for c in bundle.additional_certs if c.certificate != cert]
+    # everything that can fail on the store side fails here, before the token is touched
+    store.check_writable()
     _store_path_free(store, cert, nickname)
     for ca in cas:
         _store_path_free(store, ca, _cn(ca) or f"ca-{cert_key_id(router, ca).hex()}")
 
-    present = False
+    existing: Any = None
     try:
         existing = router.load_private_key(key_uri(key_id))
-        present = same_public_key(existing.public_key(), cert.public_key())
-        if not present:
-            raise ImportRefused(f"the token already holds a different key with id {key_id.hex()}")
     except KeyNotFound:
         pass
-    if not present:
+    if existing is not None and not same_public_key(existing.public_key(), cert.public_key()):
+        raise ImportRefused(f"the token already holds a different key with id {key_id.hex()}")
+    imported: Any = None
+    if existing is None:
         try:
-            router.import_private_key(key, label=nickname, key_id=key_id, to_token=True)
+            imported = router.import_private_key(key, label=nickname, key_id=key_id, to_token=True)
         except PolicyViolation as e:
             raise ImportRefused(f"key refused: {e}") from None
         except ProviderError as e:
@@ -134,7 +136,24 @@ def import_pkcs12(data: bytes, password: bytes | None, router: Any, store: CertS
         cert_path = store.add(cert, nickname)
         ca_paths = [store.add(ca, _cn(ca) or f"ca-{cert_key_id(router, ca).hex()}") for ca in cas]
     except CertStoreError as e:
-        raise ImportRefused(f"the key is on the token but the certificate could not be stored: {e}") from None
+        # a key without its certificate is an orphan nobody will find: take back what we put there
+        removed = imported is not None and _remove_from_token(router, imported)
+        where = "the key was removed from the token again" if removed else \
+            ("the key stays on the token" if imported is None else "the key could NOT be removed from the token")
+        raise ImportRefused(f"the certificate could not be stored ({e}); {where}") from None
     token = getattr(router.pkcs11, "label", None) or getattr(router.pkcs11, "name", "?")
-    return ImportResult(nickname, str(spec), key_id, str(token), present, name_string(cert.subject),
+    # an existing key keeps the label the token gave it, whatever --label asked for
+    label = str(getattr(existing, "label", "") or nickname) if existing is not None else nickname
+    return ImportResult(label, str(spec), key_id, str(token), existing is not None, name_string(cert.subject),
                         cert_path, ca_paths)
+
+
+def _remove_from_token(router: Any, key: Any) -> bool:
+    token = getattr(router, "pkcs11", None)
+    if token is None or not hasattr(token, "destroy_key"):
+        return False
+    try:
+        token.destroy_key(key)
+    except Exception:  # noqa: BLE001 - best effort; the message then says the key stayed
+        return False
+    return True

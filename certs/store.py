@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from certs.identity import IdentityError, name_string, normalised_name, parse_dn
 from certs.keyid import cert_key_id, same_public_key
 from providers.errors import KeyNotFound, ProviderError
-from providers.pkcs11.uri import Pkcs11Uri, format_uri
+from providers.pkcs11.uri import Pkcs11Uri, format_uri, parse_uri, printable_uri
+from providers.policy import key_spec_of
 
 DEFAULT_STORE_DIR = Path("/etc/fipsike/certs")
 CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
@@ -87,7 +88,7 @@ class StoredCert:
             return f"RSA-{key.key_size}"
         if isinstance(key, ec.EllipticCurvePublicKey):
             return f"ECDSA-{key.curve.name}"
-        return type(key).__name__
+        return str(key_spec_of(key))
 
     def summary(self, has_private_key: bool | None = None) -> dict[str, Any]:
         """Public facts only (for `fipsike cert list`)."""
@@ -125,9 +126,27 @@ def load_certificates(path: Path) -> list[x509.Certificate]:
             certs = x509.load_pem_x509_certificates(data)
         else:
             certs = [x509.load_der_x509_certificate(data)]
-    except ValueError as e:
-        raise CertStoreError(f"{path}: not a PEM or DER certificate ({e})") from e
+    except ValueError:
+        # the parser's own text (Rust ParseError internals) helps nobody who runs the command
+        raise CertStoreError(f"{path}: not a PEM or DER certificate") from None
     return certs
+
+
+def check_writable(directory: Path) -> None:
+    """CertStoreError unless certificates can be written to `directory` (created if needed):
+    checked before a key goes onto the token, so a bad --store leaves nothing behind."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CertStoreError(f"{directory}: the certificate store is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        # a real write: root passes os.access() on a read-only file system
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".probe-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise CertStoreError(f"{directory}: cannot write to the certificate store: "
+                             f"{e.strerror or type(e).__name__}") from None
 
 
 def safe_nickname(name: str) -> str:
@@ -209,22 +228,33 @@ class CertStore:
         return [e.cert for e in self.entries if e.is_ca]
 
     # --- writing ------------------------------------------------------------------
+    def check_writable(self) -> None:
+        check_writable(self.directory)
+
     def add(self, cert: x509.Certificate, nickname: str) -> Path:
         """Writes `<nickname>.pem` (atomically); an identical file is left alone,
         a different certificate under the same nickname is an error."""
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{safe_nickname(nickname)}.pem"
         pem = cert.public_bytes(Encoding.PEM)
         if path.exists():
             if cert in load_certificates(path):
                 return path
             raise CertStoreError(f"{path}: exists and holds another certificate")
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".pem")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".pem")
+        except OSError as e:
+            raise CertStoreError(f"{self.directory}: cannot write to the certificate store: "
+                                 f"{e.strerror or type(e).__name__}") from None
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(pem)
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
+        except OSError as e:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise CertStoreError(f"{path}: cannot write: {e.strerror or type(e).__name__}") from None
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -240,6 +270,12 @@ class CertStore:
         (what `fipsike import` writes); else the token key whose public half is the
         certificate's. The key found must hold the certificate's public key. Raises KeyNotFound."""
         public = entry.cert.public_key()
+        if uri and uri[:7].lower() == "pkcs11:" and parse_uri(uri).pin_value is not None:
+            # RFC 7512 allows pin-value, but a PIN in a config file ends up in backups and
+            # diffs: the token's PIN comes from its PIN file (or pin-source), never from here
+            raise KeyNotFound(f"the PKCS#11 URI for certificate '{entry.nickname}' carries pin-value: "
+                              "give the token PIN through its PIN file instead (URI: "
+                              f"{printable_uri(uri)})")
         for ref in ([uri] if uri else [key_uri(entry.key_id)]):
             try:
                 key = self.router.load_private_key(ref)
@@ -250,7 +286,8 @@ class CertStore:
             if same_public_key(key.public_key(), public):
                 return key
             if uri:
-                raise KeyNotFound(f"the key at {uri} does not belong to certificate '{entry.nickname}'")
+                raise KeyNotFound(f"the key at {printable_uri(uri)} does not belong to certificate "
+                                  f"'{entry.nickname}'")
         return self.router.find_private_key(public)
 
     def has_private_key(self, entry: StoredCert) -> bool | None:

@@ -1,8 +1,10 @@
 """Software integrity test (FIPS 140-3 section 7.10.2; ISO 19790 7.10.2; IG 10.3.A).
 
 At install or build time `fipsike selftest --write-manifest` records an HMAC-SHA2-256 of every
-installed file of the four packages (providers, certs, compliance, fipsike: *.py and the data files
-they load) plus an HMAC over the whole list, so an added, removed or changed file is caught. At
+installed file of the four packages (providers, certs, compliance, fipsike: every file of any kind,
+except the interpreter's __pycache__ folders and the manifest itself) plus an HMAC over the whole
+list, so an added, removed or changed file is caught: an added extension module (.so) or .pyc next
+to a .py would be imported instead of it, so a file the manifest does not list fails the test. At
 start the self-test recomputes them through the provider.
 
 The HMAC key below is an INTEGRITY key, not a secret: FIPS 140-3 allows the integrity technique to
@@ -22,7 +24,6 @@ from typing import Any
 from providers.algorithms import Prf
 
 PACKAGES = ("providers", "certs", "compliance", "fipsike")
-SUFFIXES = (".py", ".json", ".cnf", ".html")
 MANIFEST_NAME = "integrity-manifest.json"
 MANIFEST_VERSION = 1
 INTEGRITY_KEY = b"fipsike software integrity key v1 - FIPS 140-3 7.10.2 - not a secret"
@@ -49,18 +50,23 @@ def default_manifest(root: Path | None = None) -> Path:
     return (root or package_root()) / "compliance" / MANIFEST_NAME
 
 
-def covered_files(root: Path) -> list[str]:
+def covered_files(root: Path, manifest: Path | None = None) -> list[str]:
+    """Every file under the package trees (any suffix: .so, .pyc, .pth and data files shadow or
+    change code too), except __pycache__ folders (written by the interpreter at run time) and the
+    manifest (default name, or `manifest` when it lies inside the trees)."""
+    skip = manifest.resolve() if manifest is not None else None
     out: list[str] = []
     for pkg in PACKAGES:
         base = root / pkg
         if not base.is_dir():
             continue
         for path in base.rglob("*"):
-            if not path.is_file() or "__pycache__" in path.parts or path.suffix not in SUFFIXES:
+            rel = path.relative_to(root)
+            if "__pycache__" in rel.parts or path.is_dir():
                 continue
-            if path.name == MANIFEST_NAME:
+            if path.name == MANIFEST_NAME or (skip is not None and path.resolve() == skip):
                 continue
-            out.append(path.relative_to(root).as_posix())
+            out.append(rel.as_posix())  # files, symlinks, fifos...: anything else present counts
     return sorted(out)
 
 
@@ -77,14 +83,21 @@ def _list_mac(p: Any, files: dict[str, str]) -> str:
     return _mac(p, b"fipsike manifest v1\n" + canonical)
 
 
-def compute(p: Any, root: Path) -> dict[str, str]:
-    return {rel: _mac(p, (root / rel).read_bytes()) for rel in covered_files(root)}
+def _file_mac(p: Any, root: Path, rel: str) -> str:
+    path = root / rel
+    if not path.is_file():  # a fifo or dangling link: not something an installer writes
+        raise IntegrityError(f"not a regular file in the package tree: {rel}")
+    return _mac(p, path.read_bytes())
+
+
+def compute(p: Any, root: Path, manifest: Path | None = None) -> dict[str, str]:
+    return {rel: _file_mac(p, root, rel) for rel in covered_files(root, manifest)}
 
 
 def write_manifest(p: Any, root: Path | None = None, manifest: Path | None = None) -> Path:
     root = root or package_root()
     manifest = manifest or default_manifest(root)
-    files = compute(p, root)
+    files = compute(p, root, manifest)
     doc = {"version": MANIFEST_VERSION, "algorithm": "HMAC-SHA2-256", "files": files,
            "mac": _list_mac(p, files)}
     manifest.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
@@ -102,11 +115,14 @@ def verify(p: Any, root: Path | None = None, manifest: Path | None = None) -> In
     except FileNotFoundError:
         raise IntegrityError(f"no integrity manifest at {manifest} "
                              "(run `fipsike selftest --write-manifest` at install time)") from None
+    except OSError as exc:
+        raise IntegrityError(f"cannot read the integrity manifest {manifest}: "
+                             f"{exc.strerror or type(exc).__name__}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"{manifest}: not a valid manifest ({type(exc).__name__})") from None
     if _list_mac(p, recorded) != recorded_mac:
         raise IntegrityError(f"{manifest}: the manifest's own MAC does not verify (manifest edited)")
-    present = set(covered_files(root))
+    present = set(covered_files(root, manifest))
     missing = sorted(set(recorded) - present)
     if missing:
         raise IntegrityError(f"file missing since the manifest was written: {missing[0]}")
@@ -114,6 +130,6 @@ def verify(p: Any, root: Path | None = None, manifest: Path | None = None) -> In
     if extra:
         raise IntegrityError(f"file not in the manifest: {extra[0]}")
     for rel in sorted(recorded):
-        if _mac(p, (root / rel).read_bytes()) != recorded[rel]:
+        if _file_mac(p, root, rel) != recorded[rel]:
             raise IntegrityError(f"file modified since the manifest was written: {rel}")
     return IntegrityResult(len(recorded), str(root), str(manifest))

@@ -179,6 +179,10 @@ def run_self_tests(router: Router, machine: ModuleStateMachine, mode: ModeDecisi
     report = SelfTestReport(mode, router.policy.profile, datetime.now(UTC).isoformat(timespec="seconds"))
     machine.to(ModuleState.SELF_TEST, f"pre-operational self-tests ({mode.mode.value} mode)")
     vectors = vectors if vectors is not None else kats.load_vectors()
+    # Without a daemon configuration the invariants still run (over the built-in defaults, which
+    # must satisfy them too), but the report must not suggest a deployment's settings were checked.
+    over = ("checked over the daemon configuration given" if config is not None else
+            "checked over fipsike's built-in defaults (no daemon configuration given)")
     config = config or invariants.InvariantConfig()
     wanted = set(only) if only is not None else None
     ossl = _identity(router.openssl)
@@ -225,7 +229,8 @@ def run_self_tests(router: Router, machine: ModuleStateMachine, mode: ModeDecisi
     mpath = manifest or integrity.default_manifest(integrity_root)
 
     def integrity_check() -> str:
-        if not mpath.exists() and mode.mode is not FipsMode.REQUIRED:
+        # a manifest named explicitly must be there: only the default one may be absent (not run)
+        if manifest is None and not mpath.exists() and mode.mode is not FipsMode.REQUIRED:
             raise kats.NotSupportedHere(f"no integrity manifest at {mpath} "
                                         "(write one at install time: fipsike selftest --write-manifest)")
         res = integrity.verify(router, integrity_root, mpath)
@@ -279,17 +284,18 @@ def run_self_tests(router: Router, machine: ModuleStateMachine, mode: ModeDecisi
         for inv in report.invariant_results:
             if wanted is not None and f"invariant-{inv.name}" not in wanted:
                 continue
+            source = f"{inv.source}; {over}"
             if mode.mode is FipsMode.OFF:
                 report.results.append(TestResult(f"invariant-{inv.name}", "invariant", inv.name, "fipsike", "",
-                                                 inv.source, NOT_RUN, 0.0,
-                                                 f"not enforced with FIPS mode off ({inv.detail})"))
+                                                 source, NOT_RUN, 0.0,
+                                                 f"not enforced with FIPS mode off ({inv.detail}; {over})"))
                 continue
 
             def inv_check(inv: invariants.InvariantResult = inv) -> str:
                 if not inv.ok:
-                    raise kats.SelfTestFailure(inv.detail)
-                return inv.detail
-            _record(report, f"invariant-{inv.name}", "invariant", inv.name, ("fipsike", ""), inv.source, inv_check)
+                    raise kats.SelfTestFailure(f"{inv.detail} ({over})")
+                return f"{inv.detail} ({over})"
+            _record(report, f"invariant-{inv.name}", "invariant", inv.name, ("fipsike", ""), source, inv_check)
 
     report.finished = datetime.now(UTC).isoformat(timespec="seconds")
     failures = report.failures()
@@ -308,7 +314,7 @@ class OperationalModule:
     router: Router
     machine: ModuleStateMachine
     report: SelfTestReport
-    config: invariants.InvariantConfig
+    config: invariants.InvariantConfig | None  # None: no daemon configuration (built-in defaults)
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -365,11 +371,10 @@ def startup(fips_mode: str | None = None, *, config_mode: str | None = None, pkc
         raise StartupError(f"FIPS mode {decision.mode.value} needs the {decision.profile} profile, "
                            f"the router has {router.policy.profile}")
     machine = ModuleStateMachine(router.gate)
-    cfg = config or invariants.InvariantConfig()
-    report = run_self_tests(router, machine, decision, config=cfg, env=env, **options)
+    report = run_self_tests(router, machine, decision, config=config, env=env, **options)
     if not report.passed:
         raise StartupError(describe_failures(report), report)
-    return OperationalModule(router, machine, report, cfg, dict(options, env=env))
+    return OperationalModule(router, machine, report, config, dict(options, env=env))
 
 
 def module_identity() -> dict[str, str]:

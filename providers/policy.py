@@ -406,10 +406,31 @@ class Policy:
         raise self._refuse(str(spec), "unknown key type; only RSA and ECDSA keys are supported")
 
 
+class _OtherKeySpec(KeySpec):
+    """A key type no profile allows: KeySpec's str() knows only RSA and ECDSA, and a refusal
+    must name the real type ("Ed25519 ... unknown key type", not "ECDSA- ...")."""
+
+    def __str__(self) -> str:
+        return f"{self.curve}-{self.size}" if self.size else self.curve
+
+
 def key_spec_of(key: Any) -> KeySpec:
     """The KeySpec of a `cryptography` public or private key object."""
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
         return KeySpec("rsa", key.key_size)
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         return KeySpec("ec", key.curve.key_size, key.curve.name)
-    return KeySpec(type(key).__name__, 0)
+    from cryptography.hazmat.primitives.asymmetric import dsa, ed448, ed25519, x448, x25519
+
+    named: tuple[tuple[Any, str, bool], ...] = (
+        (ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey, "Ed25519", False),
+        (ed448.Ed448PublicKey | ed448.Ed448PrivateKey, "Ed448", False),
+        (x25519.X25519PublicKey | x25519.X25519PrivateKey, "X25519", False),
+        (x448.X448PublicKey | x448.X448PrivateKey, "X448", False),
+        (dsa.DSAPublicKey | dsa.DSAPrivateKey, "DSA", True),
+    )
+    for types, name, sized in named:
+        if isinstance(key, types):
+            return _OtherKeySpec(name.lower(), int(key.key_size) if sized else 0, name)
+    name = type(key).__name__.lstrip("_").removesuffix("PublicKey").removesuffix("PrivateKey") or "unknown"
+    return _OtherKeySpec(name.lower(), 0, name)

@@ -22,6 +22,7 @@ from cryptography import x509
 
 from certs.store import CertStore, CertStoreError, default_store_dir, load_certificates
 from certs.validation import PathValidator, load_crls, utcnow
+from compliance.modes import ModeError
 from fipsike.commands.importp12 import (
     CommandError,
     add_profile_option,
@@ -85,6 +86,17 @@ def _certs_in(path: Path) -> list[x509.Certificate]:
     return load_certificates(path)
 
 
+def _load_crl(path: Path) -> x509.CertificateRevocationList:
+    try:
+        (crl,) = load_crls([str(path)])
+    except OSError as e:
+        raise CommandError(f"--crl {path}: {e.strerror or type(e).__name__}") from None
+    except ValueError:
+        # not the parser's text (Rust ParseError internals): what the operator can act on
+        raise CommandError(f"{path}: not a PEM or DER CRL") from None
+    return crl
+
+
 def _parse_time(text: str) -> datetime:
     try:
         t = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -105,16 +117,13 @@ def run_verify(args: argparse.Namespace) -> int:
         anchors = _certs_in(args.ca)
         if not anchors:
             raise CommandError(f"--ca {args.ca}: no certificates found")
-        try:
-            crls = load_crls(str(p) for p in args.crl)
-        except (OSError, ValueError) as e:
-            raise CommandError(f"cannot read a CRL: {e}") from None
+        crls = [_load_crl(p) for p in args.crl]
         router = open_module(args, "cert verify", None)
         if isinstance(router, int):
             return router
         verdict = PathValidator(router, anchors, crls=crls, require_crl=bool(crls)).validate(
             chain[0], now, intermediates)
-    except (CommandError, CertStoreError, ProviderError) as e:
+    except (CommandError, CertStoreError, ProviderError, ModeError) as e:
         print(f"fipsike cert verify: {e}", file=sys.stderr)
         return 2
     if args.json:
@@ -128,13 +137,17 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     try:
+        if args.store is not None and not args.store.is_dir():
+            # the default store may be absent (nothing imported yet); a store named explicitly may not
+            what = "not a directory" if args.store.exists() else "no such directory"
+            raise CommandError(f"--store {args.store}: {what}")
         cfg = token_config(args, required=False)
         router = open_module(args, "cert list", cfg)
         if isinstance(router, int):
             return router
         store = CertStore(args.store or default_store_dir(), router)
         rows = [e.summary(store.has_private_key(e) if cfg is not None else None) for e in store]
-    except (CommandError, CertStoreError, ProviderError) as e:
+    except (CommandError, CertStoreError, ProviderError, ModeError) as e:
         print(f"fipsike cert list: {e}", file=sys.stderr)
         return 2
     if args.json:

@@ -43,12 +43,15 @@ def run(args: argparse.Namespace) -> int:
 
         router = open_router(profile="default")
         try:
-            with open(args.keys, encoding="utf-8") as f:
-                keys = KeyTable.parse(f.read(), router, source=args.keys)
+            with open(args.keys, "rb") as f:
+                table = f.read()
         except OSError as exc:
             print(f"fipsike decode: {args.keys}: {exc.strerror}", file=sys.stderr)
             return 2
-        except (ValueError, UnicodeDecodeError) as exc:
+        try:
+            # UTF-8 with or without a BOM; errors are "FILE:LINE: ..." and never quote a cell
+            keys = KeyTable.parse_bytes(table, router, source=args.keys)
+        except ValueError as exc:
             print(f"fipsike decode: {exc}", file=sys.stderr)
             return 2
     decoder = Decoder(router, keys)
@@ -59,6 +62,4 @@ def run(args: argparse.Namespace) -> int:
     except CaptureError as exc:
         print(f"fipsike decode: {args.file}: {exc}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        return 0
-    return 0
+    return 0  # a reader that went away (| head) is handled, quietly, by fipsike.cli

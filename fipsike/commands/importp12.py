@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from certs.pkcs12_import import ImportRefused, import_pkcs12
-from certs.store import DEFAULT_STORE_DIR, CertStore, CertStoreError, default_store_dir
-from fipsike.commands.selftest import start_module
+from certs.store import DEFAULT_STORE_DIR, CertStore, CertStoreError, check_writable, default_store_dir
+from fipsike.commands.selftest import add_fips_mode_option, start_module
 from providers.errors import ProviderError
 from providers.pkcs11.config import SOFTHSM2_MODULE, Pkcs11Config
 
@@ -39,9 +39,8 @@ def add_store_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_profile_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", choices=("fips", "default"), default=None,
-                   help="policy profile (default: fips; 'default' is FIPS mode off)")
-    p.add_argument("--fips-mode", choices=("off", "policy", "required"), default=None, help=argparse.SUPPRESS)
+    """The shared --fips-mode option, with --profile as its alias (see commands/selftest.py)."""
+    add_fips_mode_option(p, profile_alias=True)
 
 
 def add_token_options(p: argparse.ArgumentParser, required: bool) -> None:
@@ -63,42 +62,65 @@ def token_config(args: argparse.Namespace, required: bool) -> Pkcs11Config | Non
             raise CommandError(f"no token: give --token LABEL or set {ENV_TOKEN}")
         return None
     module = args.module or os.environ.get(ENV_MODULE) or SOFTHSM2_MODULE
+    check_module(module)
     if args.pin_file:
         return Pkcs11Config(module_path=module, token_label=label, pin_file=args.pin_file)
     return Pkcs11Config(module_path=module, token_label=label, pin_env=args.pin_env or ENV_PIN)
 
 
-def resolve_fips_mode(args: argparse.Namespace) -> None:
-    """--profile default is FIPS mode off; --profile fips is policy (or required if asked)."""
-    if args.profile is None:
-        return
-    if args.profile == "default":
-        if args.fips_mode not in (None, "off"):
-            raise CommandError(f"--profile default conflicts with --fips-mode {args.fips_mode}")
-        args.fips_mode = "off"
-    elif args.fips_mode == "off":
-        raise CommandError("--profile fips conflicts with --fips-mode off")
-    elif args.fips_mode is None:
-        args.fips_mode = "policy"
+_ELF_MAGIC = b"\x7fELF"
+
+
+def check_module(path: str) -> None:
+    """A PKCS#11 module that cannot be a shared library is a configuration error (exit 2) named
+    here, before the loader's own message (which comes back as an untyped exception)."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise CommandError(f"cannot load PKCS#11 module {path}: {e.strerror or type(e).__name__}") from None
+    if magic != _ELF_MAGIC:
+        raise CommandError(f"cannot load PKCS#11 module {path}: not a shared library")
 
 
 def open_module(args: argparse.Namespace, verb: str, pkcs11: Pkcs11Config | None) -> Any:
     """The operational router (self-tests passed), or an int exit status."""
-    resolve_fips_mode(args)
-    module = start_module(args, verb, **({"pkcs11": pkcs11} if pkcs11 is not None else {}))
+    try:
+        module = start_module(args, verb, **({"pkcs11": pkcs11} if pkcs11 is not None else {}))
+    except Exception as exc:
+        # python-pkcs11's own exceptions (a library that is no PKCS#11 module, a token that
+        # misbehaves) reach us untyped: name the module, not the library's text
+        if pkcs11 is not None and type(exc).__module__.split(".")[0] == "pkcs11":
+            raise CommandError(f"cannot load PKCS#11 module {pkcs11.module_path}: "
+                               f"{type(exc).__name__}") from None
+        raise
     return module if isinstance(module, int) else module.router
+
+
+def read_secret_file(path: str, what: str) -> str:
+    """A PIN or password file's text without its line end. Errors never quote the content."""
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as e:
+        raise CommandError(f"cannot read the {what} file {path}: {e.strerror or type(e).__name__}") from None
+    except UnicodeDecodeError:
+        # the codec's message quotes the offending byte: a byte of the secret
+        raise CommandError(f"{what} file {path} is not UTF-8") from None
+
+
+def _utf8(text: str, where: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in the environment arrive as surrogate escapes
+        raise CommandError(f"{where} is not UTF-8") from None
 
 
 def read_password(args: argparse.Namespace) -> bytes:
     if args.password_file:
-        try:
-            text = Path(args.password_file).read_text(encoding="utf-8")
-        except OSError as e:
-            raise CommandError(f"cannot read the password file {args.password_file}: {e.strerror}") from None
-        return text.rstrip("\r\n").encode("utf-8")
+        return _utf8(read_secret_file(args.password_file, "password"), f"password file {args.password_file}")
     var = args.password_env or ENV_P12_PASSWORD
     if var in os.environ:
-        return os.environ[var].encode("utf-8")
+        return _utf8(os.environ[var], f"environment variable {var}")
     if not sys.stdin.isatty():
         raise CommandError(f"no password: give --password-file, set {var}, or run on a terminal")
     return getpass.getpass(f"Password for {args.file}: ").encode("utf-8")
@@ -134,14 +156,16 @@ def run_import(args: argparse.Namespace) -> int:
             raise CommandError(f"cannot read {args.file}: {e.strerror}") from None
         password = read_password(args)
         cfg = token_config(args, required=True)
+        store_dir = args.store or default_store_dir()
+        check_writable(store_dir)  # before the token is touched: a bad --store leaves nothing behind
         router = open_module(args, "import", cfg)
         if isinstance(router, int):
             return router
-        store = CertStore(args.store or default_store_dir(), router)
+        store = CertStore(store_dir, router)
         result = import_pkcs12(data, password, router, store, label=args.label)
-    except (CommandError, ImportRefused, CertStoreError, ProviderError, ValueError) as e:
+    except (CommandError, ImportRefused, CertStoreError, ProviderError) as e:
         print(f"fipsike import: {args.file}: {e}", file=sys.stderr)
-        return 2 if isinstance(e, CommandError) else 1
+        return 2 if isinstance(e, CommandError | CertStoreError) else 1
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:

@@ -1,7 +1,11 @@
 """`fipsike selftest` and `fipsike fipsstatus`: the module's self-tests, and which FIPS mode is active.
 
 Other verbs that use cryptography start the module through `start_module(args, verb)` and add the
-`--fips-mode` option with `add_fips_mode_option(parser)`, so they refuse to run on a module in error.
+`--fips-mode` option with `add_fips_mode_option(parser)`, so they refuse to run on a module in error
+and every verb decides its FIPS mode the same way (compliance.modes.resolve_mode: --fips-mode, then
+FIPSIKE_FIPS_MODE, then the default). `--profile` survives as an alias on the verbs that had it; it
+names a mode, never overrides FIPSIKE_FIPS_MODE (a conflict is an error), and the profile always
+follows from the mode (off -> default, policy/required -> fips).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,7 @@ from compliance.modes import (
     ENV_MODE,
     NO_VALIDATED_MODULE,
     FipsMode,
+    ModeDecision,
     ModeError,
     fips_provider_status,
     resolve_mode,
@@ -27,15 +33,45 @@ from providers.router import open_router
 MODES = [m.value for m in FipsMode]
 
 
-def add_fips_mode_option(parser: argparse.ArgumentParser) -> None:
+def add_fips_mode_option(parser: argparse.ArgumentParser, profile_alias: bool = False) -> None:
     parser.add_argument("--fips-mode", choices=MODES, default=None,
-                        help=f"off, policy (default) or required; overrides {ENV_MODE}")
+                        help=f"off, policy (default) or required; overrides {ENV_MODE}. The policy profile "
+                             "follows: off -> default, policy/required -> fips")
+    if profile_alias:
+        parser.add_argument("--profile", choices=("fips", "default"), default=None,
+                            help=f"alias: 'default' = --fips-mode off, 'fips' = policy (or required when "
+                                 f"{ENV_MODE} says so); never overrides {ENV_MODE}: a conflict is an error")
+
+
+def requested_mode(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> str | None:
+    """The command line's FIPS mode for resolve_mode(): --fips-mode, else what --profile names.
+    --profile is an alias only: it may not lower (or raise) a mode set in the environment."""
+    mode: str | None = getattr(args, "fips_mode", None)
+    profile: str | None = getattr(args, "profile", None)
+    if profile is None:
+        return mode
+    if mode is not None:
+        if FipsMode(mode).profile != profile:
+            raise ModeError(f"--profile {profile} conflicts with --fips-mode {mode}")
+        return mode
+    ambient = resolve_mode(None, env)
+    if ambient.source != "default":
+        if ambient.profile != profile:
+            raise ModeError(f"--profile {profile} conflicts with FIPS mode {ambient.explain()}; "
+                            "--profile cannot override it")
+        return None  # the environment decides
+    return FipsMode.OFF.value if profile == "default" else None
+
+
+def decide_mode(args: argparse.Namespace) -> ModeDecision:
+    """The FIPS mode this invocation runs in (ModeError on a bad or conflicting request)."""
+    return resolve_mode(requested_mode(args))
 
 
 def start_module(args: argparse.Namespace, verb: str, **options: Any) -> OperationalModule | int:
     """The operational module, or (after one clear line on stderr) the exit status to return."""
     try:
-        return startup(getattr(args, "fips_mode", None), **options)
+        return startup(requested_mode(args), **options)
     except ModeError as exc:
         print(f"fipsike {verb}: {exc}", file=sys.stderr)
         return 2
@@ -78,9 +114,18 @@ def _write_manifest(args: argparse.Namespace) -> int:
     module = start_module(args, "selftest", only=["kat-hmac-sha2-256"])
     if isinstance(module, int):
         return module
-    path = integrity.write_manifest(module.router, manifest=Path(args.manifest) if args.manifest else None)
+    target = Path(args.manifest) if args.manifest else integrity.default_manifest()
+    try:
+        path = integrity.write_manifest(module.router, manifest=target)
+    except OSError as exc:
+        print(f"fipsike selftest: cannot write the integrity manifest {target}: "
+              f"{exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return 2
+    except integrity.IntegrityError as exc:
+        print(f"fipsike selftest: cannot write the integrity manifest: {exc}", file=sys.stderr)
+        return 2
     print(f"fipsike selftest: wrote integrity manifest {path} "
-          f"({len(integrity.covered_files(integrity.package_root()))} files)")
+          f"({len(integrity.covered_files(integrity.package_root(), path))} files)")
     return 0
 
 

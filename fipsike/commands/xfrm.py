@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
+from compliance.modes import ENV_MODE, FipsMode, ModeDecision, ModeError, parse_mode
+from fipsike.commands.selftest import add_fips_mode_option, decide_mode, start_module
 from fipsike.kernel.types import KernelError
 
 REVEAL_REFUSED = ("--reveal-keys is refused in the FIPS profile: key material never leaves the module "
-                  "for display (use --profile default outside FIPS deployments)")
+                  "for display (only with --fips-mode off, outside FIPS deployments)")
 
 
 def kernel_fips_enabled() -> bool:
@@ -20,6 +24,26 @@ def kernel_fips_enabled() -> bool:
             return f.read().strip() == "1"
     except OSError:
         return False
+
+
+def reveal_refusal(decision: ModeDecision, env: Mapping[str, str] | None = None) -> str:
+    """Why --reveal-keys is refused here, or "" when it may run: only in FIPS mode off, and not
+    on a host whose environment or kernel declares a FIPS deployment."""
+    env = os.environ if env is None else env
+    if decision.mode is not FipsMode.OFF:
+        return f"{REVEAL_REFUSED}; FIPS mode is {decision.explain()}"
+    if env.get(ENV_MODE):
+        try:
+            declared = parse_mode(env[ENV_MODE], ENV_MODE)
+        except ModeError:
+            declared = FipsMode.REQUIRED  # unreadable: assume the strictest
+        if declared is not FipsMode.OFF:
+            # --fips-mode off on the command line outranks the environment for everything else;
+            # it does not make a host the administrator declared FIPS show its keys
+            return f"{REVEAL_REFUSED}; {ENV_MODE}={env[ENV_MODE]} declares a FIPS deployment"
+    if kernel_fips_enabled():
+        return f"{REVEAL_REFUSED}; the kernel runs with fips_enabled=1"
+    return ""
 
 
 def register(subparsers: Any) -> None:
@@ -32,10 +56,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--all", action="store_true", help="include SAs and policies fipsike does not own")
     p.add_argument("--flush-owned", action="store_true",
                    help="remove every SA and policy fipsike owns (clean-up after a crash), then report")
-    p.add_argument("--profile", choices=("fips", "default"), default="fips",
-                   help="provider profile (default: fips)")
+    add_fips_mode_option(p, profile_alias=True)
     p.add_argument("--reveal-keys", action="store_true",
-                   help="print live keys in hex: non-FIPS profile only, for debugging, loudly labelled")
+                   help="print live keys in hex: FIPS mode off only (never when FIPSIKE_FIPS_MODE or the "
+                        "kernel declare FIPS), for debugging, loudly labelled")
     p.set_defaults(func=run)
 
 
@@ -44,18 +68,21 @@ def run(args: argparse.Namespace) -> int:
     from fipsike.kernel.report import REVEAL_BANNER, render_json, render_text
     from fipsike.kernel.xfrm import XfrmKernel
 
-    if args.reveal_keys and args.profile == "fips":
-        print(f"fipsike xfrm: error: {REVEAL_REFUSED}", file=sys.stderr)
-        return 2
     try:
-        from providers import open_router
-
-        router = open_router(profile=args.profile)
-    except Exception as exc:  # the module refused to start (self-test, gate): one line
-        print(f"fipsike xfrm: error: cannot open the crypto module: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    if args.reveal_keys and (router.profile == "fips" or kernel_fips_enabled()):
-        print(f"fipsike xfrm: error: {REVEAL_REFUSED}", file=sys.stderr)
+        decision = decide_mode(args)
+    except ModeError as exc:
+        print(f"fipsike xfrm: error: {exc}", file=sys.stderr)
+        return 2
+    refused = reveal_refusal(decision) if args.reveal_keys else ""
+    if refused:
+        print(f"fipsike xfrm: error: {refused}", file=sys.stderr)
+        return 2
+    module = start_module(args, "xfrm")  # self-tests first, like every verb that uses the module
+    if isinstance(module, int):
+        return module
+    router = module.router
+    if args.reveal_keys and (router.policy.profile != "default" or module.mode.mode is not FipsMode.OFF):
+        print(f"fipsike xfrm: error: {REVEAL_REFUSED}", file=sys.stderr)  # belt and braces
         return 2
     try:
         with XfrmKernel(router, netns=args.netns, events=False) as kernel:

@@ -364,35 +364,62 @@ class KeyTable:
         self._keys[(spi_i, spi_r)] = keys
 
     @classmethod
+    def parse_bytes(cls, data: bytes, router: Provider, source: str = "keys") -> KeyTable:
+        """A key table file as read from disk: UTF-8 with or without a byte-order mark (Windows
+        editors write one). Anything else is "FILE:LINE: not a key table", with no codec text
+        (the codec's message would quote a byte of the file: a byte of a key, perhaps)."""
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            raise ValueError(f"{source}:{line}: not a key table (not UTF-8 text)") from None
+        return cls.parse(text, router, source)
+
+    @classmethod
     def parse(cls, text: str, router: Provider, source: str = "keys") -> KeyTable:
         """Rows: "SPIi","SPIr","SK_ei","SK_er","<encryption>","SK_ai","SK_ar","<integrity>" (hex);
-        '#' comment lines and blank lines are skipped. Errors name the file and line, never a key."""
+        '#' comment lines and blank lines are skipped. Errors name the file, line and column,
+        never a cell's value (a mistyped row may hold a key in any column)."""
         table = cls()
-        for lineno, line in enumerate(text.splitlines(), 1):
+        for lineno, line in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
-            row = next(csv.reader(io.StringIO(line), skipinitialspace=True))
-            if len(row) != 8:
-                raise ValueError(f"{source}:{lineno}: expected 8 columns, found {len(row)}")
-            spi_i_hex, spi_r_hex, ei, er, encr_name, ai, ar, integ_name = (c.strip() for c in row)
+            where = f"{source}:{lineno}"
+            if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in line):
+                raise ValueError(f"{where}: not a key table (control characters or binary data)")
             try:
-                spi_i, spi_r = bytes.fromhex(spi_i_hex), bytes.fromhex(spi_r_hex)
-                mats = [bytes.fromhex(x) for x in (ei, er, ai, ar)]
-            except ValueError:
-                raise ValueError(f"{source}:{lineno}: an SPI or key is not hexadecimal") from None
-            if len(spi_i) != 8 or len(spi_r) != 8:
-                raise ValueError(f"{source}:{lineno}: SPIs must be 8 octets")
-            if encr_name not in _WS_ENCR:
-                raise ValueError(f"{source}:{lineno}: unknown encryption algorithm {encr_name!r}")
-            if integ_name not in _WS_INTEG:
-                raise ValueError(f"{source}:{lineno}: unknown integrity algorithm {integ_name!r}")
+                row = next(csv.reader(io.StringIO(line), skipinitialspace=True))
+            except (csv.Error, StopIteration):
+                raise ValueError(f"{where}: not a key table (not a CSV row)") from None
+            if len(row) != len(_KEY_TABLE_COLUMNS):
+                raise ValueError(f"{where}: not a key table (expected {len(_KEY_TABLE_COLUMNS)} columns "
+                                 f"{','.join(_KEY_TABLE_COLUMNS)}, found {len(row)})")
+            cells = dict(zip(_KEY_TABLE_COLUMNS, (c.strip() for c in row), strict=True))
+            raw: dict[str, bytes] = {}
+            for n, col in enumerate(_KEY_TABLE_COLUMNS, 1):
+                if col in ("encryption", "integrity"):
+                    continue
+                try:
+                    raw[col] = bytes.fromhex(cells[col])
+                except ValueError:
+                    raise ValueError(f"{where}: column {n} ({col}) is not hexadecimal") from None
+            if len(raw["SPIi"]) != 8 or len(raw["SPIr"]) != 8:
+                raise ValueError(f"{where}: SPIs must be 8 octets")
+            if cells["encryption"] not in _WS_ENCR:
+                raise ValueError(f"{where}: column 5 (encryption) is not an encryption algorithm name "
+                                 "Wireshark writes (e.g. \"AES-CBC-256 [RFC3602]\")")
+            if cells["integrity"] not in _WS_INTEG:
+                raise ValueError(f"{where}: column 8 (integrity) is not an integrity algorithm name "
+                                 "Wireshark writes (e.g. \"HMAC_SHA2_256_128 [RFC4868]\")")
+            encr_name, integ_name = cells["encryption"], cells["integrity"]  # known names, safe to show
             encr, bits = _WS_ENCR[encr_name]
             integ = _WS_INTEG[integ_name]
+            mats = [raw["SK_ei"], raw["SK_er"], raw["SK_ai"], raw["SK_ar"]]
             want = bits // 8 + encr.salt_size
             if len(mats[0]) != want or len(mats[1]) != want:
-                raise ValueError(f"{source}:{lineno}: {encr_name} keys must be {want} octets")
+                raise ValueError(f"{where}: {encr_name} keys must be {want} octets")
             if integ is not Integrity.NONE and (len(mats[2]) != integ.key_size or len(mats[3]) != integ.key_size):
-                raise ValueError(f"{source}:{lineno}: {integ_name} keys must be {integ.key_size} octets")
+                raise ValueError(f"{where}: {integ_name} keys must be {integ.key_size} octets")
             handles = [router.import_secret(m, kind) for m, kind in zip(mats, ("SK_ei", "SK_er", "SK_ai", "SK_ar"),
                                                                           strict=True)]
             aead = encr.is_aead
@@ -400,9 +427,14 @@ class KeyTable:
                 keys = SkKeys(encr, bits, integ, handles[0], handles[1], None if aead else handles[2],
                               None if aead else handles[3])
             except ValueError as exc:
-                raise ValueError(f"{source}:{lineno}: {exc}") from None
-            table.add(spi_i, spi_r, keys)
+                raise ValueError(f"{where}: {exc}") from None
+            table.add(raw["SPIi"], raw["SPIr"], keys)
         return table
+
+
+# Wireshark's ikev2_decryption_table columns, in order
+_KEY_TABLE_COLUMNS: tuple[str, ...] = ("SPIi", "SPIr", "SK_ei", "SK_er", "encryption", "SK_ai", "SK_ar",
+                                       "integrity")
 
 
 # --- JSON rendering ---------------------------------------------------------------

@@ -50,6 +50,9 @@ class Pkcs11Config:
                 pin = Path(self.pin_file).read_text(encoding="utf-8").rstrip("\r\n")
             except OSError as exc:
                 raise PinUnavailable(f"cannot read the PIN file {self.pin_file}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                # the codec's message quotes the offending byte: a byte of the PIN
+                raise PinUnavailable(f"PIN file {self.pin_file} is not UTF-8") from None
             if not pin:
                 raise PinUnavailable(f"the PIN file {self.pin_file} is empty")
             return pin
@@ -57,6 +60,11 @@ class Pkcs11Config:
         pin = os.environ.get(self.pin_env, "")
         if not pin:
             raise PinUnavailable(f"environment variable {self.pin_env} holds no PIN")
+        try:
+            # undecodable bytes arrive as surrogate escapes; encoding them later would quote one
+            pin.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PinUnavailable(f"environment variable {self.pin_env} is not UTF-8") from None
         return pin
 
     @property

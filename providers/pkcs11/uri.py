@@ -13,6 +13,7 @@ loaded is decided against Pkcs11Config.allowed_modules.
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 from typing import Final
@@ -91,7 +92,8 @@ def _pct_decode(raw: str, allowed: frozenset[str], what: str) -> bytes:
             i += 3
             continue
         if c not in allowed:
-            raise Pkcs11UriError(f"{what}: character {c!r} must be percent-encoded (RFC 7512 section 2.3)")
+            shown = "a character" if "pin-value" in what else f"character {c!r}"  # never a PIN character
+            raise Pkcs11UriError(f"{what}: {shown} must be percent-encoded (RFC 7512 section 2.3)")
         out.extend(c.encode("ascii"))
         i += 1
     return bytes(out)
@@ -118,10 +120,12 @@ def parse_uri(uri: str) -> Pkcs11Uri:
         if not part:
             return []
         pairs = []
-        for item in part.split(sep_char):
+        where = "path" if sep_char == ";" else "query"
+        for n, item in enumerate(part.split(sep_char), 1):
             name, eq, value = item.partition("=")
             if not eq or not name:
-                raise Pkcs11UriError(f"attribute {item!r} is not name=value")
+                # not quoted: a mistyped "pin-value" would bring the PIN along
+                raise Pkcs11UriError(f"{where} attribute number {n} is not name=value")
             pairs.append((name.lower(), value))
         return pairs
 
@@ -201,3 +205,14 @@ def format_uri(uri: Pkcs11Uri, redact_pin: bool = False) -> str:
         path.append(f"{name}={_pct_encode(value.encode('utf-8'), frozenset(_PCHAR - {'&'}))}")
     text = SCHEME + ";".join(path)
     return text + ("?" + "&".join(query) if query else "")
+
+
+def printable_uri(uri: str) -> str:
+    """A URI as given (config, command line), fit for a message or a log: pin-value redacted.
+
+    A URI that does not parse still has every pin-value attribute cut, so a typo elsewhere in
+    it cannot bring its PIN along into the error that reports the typo."""
+    try:
+        return format_uri(parse_uri(uri), redact_pin=True)
+    except Pkcs11UriError:
+        return re.sub(r"(?i)(pin-value)=[^&;]*", r"\1=***", uri)
