@@ -93,6 +93,7 @@ _SHORT_NAMES: dict[str, str] = {
 }
 
 WILDCARD = "*"
+_PRINTABLE_NO_SPACE = bytes(range(0x21, 0x7F))  # printable ASCII without space and DEL
 
 # A DN as comparable data: RDNs in order, each a sorted tuple of (OID, normalised value).
 NormalisedDn = tuple[tuple[tuple[str, str], ...], ...]
@@ -165,7 +166,7 @@ class Identity:
         if kind is IdType.ID_IPV6_ADDR and len(data) != 16:
             raise IdentityError("ID_IPV6_ADDR must be 16 octets")
         if kind in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
-            if not data or not data.isascii() or any(b < 0x21 or b == 0x7F for b in data):
+            if not data or data.translate(None, _PRINTABLE_NO_SPACE):  # anything left is not allowed
                 raise IdentityError(f"{kind.name} must be printable ASCII without spaces")
         if kind is IdType.ID_DER_ASN1_DN:
             normalised_dn(data)  # raises on malformed DER

@@ -148,6 +148,148 @@ def is_self_issued(cert: x509.Certificate) -> bool:
     return bool(_dn_key(cert.subject) == _dn_key(cert.issuer))
 
 
+_UNSET: Any = object()
+
+
+class _Facts:
+    """What a certificate says, parsed once: everything here is a pure function of its DER
+    (names, key identifiers, extensions, the signed parts), so it is shared by every
+    validation of the same certificate. Checks against time, policy and signatures are
+    still made on every validation; only the parsing and formatting is remembered.
+    A fact whose parsing raises is not remembered (it raises again the next time)."""
+
+    __slots__ = ("cert", "_der", "_subject", "_issuer", "_ski", "_aki", "_desc", "_exts", "_ext",
+                 "_signed", "_derived")
+
+    def __init__(self, cert: x509.Certificate) -> None:
+        self.cert = cert
+        self._der: bytes | None = None
+        self._subject: Any = _UNSET
+        self._issuer: Any = _UNSET
+        self._ski: Any = _UNSET
+        self._aki: Any = _UNSET
+        self._desc: str | None = None
+        self._exts: list[Any] | None = None
+        self._ext: dict[type[Any], Any] = {}
+        self._signed: tuple[bytes, bytes] | None = None
+        self._derived: dict[str, Any] = {}
+
+    def derived(self, name: str, build: Any) -> Any:
+        """A value computed from this certificate alone, once (`build` raising: not remembered)."""
+        try:
+            return self._derived[name]
+        except KeyError:
+            value = self._derived[name] = build()
+            return value
+
+    @property
+    def der(self) -> bytes:
+        if self._der is None:
+            self._der = self.cert.public_bytes(_DER)
+        return self._der
+
+    @property
+    def subject(self) -> Any:
+        if self._subject is _UNSET:
+            self._subject = _dn_key(self.cert.subject)
+        return self._subject
+
+    @property
+    def issuer(self) -> Any:
+        if self._issuer is _UNSET:
+            self._issuer = _dn_key(self.cert.issuer)
+        return self._issuer
+
+    @property
+    def self_issued(self) -> bool:
+        return bool(self.subject == self.issuer)
+
+    @property
+    def ski(self) -> bytes | None:
+        if self._ski is _UNSET:
+            self._ski = subject_key_id(self.cert)
+        return self._ski  # type: ignore[no-any-return]
+
+    @property
+    def aki(self) -> bytes | None:
+        if self._aki is _UNSET:
+            self._aki = authority_key_id(self.cert)
+        return self._aki  # type: ignore[no-any-return]
+
+    @property
+    def description(self) -> str:
+        if self._desc is None:
+            self._desc = describe(self.cert)
+        return self._desc
+
+    def extensions(self) -> list[Any]:
+        """list(cert.extensions); raises ValueError for malformed ones (every time)."""
+        if self._exts is None:
+            self._exts = list(self.cert.extensions)
+        return self._exts
+
+    def ext(self, cls: type[Any]) -> Any:
+        try:
+            return self._ext[cls]
+        except KeyError:
+            value = self._ext[cls] = _ext(self.cert, cls)
+            return value
+
+    def signed_parts(self) -> tuple[bytes, bytes]:
+        """(tbsCertificate, signatureAlgorithm) octets; raises DerError."""
+        if self._signed is None:
+            self._signed = signed_parts(self.der)
+        return self._signed
+
+
+_FACTS: dict[x509.Certificate, _Facts] = {}
+_FACTS_BY_ID: dict[int, tuple[x509.Certificate, _Facts]] = {}  # holds the object: its id stays its own
+_FACTS_MAX = 4096  # bounded: a peer sending novel certificates only ever refills it
+_PARSED: dict[bytes, x509.Certificate] = {}
+
+
+def load_der_certificate(der: bytes) -> x509.Certificate:
+    """x509.load_der_x509_certificate, interned by the octets (raises ValueError the same way).
+
+    A parsed certificate is immutable and a pure function of its DER, so a peer that sends the
+    same certificate again gets the same object back, with its parsed public key and its facts
+    (see _Facts): nothing about its validity is remembered here, only the parsing."""
+    cert = _PARSED.get(der)
+    if cert is None:
+        cert = x509.load_der_x509_certificate(der)
+        if len(_PARSED) >= _FACTS_MAX // 4:
+            _PARSED.clear()
+        _PARSED[bytes(der)] = cert
+    return cert
+
+
+Seen = dict[int, tuple[x509.Certificate, _Facts]]
+
+
+def _facts_of(cert: x509.Certificate, seen: Seen) -> _Facts:
+    """The shared facts of `cert` (looked up by value: certificates hash and compare by their DER),
+    through `seen`, a per-validation map by object identity that spares the DER hashing (it holds
+    the certificate, so an id is not reused while the map lives)."""
+    hit = seen.get(id(cert))
+    if hit is not None:
+        return hit[1]
+    hit = _FACTS_BY_ID.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        f = hit[1]
+    else:
+        found = _FACTS.get(cert)
+        if found is None:
+            if len(_FACTS) >= _FACTS_MAX:
+                _FACTS.clear()
+            found = _FACTS[cert] = _Facts(cert)
+        f = found
+        if len(_FACTS_BY_ID) >= _FACTS_MAX:
+            _FACTS_BY_ID.clear()
+        _FACTS_BY_ID[id(cert)] = (cert, f)
+    seen[id(cert)] = (cert, f)
+    return f
+
+
 class PathValidator:
     """Validates end-entity certificates against configured trust anchors.
 
@@ -165,45 +307,67 @@ class PathValidator:
         self.intermediates = list(intermediates)
         self.crls = list(crls)
         self.require_crl = require_crl
+        # facts of the configured (long-lived) certificates, by identity: see _seen()
+        self._own: tuple[tuple[x509.Certificate | None, ...], Seen, frozenset[bytes]] | None = None
 
     # --- path building ----------------------------------------------------------
-    def _issuers(self, cert: x509.Certificate, pool: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+    def _issuers(self, cert: x509.Certificate, pool: Sequence[x509.Certificate],
+                 seen: Seen) -> list[x509.Certificate]:
         """Candidates by issuer name, narrowed by AKI/SKI when both are present; anchors first."""
-        want = _dn_key(cert.issuer)
-        aki = authority_key_id(cert)
+        f = _facts_of(cert, seen)
+        want = f.issuer
+        aki = f.aki
         out: list[x509.Certificate] = []
-        seen: set[bytes] = set()
+        ders: set[bytes] = set()
         for cand in (*self.anchors, *pool):
-            der = cand.public_bytes(_DER)
-            if der in seen or _dn_key(cand.subject) != want:
+            cf = _facts_of(cand, seen)
+            der = cf.der
+            if der in ders or cf.subject != want:
                 continue
-            ski = subject_key_id(cand)
+            ski = cf.ski
             if aki is not None and ski is not None and aki != ski:
                 continue
-            seen.add(der)
+            ders.add(der)
             out.append(cand)
         return out
 
-    def _paths(self, path: list[x509.Certificate], pool: Sequence[x509.Certificate]) -> Iterator[
-            tuple[list[x509.Certificate], Reason | None]]:
-        """Every path from path[0] up, each ending at an anchor (reason None) or at a dead end."""
+    def _seen(self) -> tuple[Seen, frozenset[bytes]]:
+        """A fresh per-validation map, seeded with the facts of our anchors and intermediates (looked
+        up once, not re-hashed on every validation), and the anchors' DER set."""
+        own = (*self.anchors, None, *self.intermediates)  # None marks where the anchors end
+        cached = self._own
+        if cached is None or len(cached[0]) != len(own) or any(
+                a is not b for a, b in zip(cached[0], own, strict=True)):
+            seen: Seen = {}
+            ders = frozenset(_facts_of(a, seen).der for a in self.anchors)
+            for c in self.intermediates:
+                _facts_of(c, seen)
+            cached = self._own = (own, seen, ders)
+        return dict(cached[1]), cached[2]
+
+    def _paths(self, path: list[x509.Certificate], pool: Sequence[x509.Certificate], seen: Seen,
+               anchors: frozenset[bytes]) -> Iterator[tuple[list[x509.Certificate], Reason | None]]:
+        """Every path from path[0] up, each ending at an anchor (reason None) or at a dead end.
+        Certificates are compared by value (their DER), as `in` on certificates does."""
         top = path[-1]
-        if len(path) > 1 and top in self.anchors:
+        top_f = _facts_of(top, seen)
+        if len(path) > 1 and top_f.der in anchors:
             yield path, None
             return
         if len(path) > MAX_PATH_DEPTH:
             yield path, Reason.PATH_TOO_LONG
             return
         found = False
-        for issuer in self._issuers(top, pool):
-            if issuer in path:
+        in_path = {_facts_of(c, seen).der for c in path}
+        for issuer in self._issuers(top, pool, seen):
+            if _facts_of(issuer, seen).der in in_path:
                 continue
             found = True
-            yield from self._paths([*path, issuer], pool)
+            yield from self._paths([*path, issuer], pool, seen, anchors)
         if not found:
-            if top in self.anchors:
+            if top_f.der in anchors:
                 yield path, None  # the end entity is itself an anchor
-            elif is_self_issued(top) and len(path) > 1:
+            elif top_f.self_issued and len(path) > 1:
                 yield path, Reason.UNTRUSTED_ROOT
             else:
                 yield path, Reason.ISSUER_NOT_FOUND
@@ -221,16 +385,27 @@ class PathValidator:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         pool = [*self.intermediates, *intermediates]
+        seen, anchor_ders = self._seen()
+        # The common case first: the certificate's first issuer candidate is an anchor. That is the
+        # first path the search below would try; when it validates, the answer is the same.
+        issuers = self._issuers(cert, pool, seen)
+        if issuers:
+            direct = _facts_of(issuers[0], seen).der
+            if direct in anchor_ders and direct != _facts_of(cert, seen).der:
+                verdict = self._check_path([cert, issuers[0]], now, required_ca, seen)
+                if verdict.ok:
+                    return verdict
         first_failure: Verdict | None = None
         dead_end: Verdict | None = None
-        for tried, (path, dead) in enumerate(self._paths([cert], pool)):
+        paths = self._paths([cert], pool, seen, anchor_ders)
+        for tried, (path, dead) in enumerate(paths):
             if tried >= MAX_CANDIDATE_PATHS:
                 break
             if dead is not None:
                 if dead_end is None:
                     dead_end = self._dead_end(path, dead)
                 continue
-            verdict = self._check_path(path, now, required_ca)
+            verdict = self._check_path(path, now, required_ca, seen)
             if verdict.ok:
                 return verdict
             if first_failure is None:
@@ -253,110 +428,121 @@ class PathValidator:
 
     # --- path checks -------------------------------------------------------------
     def _check_path(self, path: list[x509.Certificate], now: datetime,
-                    required_ca: x509.Name | None) -> Verdict:
+                    required_ca: x509.Name | None, seen: Seen | None = None) -> Verdict:
+        seen = {} if seen is None else seen
+        facts = [_facts_of(c, seen) for c in path]
         try:
-            if required_ca is not None and not any(
-                    _dn_key(c.subject) == _dn_key(required_ca) for c in path[1:]):
-                raise _Refusal(Reason.CA_MISMATCH,
-                               f"the chain of {describe(path[0])} does not pass through the required CA "
-                               f"'{name_string(required_ca)}'")
-            for cert in path:
-                self._check_extensions_known(cert)
-                self._check_key(cert)
-                self._check_time(cert, now)
-            for i, cert in enumerate(path[1:], start=1):
-                self._check_ca(cert, i, path)
-            self._check_end_entity(path[0])
-            self._check_name_constraints(path)
+            if required_ca is not None:
+                want = _dn_key(required_ca)
+                if not any(f.subject == want for f in facts[1:]):
+                    raise _Refusal(Reason.CA_MISMATCH,
+                                   f"the chain of {facts[0].description} does not pass through the required CA "
+                                   f"'{name_string(required_ca)}'")
+            for f in facts:
+                self._check_extensions_known(f)
+                self._check_key(f)
+                self._check_time(f, now)
+            for i in range(1, len(facts)):
+                self._check_ca(facts, i)
+            self._check_end_entity(facts[0])
+            self._check_name_constraints(facts)
             for i in range(len(path) - 1):
-                self._check_signature(path[i], path[i + 1])
+                self._check_signature(facts[i], facts[i + 1])
             self._check_crls(path, now)
         except _Refusal as r:
             return Verdict(r.reason, r.detail, tuple(path))
-        anchor = path[-1]
-        return Verdict(Reason.VALID, f"{describe(path[0])} chains to trust anchor {describe(anchor)} "
+        return Verdict(Reason.VALID, f"{facts[0].description} chains to trust anchor {facts[-1].description} "
                        f"({len(path)} certificates)", tuple(path))
 
-    def _check_extensions_known(self, cert: x509.Certificate) -> None:
+    def _check_extensions_known(self, f: _Facts) -> None:
         try:
-            exts = list(cert.extensions)
+            exts = f.extensions()
         except ValueError as e:
-            raise _Refusal(Reason.MALFORMED, f"{describe(cert)} has malformed extensions: {e}") from e
-        for ext in exts:
-            if ext.critical and ext.oid not in _KNOWN_EXTENSIONS:
-                raise _Refusal(Reason.UNKNOWN_CRITICAL_EXTENSION,
-                               f"{describe(cert)} has an unknown critical extension {ext.oid.dotted_string}")
+            raise _Refusal(Reason.MALFORMED, f"{f.description} has malformed extensions: {e}") from e
+        unknown = f.derived("unknown-critical", lambda: next(
+            (e.oid.dotted_string for e in exts if e.critical and e.oid not in _KNOWN_EXTENSIONS), None))
+        if unknown is not None:
+            raise _Refusal(Reason.UNKNOWN_CRITICAL_EXTENSION,
+                           f"{f.description} has an unknown critical extension {unknown}")
 
-    def _check_key(self, cert: x509.Certificate) -> None:
+    def _check_key(self, f: _Facts) -> None:
         try:
-            key = cert.public_key()
+            spec = f.derived("key-spec", lambda: key_spec_of(f.cert.public_key()))
         except (ValueError, TypeError) as e:
-            raise _Refusal(Reason.UNSUPPORTED_ALGORITHM, f"{describe(cert)} has an unusable public key") from e
+            raise _Refusal(Reason.UNSUPPORTED_ALGORITHM, f"{f.description} has an unusable public key") from e
         try:
-            self.router.policy.check_key(key_spec_of(key))
+            self.router.policy.check_key(spec)  # the policy is asked every time
         except PolicyViolation as e:
-            raise _Refusal(Reason.KEY_NOT_ALLOWED, f"{describe(cert)}: {e}") from e
+            raise _Refusal(Reason.KEY_NOT_ALLOWED, f"{f.description}: {e}") from e
 
-    def _check_time(self, cert: x509.Certificate, now: datetime) -> None:
-        if now < cert.not_valid_before_utc:
+    def _check_time(self, f: _Facts, now: datetime) -> None:
+        cert = f.cert
+        not_before, not_after = f.derived("validity", lambda: (cert.not_valid_before_utc, cert.not_valid_after_utc))
+        if now < not_before:
             raise _Refusal(Reason.NOT_YET_VALID,
-                           f"{describe(cert)} is not valid before {_ts(cert.not_valid_before_utc)} "
+                           f"{f.description} is not valid before {_ts(cert.not_valid_before_utc)} "
                            f"(now {_ts(now)})")
-        if now > cert.not_valid_after_utc:
-            raise _Refusal(Reason.EXPIRED, f"{describe(cert)} expired at {_ts(cert.not_valid_after_utc)} "
+        if now > not_after:
+            raise _Refusal(Reason.EXPIRED, f"{f.description} expired at {_ts(cert.not_valid_after_utc)} "
                            f"(now {_ts(now)})")
 
-    def _check_ca(self, cert: x509.Certificate, index: int, path: list[x509.Certificate]) -> None:
+    def _check_ca(self, facts: list[_Facts], index: int) -> None:
         """RFC 5280 6.1.4 (k), (l), (m), (n) for the issuer at `index` (1 = the end entity's issuer)."""
-        bc = _ext(cert, x509.BasicConstraints)
-        if bc is None and index == len(path) - 1 and cert.version is x509.Version.v1:
+        f = facts[index]
+        bc = f.ext(x509.BasicConstraints)
+        if bc is None and index == len(facts) - 1 and f.cert.version is x509.Version.v1:
             return  # a v1 root configured as a trust anchor: trusted by configuration (RFC 5280 6.1.1 (d))
         if bc is None or not bc.ca:
-            raise _Refusal(Reason.NOT_A_CA, f"{describe(cert)} issues certificates but is not a CA "
+            raise _Refusal(Reason.NOT_A_CA, f"{f.description} issues certificates but is not a CA "
                            f"(basicConstraints {'absent' if bc is None else 'CA:FALSE'})")
-        ku = _ext(cert, x509.KeyUsage)
+        ku = f.ext(x509.KeyUsage)
         if ku is not None and not ku.key_cert_sign:
-            raise _Refusal(Reason.CA_KEY_USAGE, f"CA {describe(cert)} lacks keyUsage keyCertSign")
+            raise _Refusal(Reason.CA_KEY_USAGE, f"CA {f.description} lacks keyUsage keyCertSign")
         if bc.path_length is not None:
             # intermediate CAs below this one, self-issued ones not counted (6.1.4 (l))
-            below = sum(1 for c in path[1:index] if not is_self_issued(c))
+            below = sum(1 for c in facts[1:index] if not c.self_issued)
             if below > bc.path_length:
                 raise _Refusal(Reason.PATH_LENGTH_EXCEEDED,
-                               f"CA {describe(cert)} allows {bc.path_length} intermediate CA(s) below it "
+                               f"CA {f.description} allows {bc.path_length} intermediate CA(s) below it "
                                f"(pathlen), the chain has {below}")
 
-    def _check_end_entity(self, cert: x509.Certificate) -> None:
-        ku = _ext(cert, x509.KeyUsage)
+    def _check_end_entity(self, f: _Facts) -> None:
+        ku = f.ext(x509.KeyUsage)
         # RFC 4945 5.1.3.2: digitalSignature (or nonRepudiation) when KeyUsage is present.
         if ku is not None and not (ku.digital_signature or ku.content_commitment):
             raise _Refusal(Reason.END_ENTITY_KEY_USAGE,
-                           f"{describe(cert)} has keyUsage without digitalSignature: it cannot sign IKE AUTH")
-        eku = _ext(cert, x509.ExtendedKeyUsage)
-        if eku is not None and not ({o.dotted_string for o in eku} & _IKE_EKUS):
+                           f"{f.description} has keyUsage without digitalSignature: it cannot sign IKE AUTH")
+        eku_ok = f.derived("ike-eku", lambda: (lambda eku: eku is None or bool(
+            {o.dotted_string for o in eku} & _IKE_EKUS))(f.ext(x509.ExtendedKeyUsage)))
+        if not eku_ok:
             raise _Refusal(Reason.END_ENTITY_EXTENDED_KEY_USAGE,
-                           f"{describe(cert)} has an extendedKeyUsage that allows neither IKE, serverAuth "
+                           f"{f.description} has an extendedKeyUsage that allows neither IKE, serverAuth "
                            "nor clientAuth")
 
-    def _check_name_constraints(self, path: list[x509.Certificate]) -> None:
-        for i in range(len(path) - 1, 0, -1):
-            nc = _ext(path[i], x509.NameConstraints)
+    def _check_name_constraints(self, facts: list[_Facts]) -> None:
+        for i in range(len(facts) - 1, 0, -1):
+            nc = facts[i].ext(x509.NameConstraints)
             if nc is None:
                 continue
-            for sub in path[:i]:
-                if sub is not path[0] and is_self_issued(sub):
+            for sub in facts[:i]:
+                if sub is not facts[0] and sub.self_issued:
                     continue  # RFC 5280 6.1.3 (b): self-issued intermediates are exempt
-                problem = name_constraint_violation(nc, sub)
+                problem = name_constraint_violation(nc, sub.cert)
                 if problem:
                     raise _Refusal(Reason.NAME_CONSTRAINTS,
-                                   f"{describe(sub)} violates the name constraints of {describe(path[i])}: "
+                                   f"{sub.description} violates the name constraints of {facts[i].description}: "
                                    f"{problem}")
 
-    def _verify_signed(self, der: bytes, signature: bytes, issuer: x509.Certificate, what: str,
-                       bad: Reason) -> None:
-        try:
-            tbs, alg_der = signed_parts(der)
-        except DerError as e:
-            raise _Refusal(Reason.MALFORMED, f"{what} is not a well-formed signed structure") from e
+    def _verify_signed(self, der: bytes | tuple[bytes, bytes], signature: bytes, issuer: x509.Certificate,
+                       what: str, bad: Reason) -> None:
+        """`der`: the signed structure, or its (tbs, signatureAlgorithm) parts already split."""
+        if isinstance(der, tuple):
+            tbs, alg_der = der
+        else:
+            try:
+                tbs, alg_der = signed_parts(der)
+            except DerError as e:
+                raise _Refusal(Reason.MALFORMED, f"{what} is not a well-formed signed structure") from e
         try:
             scheme = algorithm_identifier.decode(alg_der)
         except algorithm_identifier.UnsupportedAlgorithmIdentifier as e:
@@ -374,9 +560,14 @@ class PathValidator:
         if not ok:
             raise _Refusal(bad, f"the signature on {what} does not verify with the key of {describe(issuer)}")
 
-    def _check_signature(self, cert: x509.Certificate, issuer: x509.Certificate) -> None:
-        self._verify_signed(cert.public_bytes(_DER), cert.signature, issuer, f"certificate {describe(cert)}",
-                            Reason.BAD_SIGNATURE)
+    def _check_signature(self, f: _Facts, issuer: _Facts) -> None:
+        """The issuer's signature on the certificate, verified afresh every time (the parsing is shared)."""
+        what = f"certificate {f.description}"
+        try:
+            parts = f.signed_parts()
+        except DerError as e:
+            raise _Refusal(Reason.MALFORMED, f"{what} is not a well-formed signed structure") from e
+        self._verify_signed(parts, f.cert.signature, issuer.cert, what, Reason.BAD_SIGNATURE)
 
     # --- revocation (RFC 5280 6.3, simplified: full CRLs from the certificate's issuer) --
     def _check_crls(self, path: list[x509.Certificate], now: datetime) -> None:

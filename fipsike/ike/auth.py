@@ -15,6 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certs import algorithm_identifier as algorithm_identifier_table
+from certs.signature_hash import NoAcceptableSignatureScheme, choose_scheme
 from fipsike.ike.registry import AuthMethod
 from providers.algorithms import HashAlg, Prf, SignatureScheme
 from providers.errors import PolicyViolation, ProviderError
@@ -23,9 +24,6 @@ from providers.handles import PrivateKey, SecretKey
 # RFC 7427 section 7 / IANA "IKEv2 Hash Algorithms": the SIGNATURE_HASH_ALGORITHMS values
 HASH_IDS: dict[HashAlg, int] = {HashAlg.SHA1: 1, HashAlg.SHA256: 2, HashAlg.SHA384: 3, HashAlg.SHA512: 4}
 HASH_BY_ID = {v: k for k, v in HASH_IDS.items()}
-
-_PSS = {HashAlg.SHA256: SignatureScheme.RSA_PSS_SHA256, HashAlg.SHA384: SignatureScheme.RSA_PSS_SHA384,
-        HashAlg.SHA512: SignatureScheme.RSA_PSS_SHA512}
 
 
 class AuthError(Exception):
@@ -79,39 +77,37 @@ def key_kind(public_key: Any) -> tuple[str, int]:
 _ECDSA_LEGACY = {256: (AuthMethod.ECDSA_SHA256_P256, SignatureScheme.ECDSA_SHA256),
                  384: (AuthMethod.ECDSA_SHA384_P384, SignatureScheme.ECDSA_SHA384),
                  521: (AuthMethod.ECDSA_SHA512_P521, SignatureScheme.ECDSA_SHA512)}
-_ECDSA_HASH = {256: HashAlg.SHA256, 384: HashAlg.SHA384, 521: HashAlg.SHA512}
 
 
 def choose_signature(private_key: PrivateKey, peer_hashes: Iterable[HashAlg], legacy: bool,
                      policy: Any) -> tuple[AuthMethod, SignatureScheme]:
     """Our AUTH method and scheme for this key, given the peer's SIGNATURE_HASH_ALGORITHMS.
 
-    RFC 7427 (method 14) when the peer announced hashes; otherwise, or when configured "legacy",
-    the key's RFC 4754 method (ECDSA). RSA-PKCS1-SHA1 (method 1) is never generated: SHA-1
-    signatures are refused by the policy (SP 800-131A r2 9).
+    RFC 7427 (method 14) when the peer announced hashes: the scheme is certs.signature_hash's
+    choice (the curve's own hash first, else the strongest announced one the policy allows;
+    RSA-PSS for RSA). Otherwise, or when configured "legacy", an EC key takes its RFC 4754
+    method. RSA-PKCS1-SHA1 (method 1) is never generated: SHA-1 signatures are refused by the
+    policy (SP 800-131A r2 9).
     """
-    kind, bits = key_kind(private_key.public_key())
+    public_key = private_key.public_key()
+    kind, bits = key_kind(public_key)
     hashes = [h for h in peer_hashes if h is not HashAlg.SHA1]
     if kind == "ec":
         if legacy or not hashes:
             if bits not in _ECDSA_LEGACY:
                 raise AuthError(f"no legacy ECDSA method for a {bits}-bit curve")
             return _ECDSA_LEGACY[bits]
-        want = _ECDSA_HASH.get(bits, HashAlg.SHA256)
-        h = want if want in hashes else hashes[0]
-        scheme = {HashAlg.SHA256: SignatureScheme.ECDSA_SHA256, HashAlg.SHA384: SignatureScheme.ECDSA_SHA384,
-                  HashAlg.SHA512: SignatureScheme.ECDSA_SHA512}[h]
-        return AuthMethod.DIGITAL_SIGNATURE, scheme
-    if kind == "rsa":
+    elif kind == "rsa":
         if not hashes:
             # a peer without RFC 7427 can only take method 1 (SHA-1), which we never sign with;
             # send RFC 7427 anyway with SHA-256 (every RFC 7427 peer must accept it)
             hashes = [HashAlg.SHA256]
-        for h in (HashAlg.SHA256, HashAlg.SHA384, HashAlg.SHA512):
-            if h in hashes and policy.allows_signature(_PSS[h]):
-                return AuthMethod.DIGITAL_SIGNATURE, _PSS[h]
-        raise AuthError("no common hash algorithm for an RSA-PSS signature")
-    raise AuthError("unsupported private key type")
+    else:
+        raise AuthError("unsupported private key type")
+    try:
+        return AuthMethod.DIGITAL_SIGNATURE, choose_scheme(public_key, hashes, policy)
+    except NoAcceptableSignatureScheme as e:
+        raise AuthError(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -169,10 +165,11 @@ def verify_signature_auth(router: Any, public_key: Any, auth: AuthPayload, octet
 
 def null_auth(router: Any, prf: Prf, sk_p: SecretKey, octets: bytes) -> bytes:
     """RFC 7619 2.1: NULL auth is the shared-key MIC computed with SK_pi / SK_pr as the key:
-    prf(prf(SK_p, "Key Pad for IKEv2"), SignedOctets) (RFC 7296 2.15)."""
-    pad = router.prf(prf, sk_p, b"Key Pad for IKEv2")
-    inner = router.import_secret(pad, "null-auth-key")
-    try:
-        return bytes(router.prf(prf, inner, octets))
-    finally:
-        inner.wipe()
+    prf(prf(SK_p, "Key Pad for IKEv2"), SignedOctets) (RFC 7296 2.15). The inner prf output is a
+    key, so the router computes both steps and never hands it out."""
+    return bytes(router.shared_key_auth(prf, sk_p, octets))
+
+
+def null_auth_verifies(router: Any, prf: Prf, sk_p: SecretKey, octets: bytes, received: bytes) -> bool:
+    """Constant-time check of a peer's NULL AUTH value (a MAC: a timing leak would be a forgery oracle)."""
+    return bool(router.verify_shared_key_auth(prf, sk_p, octets, received))

@@ -12,15 +12,15 @@ from __future__ import annotations
 import ipaddress
 
 from providers.algorithms import Prf
-from providers.api import Provider
 from providers.handles import SecretKey
+from providers.router import Router
 
 _PRF = Prf.PRF_HMAC_SHA2_256
 _VERSION_LEN = 1
 
 
 class CookieJar:
-    def __init__(self, router: Provider, threshold: int = 100, rotate_every: float = 300.0) -> None:
+    def __init__(self, router: Router, threshold: int = 100, rotate_every: float = 300.0) -> None:
         self._router = router
         self.threshold = threshold
         self.rotate_every = rotate_every
@@ -59,7 +59,8 @@ class CookieJar:
         for version, secret in ((self._version, self._secret), self._previous or (None, None)):
             if secret is None or version != cookie[0]:
                 continue
-            # the cookie is public (it travels in clear), so a plain comparison leaks nothing secret
-            if self._compute(secret, version, ni, ip, spi_i) == cookie:
+            # constant time: a timing oracle would let an off-path sender learn the cookie for a
+            # spoofed address byte by byte, which is what cookies exist to prevent
+            if self._router.equal(self._compute(secret, version, ni, ip, spi_i), cookie):
                 return True
         return False

@@ -167,6 +167,9 @@ class SkCrypto:
         """The datagram with every payload of `message` inside one SK payload."""
         self._check_role(message.initiator)
         first, inner = serialize_payloads(message.payloads)
+        return self._seal_inner(message, first, inner)
+
+    def _seal_inner(self, message: Message, first: int, inner: bytes) -> bytes:
         enc_key, int_key = self._keys_for(message.initiator)
         total = self._sealed_length(HEADER_SIZE + SK_HEADER_SIZE, len(inner))
         if total > self.max_size:
@@ -189,7 +192,7 @@ class SkCrypto:
         self._check_role(message.initiator)
         first, inner = serialize_payloads(message.payloads)
         if self._sealed_length(HEADER_SIZE + SK_HEADER_SIZE, len(inner)) <= max_datagram:
-            return [self.seal(message)]
+            return [self._seal_inner(message, first, inner)]  # serialized once
         cap = self.fragment_capacity(max_datagram)
         if cap < 1:
             raise ValueError(f"fragment size {max_datagram} leaves no room for data")
@@ -241,14 +244,27 @@ class SkCrypto:
             data = bytes(data)
         h = IkeHeader.parse(data, self.max_size)
         payloads = parse_payloads(data, HEADER_SIZE, h.length, h.next_payload)
+        outer = Message(h.spi_i, h.spi_r, lookup(_Exchange, h.exchange), h.message_id, h.initiator, h.response,
+                        tuple(payloads), h.version_flag)
+        return self._open_parsed(outer, data)
+
+    def open_message(self, message: Message, data: bytes) -> Message:
+        """open() for a datagram the caller already parsed into `message` with Message.parse (same
+        size cap): the header and the outer payloads are not parsed a second time."""
+        if self.max_size != MAX_MESSAGE_SIZE or type(data) is not bytes:
+            return self.open(data)
+        return self._open_parsed(message, data)
+
+    def _open_parsed(self, outer: Message, data: bytes) -> Message:
+        payloads = outer.payloads
         sk = payloads[-1] if payloads else None
         if not isinstance(sk, Encrypted):
             raise DecryptionFailed("message has no Encrypted (SK) payload")
         iv_off = len(data) - len(sk.data)
-        inner = self._unprotect(data, iv_off, h.initiator)
+        inner = self._unprotect(data, iv_off, outer.initiator)
         inner_payloads = parse_payloads(inner, 0, len(inner), sk.first_payload, inner=True)
-        return Message(h.spi_i, h.spi_r, lookup(_Exchange, h.exchange), h.message_id, h.initiator, h.response,
-                       tuple(payloads[:-1]) + tuple(inner_payloads), h.version_flag)
+        return Message(outer.spi_i, outer.spi_r, outer.exchange, outer.message_id, outer.initiator, outer.response,
+                       payloads[:-1] + tuple(inner_payloads), outer.version_flag)
 
     def open_fragment(self, data: bytes) -> OpenedFragment:
         """Verify and decrypt one SKF datagram (RFC 7383 2.6: each fragment on its own)."""

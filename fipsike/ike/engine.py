@@ -38,9 +38,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from certs.validation import PathValidator
+from certs.validation import PathValidator, load_der_certificate
 from fipsike.ike import wire
 from fipsike.ike.actions import (
     Action,
@@ -55,6 +55,7 @@ from fipsike.ike.actions import (
     SaDirection,
     SendDatagram,
 )
+from fipsike.ike.auth import AuthError
 from fipsike.ike.config import Connection
 from fipsike.ike.cookies import CookieJar
 from fipsike.ike.errors import CodecError
@@ -101,8 +102,11 @@ class Engine:
         # certificate validity is judged against the real UTC time unless a test injects one
         self.wallclock = wallclock or (lambda: datetime.now(UTC))
         self.now = 0.0
-        self._validators: dict[tuple[int, ...], PathValidator] = {}
-        self._verdicts: dict[tuple[tuple[bytes, ...], tuple[Any, ...]], tuple[Any, datetime]] = {}
+        self._validators: dict[int, PathValidator] = {}
+        self._verdicts: dict[tuple[tuple[bytes, ...], tuple[bytes, ...]], tuple[Any, datetime]] = {}
+        self._anchor_keys: dict[int, tuple[tuple[Any, ...], tuple[bytes, ...]]] = {}
+        self._idents: dict[int, tuple[Any, int]] = {}
+        self._ident_seq = 0
         self.verdict_cache_ttl = verdict_cache_ttl
         self._memo: dict[Any, Any] = {}
         self._heap: list[tuple[float, int, IkeSa]] = []
@@ -153,7 +157,8 @@ class Engine:
             # a cryptographic failure never takes the engine down: the SA in question fails
             self.log("error", "provider-error", f"{type(e).__name__}: {e}")
         except Exception as e:  # noqa: BLE001 - one bad datagram must not stop the daemon
-            self.log("error", "internal-error", f"message from {src[0]} dropped: {type(e).__name__}: {e}")
+            # only the type: an unexpected exception's text is not vetted for secrets
+            self.log("error", "internal-error", f"message from {src[0]} dropped: {type(e).__name__}")
         return self._flush()
 
     def _answer_bad_init(self, datagram: bytes, err: CodecError, src: Address, dst: Address) -> None:
@@ -355,11 +360,12 @@ class Engine:
 
     def validator(self, anchors: tuple[Any, ...]) -> PathValidator:
         """One certs PathValidator per set of trust anchors (it indexes the anchors once)."""
-        key = tuple(id(a) for a in anchors)
+        key = self.ident(anchors)  # this very tuple (a connection's): no certificate comparisons
         v = self._validators.get(key)
-        if v is None or v.anchors != list(anchors):
-            v = PathValidator(self.router, anchors)
-            self._validators[key] = v
+        if v is None:
+            if len(self._validators) >= 256:
+                self._validators.clear()
+            v = self._validators[key] = PathValidator(self.router, anchors)
         return v
 
     def validated_peer(self, chain_der: tuple[bytes, ...], anchors: tuple[Any, ...]) -> Any:
@@ -371,15 +377,13 @@ class Engine:
         peer that re-authenticates does not pay for path validation again (strongSwan's cert_cache
         does the same for issuer signatures). 0 turns the cache off.
         """
-        from fipsike.ike.auth import AuthError
-
-        key = (chain_der, anchors)  # certificates compare and hash by value
+        key = (chain_der, self._anchor_key(anchors))
         wall = self.wallclock()
         hit = self._verdicts.get(key)
         if hit is not None and wall < hit[1]:
             return hit[0]
         try:
-            parsed = [x509.load_der_x509_certificate(d) for d in chain_der]
+            parsed = [load_der_certificate(d) for d in chain_der]  # parsing interned by the octets
         except ValueError:
             raise AuthError("malformed certificate") from None
         verdict = self.validator(anchors).validate(parsed[0], wall, intermediates=parsed[1:])
@@ -392,9 +396,40 @@ class Engine:
             self._verdicts[key] = (parsed[0], until)
         return parsed[0]
 
+    def _anchor_key(self, anchors: tuple[Any, ...]) -> tuple[bytes, ...]:
+        """The anchors' DER octets, remembered per anchors tuple (a connection's trust_anchors is one
+        long-lived tuple): hashing bytes is cheap, hashing certificates re-hashes their DER."""
+        hit = self._anchor_keys.get(id(anchors))
+        if hit is not None and hit[0] is anchors:
+            return hit[1]
+        der = tuple(a.public_bytes(Encoding.DER) for a in anchors)
+        if len(self._anchor_keys) >= 256:
+            self._anchor_keys.clear()
+        self._anchor_keys[id(anchors)] = (anchors, der)  # holds the tuple: its id stays its own
+        return der
+
+    def ident(self, obj: Any) -> int:
+        """A token for this very object (never reused for another while the table lives, as the
+        table holds the object): memo keys built from it skip hashing certificates by value."""
+        hit = self._idents.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        if len(self._idents) >= 4096:
+            self._idents.clear()  # tokens keep counting up: an old token never names a new object
+        self._ident_seq += 1
+        self._idents[id(obj)] = (obj, self._ident_seq)
+        return self._ident_seq
+
+    def text(self, obj: Any, render: Any = str) -> str:
+        """render(obj) (str by default) for an immutable object that recurs (a negotiated suite, a
+        configured identity, selectors), remembered by the object's identity for log lines."""
+        got: str = self.memo(("text", self.ident(obj), render), lambda: render(obj))
+        return got
+
     def memo(self, key: Any, build: Any) -> Any:
-        """A small per-engine cache for values derived from configuration or certificates (keys are
-        compared by value: certificates hash by their DER)."""
+        """A small per-engine cache for values derived from configuration, certificates or a peer's
+        recurring offers. Keys compare by value; use ident(obj) in a key for a long-lived object
+        (a connection, a certificate) rather than hashing it by value every time."""
         try:
             return self._memo[key]
         except KeyError:
@@ -562,7 +597,7 @@ class Engine:
                                  child.expire_at - child.installed_at, s.esn, encap, rekey_of))
         self.log("info", "child-sa-installed",
                  f"{sa.conn.name}/{child.name} {child.mode} in {child.spi_in:08x} out {child.spi_out:08x} "
-                 f"{s} {_ts_text(child.local_ts)} === {_ts_text(child.remote_ts)}")
+                 f"{self.text(s)} {self.text(child.local_ts, _ts_text)} === {self.text(child.remote_ts, _ts_text)}")
 
     def remove_child(self, sa: IkeSa, child: ChildSa, reason: str, keep_policies: bool = False) -> None:
         if sa.children.pop(child.spi_in, None) is None:
@@ -610,26 +645,23 @@ class Engine:
 def sa_deadline(sa: IkeSa) -> float | None:
     """When this IKE SA next needs the timer: retransmission, half-open expiry, rekey, lifetimes,
     liveness check."""
-    best = 0.0
-
-    def consider(t: float) -> None:
-        nonlocal best
-        if t > 0 and (best == 0.0 or t < best):
-            best = t
-
+    # the earliest positive time among the candidates (0 means "not set")
+    times: list[float] = []
     if sa.pending is not None:
-        consider(sa.pending.deadline)
-    if sa.state in (IkeState.INIT_DONE, IkeState.REKEYED):
-        consider(sa.half_open_deadline)
-    if sa.state == IkeState.ESTABLISHED:
-        consider(sa.rekey_at)
-        consider(sa.expire_at)
+        times.append(sa.pending.deadline)
+    state = sa.state
+    if state is IkeState.INIT_DONE or state is IkeState.REKEYED:
+        times.append(sa.half_open_deadline)
+    elif state is IkeState.ESTABLISHED:
+        times.append(sa.rekey_at)
+        times.append(sa.expire_at)
         if sa.conn.dpd_delay > 0 and sa.pending is None:
-            consider(sa.last_heard + sa.conn.dpd_delay)
+            times.append(sa.last_heard + sa.conn.dpd_delay)
         for c in sa.children.values():
             if c.state == ChildState.INSTALLED:
-                consider(c.rekey_at)
-            consider(c.expire_at)
+                times.append(c.rekey_at)
+            times.append(c.expire_at)
+    best = min((t for t in times if t > 0), default=0.0)
     return best or None
 
 

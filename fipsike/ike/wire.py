@@ -11,7 +11,14 @@ from fipsike.ike.actions import TrafficSelectorSpec
 from fipsike.ike.encrypted import SkCrypto, SkKeys
 from fipsike.ike.fragmentation import Reassembler, fragment_datagram_limit
 from fipsike.ike.message import Message
-from fipsike.ike.payloads import EncryptedFragment, SecurityAssociation, TrafficSelector
+from fipsike.ike.payloads import (
+    EncryptedFragment,
+    Payload,
+    SecurityAssociation,
+    TrafficSelector,
+    TrafficSelectorInitiator,
+    TrafficSelectorResponder,
+)
 from fipsike.ike.payloads import Proposal as WireProposal
 from fipsike.ike.payloads import Transform as WireTransform
 from fipsike.ike.proposals import Proposal, Transform, TransformType
@@ -22,9 +29,13 @@ from providers.algorithms import Integrity
 
 def to_wire_sa(proposals: Sequence[Proposal]) -> SecurityAssociation:
     return SecurityAssociation(tuple(
-        WireProposal(p.number, int(p.protocol), p.spi,
-                     tuple(WireTransform.make(int(t.type), int(t.id), t.key_bits) for t in p.transforms))
-        for p in proposals))
+        WireProposal(p.number, int(p.protocol), p.spi, _to_wire_transforms(p.transforms)) for p in proposals))
+
+
+@functools.lru_cache(maxsize=1024)
+def _to_wire_transforms(transforms: tuple[Transform, ...]) -> tuple[WireTransform, ...]:
+    """The codec's transforms for ours (remembered: a configuration has a handful; both are immutable)."""
+    return tuple(WireTransform.make(int(t.type), int(t.id), t.key_bits) for t in transforms)
 
 
 def from_wire_sa(sa: SecurityAssociation) -> list[Proposal]:
@@ -43,6 +54,43 @@ def from_wire_sa(sa: SecurityAssociation) -> list[Proposal]:
             ts.append(Transform(ttype, int(t.id), t.key_length))
         out.append(Proposal(p.number, proto, p.spi, tuple(ts)))
     return out
+
+
+class Prepared(Payload):
+    """An outgoing payload whose body is serialized once: our recurring answers (the IKE SA
+    payload of IKE_SA_INIT, Child SA selectors) are immutable, so their octets are too. Only for
+    sending: the codec reads payload_type, critical and body(), which this answers as `payload`."""
+
+    __slots__ = ("payload", "octets")
+
+    def __init__(self, payload: Payload) -> None:
+        self.payload = payload
+        self.octets = payload.body()
+
+    @property
+    def payload_type(self) -> int:
+        return self.payload.payload_type
+
+    @property
+    def critical(self) -> bool:
+        return self.payload.critical
+
+    def body(self) -> bytes:
+        return self.octets
+
+    def __repr__(self) -> str:
+        return f"Prepared({self.payload!r})"
+
+
+def ts_payloads(tsi: tuple[TrafficSelectorSpec, ...], tsr: tuple[TrafficSelectorSpec, ...]) -> list[Payload]:
+    """[TSi, TSr] for these selectors, serialized once per pair of selector tuples."""
+    return list(_ts_payloads(tsi, tsr))
+
+
+@functools.lru_cache(maxsize=1024)
+def _ts_payloads(tsi: tuple[TrafficSelectorSpec, ...],
+                 tsr: tuple[TrafficSelectorSpec, ...]) -> tuple[Payload, Payload]:
+    return (Prepared(TrafficSelectorInitiator(to_wire_ts(tsi))), Prepared(TrafficSelectorResponder(to_wire_ts(tsr))))
 
 
 def to_wire_ts(specs: Sequence[TrafficSelectorSpec]) -> tuple[TrafficSelector, ...]:
@@ -106,4 +154,4 @@ def unprotect(router: Any, sa: Any, msg: Message, data: bytes) -> Message | None
     prot: Protection = sa.codec
     if isinstance(msg.encrypted, EncryptedFragment):
         return prot.reassembler.add(prot.crypto.open_fragment(data))
-    return prot.crypto.open(data)
+    return prot.crypto.open_message(msg, data)  # `msg` is Message.parse(data): not parsed again

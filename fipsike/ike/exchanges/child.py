@@ -5,7 +5,7 @@ the policy, traffic selectors with narrowing (RFC 7296 2.9), the mode
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fipsike.ike import ts as tsmod
 from fipsike.ike import wire
@@ -21,6 +21,7 @@ from fipsike.ike.payloads import (
     TrafficSelectorResponder,
 )
 from fipsike.ike.proposals import (
+    EspSuite,
     NoProposalChosen,
     Proposal,
     ProposalSpec,
@@ -109,13 +110,48 @@ def negotiate(eng: Engine, sa: IkeSa, msg: Message, in_ike_auth: bool,
     tsr_p = msg.get(TrafficSelectorResponder)
     if sa_p is None or tsi_p is None or tsr_p is None:
         raise ChildError(NotifyType.INVALID_SYNTAX, "Child SA request without SA, TSi or TSr")
-    tsi = wire.from_wire_ts(tsi_p.selectors)
-    tsr = wire.from_wire_ts(tsr_p.selectors)
+    transport = msg.notify(NotifyType.USE_TRANSPORT_MODE) is not None
+    # The outcome depends on the offer without its SPIs, the selectors, the mode, the configuration
+    # and our addresses (default selectors): a peer repeats all of them, so it is remembered; only
+    # the chosen proposal's SPI is filled in per request.
+    key = ("child-choice", tuple((p.number, p.protocol, len(p.spi), p.transforms) for p in sa_p.proposals),
+           tsi_p.selectors, tsr_p.selectors, transport, in_ike_auth, sa.local[0], sa.remote[0],
+           tuple(_config_key(eng, c) for c in ([only] if only is not None else sa.conn.children)))
+    got = eng.memo(key, lambda: _negotiate(eng, sa, sa_p, tsi_p.selectors, tsr_p.selectors, transport,
+                                           in_ike_auth, only))
+    if isinstance(got, ChildError):
+        raise ChildError(got.notify, str(got), got.data)
+    c = got.proposal
+    spi = next(p.spi for p in sa_p.proposals if p.number == c.number and p.protocol == c.protocol)
+    return Negotiated(got.cfg, Proposal(c.number, c.protocol, spi, c.transforms), got.local_ts, got.remote_ts,
+                      got.transport)
+
+
+def _config_key(eng: Engine, cfg: ChildConfig) -> tuple[Any, ...]:
+    """What of a child config the negotiation reads, by object identity (so a config edited in
+    place, by assigning new tuples, is not matched with an old outcome)."""
+    return (eng.ident(cfg), eng.ident(cfg.esp_proposals), eng.ident(cfg.local_ts), eng.ident(cfg.remote_ts),
+            cfg.mode)
+
+
+def _negotiate(eng: Engine, sa: IkeSa, sa_p: SecurityAssociation, tsi_sel: tuple[Any, ...],
+               tsr_sel: tuple[Any, ...], transport: bool, in_ike_auth: bool,
+               only: ChildConfig | None) -> Negotiated | ChildError:
+    try:
+        return _negotiate_raising(eng, sa, sa_p, tsi_sel, tsr_sel, transport, in_ike_auth, only)
+    except ChildError as e:
+        return e
+
+
+def _negotiate_raising(eng: Engine, sa: IkeSa, sa_p: SecurityAssociation, tsi_sel: tuple[Any, ...],
+                       tsr_sel: tuple[Any, ...], transport: bool, in_ike_auth: bool,
+                       only: ChildConfig | None) -> Negotiated:
+    tsi = wire.from_wire_ts(tsi_sel)
+    tsr = wire.from_wire_ts(tsr_sel)
     offered = wire.from_wire_sa(sa_p)
     if in_ike_auth:
         offered = [Proposal(p.number, p.protocol, p.spi,
                             tuple(t for t in p.transforms if t.type != TransformType.KE)) for p in offered]
-    transport = msg.notify(NotifyType.USE_TRANSPORT_MODE) is not None
     cfgs = [only] if only is not None else list(sa.conn.children)
     ts_found = False
     for cfg in cfgs:
@@ -145,8 +181,7 @@ def response_payloads(n: Negotiated, spi_in: int) -> tuple[list[Payload], list[P
     p = n.proposal
     head.append(wire.to_wire_sa([Proposal(p.number, p.protocol, spi_in.to_bytes(4, "big"), p.transforms)]))
     # TSi is the initiator's side (our remote), TSr ours
-    tail: list[Payload] = [TrafficSelectorInitiator(wire.to_wire_ts(n.remote_ts)),
-                           TrafficSelectorResponder(wire.to_wire_ts(n.local_ts))]
+    tail: list[Payload] = wire.ts_payloads(n.remote_ts, n.local_ts)
     return head, tail
 
 
@@ -155,7 +190,7 @@ def make_child(eng: Engine, sa: IkeSa, cfg: ChildConfig, proposal: Proposal, spi
                transport: bool, ni: bytes, nr: bytes, shared: SecretKey | None, initiator: bool, now: float,
                reqid: int = 0) -> ChildSa:
     assert sa.keys is not None and sa.suite is not None
-    suite = esp_suite(proposal)
+    suite: EspSuite = eng.memo(("esp-suite", proposal.transforms), lambda: esp_suite(proposal))
     keys = derive_child_keys(eng.router, sa.suite.prf, sa.keys.sk_d, suite.encr, suite.encr_key_bits, suite.integ,
                              ni, nr, shared)
     return ChildSa(config=cfg, reqid=reqid or eng.reqid(sa.conn.name, cfg.name, cfg.reqid), suite=suite,

@@ -27,7 +27,7 @@ def certreq(eng: Engine, conn: Connection) -> list[Payload]:
                                                                          PublicFormat.SubjectPublicKeyInfo))
             for ca in conn.trust_anchors)
 
-    data: bytes = eng.memo(("certreq", conn.trust_anchors), build)
+    data: bytes = eng.memo(("certreq", eng.ident(conn.trust_anchors)), build)
     return [CertificateRequest(int(CertEncoding.X509_CERT_SIGNATURE), data)]
 
 

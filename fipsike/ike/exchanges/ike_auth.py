@@ -22,6 +22,7 @@ from fipsike.ike.auth import (
     choose_signature,
     make_signature_auth,
     null_auth,
+    null_auth_verifies,
     signed_octets,
     verify_signature_auth,
 )
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 def _local_id(eng: Engine, conn: Connection) -> Identity:
     if conn.local_auth == "null" and conn.local_id in ("%fromcert", "", "%null"):
         return Identity(IdType.ID_NULL, b"")
-    got: Identity = eng.memo(("local-id", conn.local_id, conn.certificate),
+    got: Identity = eng.memo(("local-id", conn.local_id, eng.ident(conn.certificate)),
                              lambda: ident.local_identity(conn.local_id, conn.certificate))
     return got
 
@@ -62,7 +63,7 @@ def _cert_payloads(eng: Engine, conn: Connection, sa: IkeSa) -> list[Payload]:
     if conn.send_cert == "ifasked" and not sa.peer_certreq:
         return []
     return [Certificate(int(CertEncoding.X509_CERT_SIGNATURE),
-                        eng.memo(("der", c), lambda c=c: c.public_bytes(Encoding.DER)))
+                        eng.memo(("der", eng.ident(c)), lambda c=c: c.public_bytes(Encoding.DER)))
             for c in (conn.certificate, *conn.intermediates)]
 
 
@@ -73,8 +74,10 @@ def _our_auth(eng: Engine, sa: IkeSa, conn: Connection, octets: bytes) -> Authen
         return Authentication(int(AuthMethod.NULL_AUTH), null_auth(eng.router, sa.suite.prf, sk_p, octets))
     if conn.private_key is None:
         raise AuthError("no private key configured")
-    method, scheme = choose_signature(conn.private_key, sa.peer_hashes, conn.signature_auth == "legacy",
-                                      eng.policy)
+    key, legacy = conn.private_key, conn.signature_auth == "legacy"
+    # the choice depends only on the key, the peer's announced hashes and the (fixed) policy
+    method, scheme = eng.memo(("signature", key, sa.peer_hashes, legacy),
+                              lambda: choose_signature(key, sa.peer_hashes, legacy, eng.policy))
     a = make_signature_auth(eng.router, conn.private_key, method, scheme, octets)
     return Authentication(a.method, a.data)
 
@@ -102,8 +105,7 @@ def _verify_peer(eng: Engine, sa: IkeSa, conn: Connection, msg: Message, peer_id
         if conn.remote_auth != "null" or not conn.allow_null:
             raise AuthError("NULL authentication is not allowed for this connection")
         sk_p = sa.keys.sk_pr if sa.initiator else sa.keys.sk_pi
-        want = null_auth(eng.router, sa.suite.prf, sk_p, octets)
-        if want != auth.data:
+        if not null_auth_verifies(eng.router, sa.suite.prf, sk_p, octets, auth.data):
             raise AuthError("NULL AUTH does not verify")
         return
     if conn.remote_auth != "pubkey":
@@ -133,7 +135,7 @@ def established(eng: Engine, sa: IkeSa, now: float, announce: bool = True) -> No
     sa.half_open_deadline = 0.0
     if not announce:
         return
-    lid, rid, suite = str(sa.local_id), str(sa.remote_id), str(sa.suite)
+    lid, rid, suite = eng.text(sa.local_id), str(sa.remote_id), eng.text(sa.suite)
     eng.emit(IkeSaEstablished(sa.name, conn.name, lid, rid, sa.initiator, suite))
     eng.log("info", "ike-sa-established", f"{conn.name} {sa.name} {sa.local[0]}[{lid}]...{sa.remote[0]}[{rid}] {suite}")
 

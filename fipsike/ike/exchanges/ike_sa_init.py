@@ -22,7 +22,7 @@ from fipsike.ike.payloads import (
     Payload,
     SecurityAssociation,
 )
-from fipsike.ike.proposals import NoProposalChosen, Proposal, Protocol, ike_suite, verify_choice
+from fipsike.ike.proposals import IkeSuite, NoProposalChosen, Proposal, Protocol, ike_suite, verify_choice
 from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.sa import IkeSa, IkeState
 from providers.algorithms import HashAlg, KeyExchange, SignatureScheme
@@ -74,7 +74,9 @@ def _capabilities(eng: Engine, sa: IkeSa, msg: Message) -> None:
         NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is not None
     n = msg.notify(NotifyType.SIGNATURE_HASH_ALGORITHMS)
     if n is not None:
-        sa.peer_hashes = tuple(HASH_BY_ID[int(h)] for h in n.hash_algorithms if int(h) in HASH_BY_ID)
+        # a pure function of the notify data, which a peer repeats in every IKE_SA_INIT
+        sa.peer_hashes = eng.memo(("peer-hashes", n.data), lambda: tuple(
+            HASH_BY_ID[int(h)] for h in n.hash_algorithms if int(h) in HASH_BY_ID))
 
 
 def _derive(eng: Engine, sa: IkeSa, shared: object) -> None:
@@ -257,24 +259,21 @@ def handle_request(eng: Engine, msg: Message, data: bytes, src: Address, dst: Ad
         eng.log("warning", "no-connection", f"IKE_SA_INIT from {src[0]} to {dst[0]}: no connection")
         eng.send_plain(msg, [Notify.error(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
         return
-    offered = wire.from_wire_sa(sa_p)
-    # prefer the group of the KE payload the initiator sent, when it also fits a proposal (RFC 7296 1.2)
-    offered = [ke_first(p, ke.group) for p in offered]
-    local = [spec for c in cands for spec in c.ike_proposals]
-    try:
-        chosen = eng.select(offered, local, Protocol.IKE)
-        suite = ike_suite(chosen)
-    except (NoProposalChosen, ValueError):
-        eng.log("warning", "no-proposal-chosen",
-                f"IKE_SA_INIT from {src[0]}: nothing acceptable in {', '.join(str(p) for p in offered)}")
+    # The choice is a pure function of the offer (IKE_SA_INIT proposals carry no SPI), the KE
+    # group, the candidate connections and the engine's fixed policy; a peer repeats its offer on
+    # every connect, so it is remembered (keyed by the parsed SA payload, which compares by value).
+    got = eng.memo(("ike-choice", sa_p, ke.group, tuple((eng.ident(c), eng.ident(c.ike_proposals)) for c in cands)),
+                   lambda: _choose(eng, sa_p, ke.group, cands))
+    if isinstance(got, str):
+        eng.log("warning", "no-proposal-chosen", f"IKE_SA_INIT from {src[0]}: nothing acceptable in {got}")
         eng.send_plain(msg, [Notify.error(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
         return
+    chosen, suite, conn, reply_sa = got
     if int(suite.ke) != ke.group:
         # stateless: no SA is kept (RFC 7296 1.2)
         eng.send_plain(msg, [Notify.invalid_ke_payload(int(suite.ke))], src, dst)
         eng.log("info", "invalid-ke-payload", f"IKE_SA_INIT from {src[0]}: asked for group {suite.ke.name}")
         return
-    conn = next((c for c in cands if any(_fits(chosen, s) for s in c.ike_proposals)), cands[0])
     sa = IkeSa(conn=conn, spi_i=msg.spi_i, spi_r=eng.new_ike_spi(), initiator=False, local=dst, remote=src,
                state=IkeState.INIT_DONE, created=now, candidates=tuple(cands))
     sa.ni = nonce.data
@@ -300,14 +299,31 @@ def handle_request(eng: Engine, msg: Message, data: bytes, src: Address, dst: Ad
     _capabilities(eng, sa, msg)
     sa.half_open_deadline = now + 30.0
     eng.sas.add(sa)
-    reply: list[Payload] = [wire.to_wire_sa([chosen]), KeyExchangePayload(int(suite.ke), ke_data), Nonce(sa.nr)]
+    reply: list[Payload] = [reply_sa, KeyExchangePayload(int(suite.ke), ke_data), Nonce(sa.nr)]
     reply += _nat_notifies(eng, sa.spi_i, sa.spi_r, dst, src)
     reply += certreq(eng, conn)
     if conn.fragmentation:
         reply.append(Notify.fragmentation_supported())
     reply.append(_sha_notify(eng))
     eng.send_response(sa, msg, reply)
-    eng.log("info", "ike-sa-init", f"{conn.name}: IKE_SA_INIT from {src[0]} answered, {suite}")
+    eng.log("info", "ike-sa-init", f"{conn.name}: IKE_SA_INIT from {src[0]} answered, {eng.text(suite)}")
+
+
+def _choose(eng: Engine, sa_p: SecurityAssociation, group: int,
+            cands: list[Connection]) -> tuple[Proposal, IkeSuite, Connection, Payload] | str:
+    """(chosen proposal, its suite, the connection it fits, our SA payload), or the offer as text
+    when nothing is acceptable."""
+    offered = wire.from_wire_sa(sa_p)
+    # prefer the group of the KE payload the initiator sent, when it also fits a proposal (RFC 7296 1.2)
+    offered = [ke_first(p, group) for p in offered]
+    local = [spec for c in cands for spec in c.ike_proposals]
+    try:
+        chosen = eng.select(offered, local, Protocol.IKE)
+        suite = ike_suite(chosen)
+    except (NoProposalChosen, ValueError):
+        return ", ".join(str(p) for p in offered)
+    conn = next((c for c in cands if any(_fits(chosen, s) for s in c.ike_proposals)), cands[0])
+    return chosen, suite, conn, wire.Prepared(wire.to_wire_sa([chosen]))
 
 
 def _fits(chosen: Proposal, spec: object) -> bool:

@@ -69,6 +69,24 @@ class RawTrafficSelector:
 
 AnySelector = TrafficSelector | RawTrafficSelector
 
+# Selectors repeat (a peer proposes the same ones on every connect) and are immutable, so the
+# parser interns them by their octets, as sa.py does transforms. Bounded.
+_SELECTOR_CACHE: dict[bytes, TrafficSelector] = {}
+_SELECTOR_CACHE_MAX = 1024
+
+
+def _selector(buf: bytes, p: int, length: int, cls: type[IpAddress]) -> TrafficSelector:
+    """The address-range selector at buf[p:p+length] (its type and length already checked)."""
+    key = buf[p:p + length]
+    ts = _SELECTOR_CACHE.get(key)
+    if ts is None:
+        _, proto, _, sport, eport = _TS_HEAD.unpack_from(buf, p)
+        half = (length - 8) // 2
+        ts = TrafficSelector(proto, sport, eport, cls(buf[p + 8:p + 8 + half]), cls(buf[p + 8 + half:p + length]))
+        if len(_SELECTOR_CACHE) < _SELECTOR_CACHE_MAX:
+            _SELECTOR_CACHE[key] = ts
+    return ts
+
 
 @dataclass(frozen=True, slots=True)
 class TrafficSelectors(Payload):
@@ -92,15 +110,11 @@ class TrafficSelectors(Payload):
             if ts_type == TsType.TS_IPV4_ADDR_RANGE:
                 if length != IPV4_TS_LENGTH:
                     raise InvalidSyntax(f"IPv4 traffic selector of length {length}, not 16")
-                _, _, _, sport, eport = _TS_HEAD.unpack_from(buf, p)
-                out.append(TrafficSelector(proto, sport, eport, ipaddress.IPv4Address(buf[p + 8:p + 12]),
-                                           ipaddress.IPv4Address(buf[p + 12:p + 16])))
+                out.append(_selector(buf, p, length, ipaddress.IPv4Address))
             elif ts_type == TsType.TS_IPV6_ADDR_RANGE:
                 if length != IPV6_TS_LENGTH:
                     raise InvalidSyntax(f"IPv6 traffic selector of length {length}, not 40")
-                _, _, _, sport, eport = _TS_HEAD.unpack_from(buf, p)
-                out.append(TrafficSelector(proto, sport, eport, ipaddress.IPv6Address(buf[p + 8:p + 24]),
-                                           ipaddress.IPv6Address(buf[p + 24:p + 40])))
+                out.append(_selector(buf, p, length, ipaddress.IPv6Address))
             else:
                 out.append(RawTrafficSelector(ts_type, proto, buf[p + 4:p + length]))
             p += length
