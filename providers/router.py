@@ -499,6 +499,17 @@ class Router:
     # --- certificates and CRLs (so certs/ never touches a hash object) ----------------------
     def issue_certificate(self, builder: x509.CertificateBuilder, issuer_key: PrivateKey, hash: HashAlg,
                           rsa_pss: bool = False) -> x509.Certificate:
+        signed = self._sign_x509(builder, issuer_key, hash, rsa_pss, lambda d: d.tbs_certificate_bytes)
+        return signed if isinstance(signed, x509.Certificate) else x509.load_der_x509_certificate(signed)
+
+    def sign_crl(self, builder: x509.CertificateRevocationListBuilder, issuer_key: PrivateKey, hash: HashAlg,
+                 rsa_pss: bool = False) -> x509.CertificateRevocationList:
+        signed = self._sign_x509(builder, issuer_key, hash, rsa_pss, lambda d: d.tbs_certlist_bytes)
+        return signed if isinstance(signed, x509.CertificateRevocationList) else x509.load_der_x509_crl(signed)
+
+    def _sign_x509(self, builder: Any, issuer_key: PrivateKey, hash: HashAlg, rsa_pss: bool,
+                   tbs_of: Callable[[Any], bytes]) -> Any:
+        """A signed certificate/CRL object (OpenSSL key), or its DER (token key)."""
         if self.gate.refusing:
             self.gate.check()
         self.policy.check_signature_hash(hash)
@@ -510,22 +521,7 @@ class Router:
         # stand-in key of the same type, sign those octets on the token and splice the signature in.
         stand_in = _stand_in_key(issuer_key.spec)
         draft = builder.sign(stand_in, _cert_hash(hash), rsa_padding=self._padding(scheme))
-        der = self._resign(draft.public_bytes(_der()), draft.tbs_certificate_bytes, issuer_key, scheme)
-        return x509.load_der_x509_certificate(der)
-
-    def sign_crl(self, builder: x509.CertificateRevocationListBuilder, issuer_key: PrivateKey, hash: HashAlg,
-                 rsa_pss: bool = False) -> x509.CertificateRevocationList:
-        if self.gate.refusing:
-            self.gate.check()
-        self.policy.check_signature_hash(hash)
-        scheme = scheme_for(issuer_key.spec, hash, rsa_pss)
-        self.policy.check_signature(scheme, key=issuer_key.spec)
-        if issuer_key.owner == self.openssl.name:
-            return builder.sign(issuer_key._impl, _cert_hash(hash), rsa_padding=self._padding(scheme))
-        stand_in = _stand_in_key(issuer_key.spec)
-        draft = builder.sign(stand_in, _cert_hash(hash), rsa_padding=self._padding(scheme))
-        der = self._resign(draft.public_bytes(_der()), draft.tbs_certlist_bytes, issuer_key, scheme)
-        return x509.load_der_x509_crl(der)
+        return self._resign(draft.public_bytes(_der()), tbs_of(draft), issuer_key, scheme)
 
     @staticmethod
     def _padding(scheme: SignatureScheme) -> Any:

@@ -78,6 +78,11 @@ class Prepared(Payload):
     def body(self) -> bytes:
         return self.octets
 
+    @classmethod
+    def parse_body(cls, buf: bytes, off: int, end: int) -> Prepared:
+        # received octets are parsed as the payload they are; a Prepared is only ever sent
+        raise TypeError("Prepared payloads are send-only")
+
     def __repr__(self) -> str:
         return f"Prepared({self.payload!r})"
 

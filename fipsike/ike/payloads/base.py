@@ -9,6 +9,7 @@ length is checked against `end`, the end of this payload.
 from __future__ import annotations
 
 import struct
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
@@ -19,20 +20,20 @@ GENERIC_HEADER_SIZE = 4
 CRITICAL = 0x80  # RFC 7296 3.2: the C bit is the top bit of the second octet
 
 
-class Payload:
+class Payload(ABC):
     """Base of every payload. Subclasses are frozen dataclasses with a `TYPE`."""
 
     __slots__ = ()
     TYPE: ClassVar[int]
 
     @classmethod
+    @abstractmethod
     def parse_body(cls, buf: bytes, off: int, end: int) -> Self:
         """Parse buf[off:end], the payload body after the generic header."""
-        raise NotImplementedError
 
+    @abstractmethod
     def body(self) -> bytes:
         """The payload body (without the generic header)."""
-        raise NotImplementedError
 
     @property
     def payload_type(self) -> int:
