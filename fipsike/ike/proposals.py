@@ -14,11 +14,15 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from compliance import proposals as libreswan
 from fipsike.ike.registry import ProtocolId as Protocol
 from fipsike.ike.registry import TransformType
 from providers.algorithms import Encryption, Integrity, KeyExchange, Prf
+from providers.errors import PolicyViolation
+from providers.policy import Policy
 
-__all__ = ["Protocol", "TransformType", "Transform", "Proposal", "ProposalSpec", "select", "verify_choice"]
+__all__ = ["Protocol", "TransformType", "Transform", "Proposal", "ProposalSpec", "select", "verify_choice",
+           "from_libreswan", "spec_from_proposal"]
 
 NO_ESN = 0
 ESN = 1
@@ -328,6 +332,88 @@ def parse_proposal(text: str, protocol: Protocol) -> ProposalSpec:
 
 def parse_proposals(texts: Iterable[str], protocol: Protocol) -> tuple[ProposalSpec, ...]:
     return tuple(parse_proposal(t, protocol) for t in texts)
+
+
+# --- libreswan's ipsec.conf `ike=` / `esp=` (`phase2alg=`) values ----------------------------------
+# The syntax is compliance.proposals' (one grammar, shared with the self-test's "proposals-fips-approved"
+# invariant, so the self-test judges exactly the transforms offered here). Defaults for what a value
+# leaves out are the ones that parser fills in, taken over unchanged, never substituted:
+# - a cipher without a key length (`aes`, `aes_gcm`) offers 256 then 128 bits, for IKE and ESP alike:
+#   libreswan's IKEv2 proposals carry both lengths, the longer first (its logged default IKE proposals
+#   read AES_GCM_C_256, AES_GCM_C_128, AES_CBC_256, AES_CBC_128); `aes_gcm` is the 16-octet ICV (ID 20).
+# - IKE without a hash: PRFs SHA2-512 and SHA2-256 (plus the same as integrity for a non-AEAD cipher);
+#   IKE without a group: ECP-256 then MODP-3072 (compliance's default set, all FIPS-approved).
+# - a non-AEAD IKE cipher takes the hash as both PRF and integrity, as strongSwan's "aes256-sha256"
+#   gives "aes256-sha256-prfsha256"; an AEAD one as PRF only (RFC 5282 8).
+# - ESP without a group: no KE transform, so no PFS, unless the caller passes `pfs_groups` (libreswan's
+#   pfs=yes takes the IKE SA's group for CREATE_CHILD_SA; the config layer passes the IKE groups).
+# - ESN: libreswan's esn=no default, i.e. the NO_ESN transform, as parse_proposal adds it.
+# With a policy, a proposal naming any transform the profile refuses is an error here, at config time.
+
+
+def spec_from_proposal(p: libreswan.Proposal, protocol: Protocol,
+                       pfs_groups: Sequence[KeyExchange] = ()) -> ProposalSpec:
+    """The engine's ProposalSpec for one parsed libreswan proposal, transform for transform."""
+    want = {Protocol.IKE: "ike", Protocol.ESP: "esp"}.get(protocol)
+    if want is None:
+        raise libreswan.ProposalSyntaxError(f"the engine negotiates IKE and ESP SAs, not {protocol.name}")
+    if p.protocol != want:
+        raise libreswan.ProposalSyntaxError(f"{p.protocol} proposal {p.text!r} where {want} was expected")
+    if not p.ciphers:
+        raise libreswan.ProposalSyntaxError(f"proposal {p.text!r} names no encryption algorithm")
+    aead = all(c.alg.is_aead for c in p.ciphers)
+    # the Key Length attribute goes with the variable-length (AES) ciphers only (RFC 7296 3.3.5);
+    # ChaCha20-Poly1305 must not carry one (RFC 7634 2)
+    encrs = [Transform(TransformType.ENCR, int(c.alg), c.key_bits if c.alg.name.startswith("ENCR_AES") else None)
+             for c in p.ciphers]
+    prfs = [Transform(TransformType.PRF, int(x)) for x in p.prfs]
+    # Integrity NONE is how the parser spells "AEAD, no integrity": the proposal then has no INTEG
+    integs = [Transform(TransformType.INTEG, int(x)) for x in p.integrity if x is not Integrity.NONE]
+    if not aead and (not integs or Integrity.NONE in p.integrity):
+        raise libreswan.ProposalSyntaxError(f"proposal {p.text!r}: a non-AEAD cipher needs an integrity "
+                                            "algorithm (RFC 8221 5)")
+    groups = list(p.ke) or list(pfs_groups)
+    if protocol == Protocol.IKE:
+        if not prfs:
+            raise libreswan.ProposalSyntaxError(f"proposal {p.text!r} names no PRF")
+        if not groups or KeyExchange.NONE in groups:
+            raise libreswan.ProposalSyntaxError(f"proposal {p.text!r}: IKE needs a key exchange method "
+                                                "(RFC 7296 1.2)")
+        return ProposalSpec(protocol, tuple(encrs + prfs + integs + [Transform(TransformType.KE, int(g))
+                                                                     for g in groups]))
+    # ESP: `none`/`dh0` alone is no PFS (no KE transform); beside a group it is the NONE transform
+    # (ID 0) offered as an alternative (RFC 7296 3.3.2)
+    if groups == [KeyExchange.NONE]:
+        groups = []
+    kes = [Transform(TransformType.KE, int(g)) for g in groups]
+    return ProposalSpec(protocol, tuple(encrs + integs + kes + [Transform(TransformType.ESN, NO_ESN)]))
+
+
+def from_libreswan(value: str, protocol: Protocol, policy: Policy | None = None,
+                   pfs_groups: Sequence[KeyExchange] = ()) -> tuple[ProposalSpec, ...]:
+    """`ike=`/`esp=`/`phase2alg=` value (keyword optional) -> the engine's proposals, in order.
+
+    Raises compliance.proposals.ProposalSyntaxError for bad syntax and, given a policy,
+    providers.errors.PolicyViolation for a proposal naming a transform the profile refuses.
+    """
+    kind = {Protocol.IKE: "ike", Protocol.ESP: "esp"}.get(protocol, protocol.name.lower())
+    parsed = libreswan.parse_proposals(value, kind)
+    specs = tuple(spec_from_proposal(p, protocol, pfs_groups) for p in parsed)
+    if policy is not None:
+        check = libreswan.policy_check(policy)
+        for p in parsed:
+            refusals = list(libreswan.check_proposal(p, check).refusals)
+            for g in () if p.ke else pfs_groups:
+                reason = check("ke", g, 0)
+                if reason is not None:
+                    refusals.append(libreswan.Refusal(g.name, reason))
+            if refusals:
+                # each reason reads "X refused by the P profile: why"; keep the why
+                why = "; ".join(f"{r.transform}: {r.reason.partition(' profile: ')[2] or r.reason}"
+                                for r in refusals)
+                raise PolicyViolation(", ".join(r.transform for r in refusals), f"proposal {p.text!r}: {why}",
+                                      policy.profile)
+    return specs
 
 
 def _transform_name(t: TransformType, i: int) -> str:
