@@ -619,6 +619,7 @@ class Engine:
         sa.state = IkeState.DELETED
         sa.pending = None
         sa.tasks.clear()
+        sa.deferred.clear()
         if sa.keys is not None:
             sa.keys.wipe()
         if sa.share is not None:
@@ -655,6 +656,7 @@ def sa_deadline(sa: IkeSa) -> float | None:
     elif state is IkeState.ESTABLISHED:
         times.append(sa.rekey_at)
         times.append(sa.expire_at)
+        times.extend(when for when, _ in sa.deferred)
         if sa.conn.dpd_delay > 0 and sa.pending is None:
             times.append(sa.last_heard + sa.conn.dpd_delay)
         for c in sa.children.values():

@@ -66,6 +66,7 @@ class Task:
     child: str = ""  # child config name (create) or
     spi: int = 0  # the inbound SPI of the Child SA concerned
     group: int = 0  # a key exchange group to use (after INVALID_KE_PAYLOAD)
+    tries: int = 0  # earlier attempts refused with TEMPORARY_FAILURE (create-child)
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Exchange:
     remote_ts: tuple[TrafficSelectorSpec, ...] = ()
     transport: bool = False
     delete_spis: tuple[int, ...] = ()
+    tries: int = 0  # the Task's tries: earlier attempts refused with TEMPORARY_FAILURE
 
 
 @dataclass
@@ -123,6 +125,9 @@ class IkeSa:
     exchange: Exchange | None = None
     last_response: tuple[int, list[bytes]] | None = None  # (message id, datagrams) for duplicates
     tasks: list[Task] = field(default_factory=list)
+    # tasks that wait for a time before they are queued: (when, task), e.g. a Child SA creation the
+    # peer refused with TEMPORARY_FAILURE (RFC 7296 2.25)
+    deferred: list[tuple[float, Task]] = field(default_factory=list)
     children: dict[int, ChildSa] = field(default_factory=dict)  # by inbound SPI
     established_at: float = 0.0
     rekey_at: float = 0.0

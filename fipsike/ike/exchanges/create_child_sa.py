@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 # other do not meet again; a random quarter on top keeps two peers from retrying in lockstep.
 IKE_RETRY_DELAY = 2.0
 CHILD_RETRY_DELAY = 5.0
+# A new Child SA refused with TEMPORARY_FAILURE is tried again after CHILD_RETRY_DELAY (plus the random
+# quarter) at most this many times, i.e. 1 + 3 attempts over ~15-19 s, then reported as ChildSaFailed:
+# long enough to outlast a rekey collision, short enough that a peer that always refuses is not hammered.
+CREATE_CHILD_RETRIES = 3
 
 
 def _retry_at(eng: Engine, now: float, base: float) -> float:
@@ -58,7 +62,7 @@ def start_create(eng: Engine, sa: IkeSa, task: Task, now: float) -> None:
     except KeyError:
         eng.log("error", "config", f"{sa.conn.name}: no child {task.child}")
         return
-    ex = Exchange("create-child", nonce=eng.nonce())
+    ex = Exchange("create-child", nonce=eng.nonce(), tries=task.tries)
     head, tail = childmod.request_payloads(eng, sa, ex, cfg, in_ike_auth=False)
     group = _first_group(childmod.pfs_group(cfg), task.group)
     payloads = head + [Nonce(ex.nonce)] + _ke_payload(eng, ex, group) + tail
@@ -183,7 +187,8 @@ def _failed(eng: Engine, sa: IkeSa, ex: Exchange, old: ChildSa | None, err: Noti
                 old.state = ChildState.INSTALLED
                 start_rekey_child(eng, sa, Task("rekey-child", spi=old.spi_in, group=group), now)
             elif ex.child_cfg is not None:
-                start_create(eng, sa, Task("create-child", child=ex.child_cfg.name, group=group), now)
+                start_create(eng, sa, Task("create-child", child=ex.child_cfg.name, group=group, tries=ex.tries),
+                             now)
             return
     eng.notify_error(sa, name, f"{ex.kind} refused by the peer")
     if ex.kind == "rekey-ike":
@@ -203,8 +208,18 @@ def _failed(eng: Engine, sa: IkeSa, ex: Exchange, old: ChildSa | None, err: Noti
             old.state = ChildState.INSTALLED
             old.rekey_at = _retry_at(eng, now, CHILD_RETRY_DELAY)
         return
-    if ex.child_cfg is not None:
-        eng.emit(ChildSaFailed(sa.name, sa.conn.name, ex.child_cfg.name, name))
+    if ex.child_cfg is None:
+        return
+    if err.notify_type == NotifyType.TEMPORARY_FAILURE and ex.tries < CREATE_CHILD_RETRIES:
+        # "retry later" (RFC 7296 2.25): the same delay as a refused Child SA rekey, so an IKE SA rekey
+        # that caused the refusal (retried after IKE_RETRY_DELAY) goes first and the Child SA follows it
+        eng.log("info", "create-child-retry", f"{sa.conn.name}/{ex.child_cfg.name}: peer busy, retry "
+                                              f"{ex.tries + 1} of {CREATE_CHILD_RETRIES}")
+        task = Task("create-child", child=ex.child_cfg.name, tries=ex.tries + 1)
+        sa.deferred.append((_retry_at(eng, now, CHILD_RETRY_DELAY), task))
+        eng.touch(sa)
+        return
+    eng.emit(ChildSaFailed(sa.name, sa.conn.name, ex.child_cfg.name, name))
 
 
 def _new_ike_sa(eng: Engine, old: IkeSa, initiator: bool, spi_i: bytes, spi_r: bytes, proposal: Proposal,
@@ -231,6 +246,8 @@ def _adopt(eng: Engine, old: IkeSa, new: IkeSa, now: float) -> None:
     old.children.clear()
     # queued work that is not about the old SA itself moves along
     new.tasks.extend(t for t in old.tasks if t.kind not in ("delete-ike", "rekey-ike", "dpd"))
+    new.deferred.extend(old.deferred)
+    old.deferred.clear()
     old.tasks = [t for t in old.tasks if t.kind == "delete-ike"]
     old.state = IkeState.REKEYED
     old.rekeyed_to = new.name

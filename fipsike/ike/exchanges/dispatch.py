@@ -197,6 +197,11 @@ def timer_sa(eng: Engine, sa: IkeSa, now: float) -> None:
     if sa.rekey_at and now >= sa.rekey_at:
         sa.rekey_at = 0.0
         eng.queue(sa, Task("rekey-ike"), now)
+    if sa.deferred and any(when <= now for when, _ in sa.deferred):
+        due = [t for when, t in sa.deferred if when <= now]
+        sa.deferred = [(when, t) for when, t in sa.deferred if when > now]
+        for task in due:
+            eng.queue(sa, task, now)
     for child in list(sa.children.values()):
         if child.expire_at and now >= child.expire_at:
             child.expire_at = 0.0
