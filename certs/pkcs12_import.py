@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certs.identity import name_string
 from certs.keyid import cert_key_id, same_public_key
-from certs.store import CertStore, CertStoreError, key_uri, load_certificates, safe_nickname
+from certs.store import CertStore, CertStoreError, common_name, key_uri, load_certificates, safe_nickname
 from providers.errors import KeyNotFound, PolicyViolation, ProviderError
 from providers.policy import key_spec_of
 
@@ -63,11 +63,6 @@ class ImportResult:
         return out
 
 
-def _cn(cert: x509.Certificate) -> str:
-    cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(cns[0].value) if cns else ""
-
-
 def read_pkcs12(data: bytes, password: bytes | None) -> pkcs12.PKCS12KeyAndCertificates:
     # an empty password may mean "encrypted under the empty string" or "not encrypted"
     for attempt in ([password] if password else [b"", None]):
@@ -106,14 +101,14 @@ def import_pkcs12(data: bytes, password: bytes | None, router: Any, store: CertS
         raise ImportRefused(f"the private key does not belong to the certificate {name_string(cert.subject)}")
 
     friendly = bundle.cert.friendly_name.decode("utf-8", "replace") if bundle.cert.friendly_name else ""
-    nickname = label or friendly or _cn(cert) or "imported"
+    nickname = label or friendly or common_name(cert) or "imported"
     key_id = cert_key_id(router, cert)
     cas = [c.certificate for c in bundle.additional_certs if c.certificate != cert]
     # everything that can fail on the store side fails here, before the token is touched
     store.check_writable()
     _store_path_free(store, cert, nickname)
     for ca in cas:
-        _store_path_free(store, ca, _cn(ca) or f"ca-{cert_key_id(router, ca).hex()}")
+        _store_path_free(store, ca, common_name(ca) or f"ca-{cert_key_id(router, ca).hex()}")
 
     existing: Any = None
     try:
@@ -134,7 +129,7 @@ def import_pkcs12(data: bytes, password: bytes | None, router: Any, store: CertS
 
     try:
         cert_path = store.add(cert, nickname)
-        ca_paths = [store.add(ca, _cn(ca) or f"ca-{cert_key_id(router, ca).hex()}") for ca in cas]
+        ca_paths = [store.add(ca, common_name(ca) or f"ca-{cert_key_id(router, ca).hex()}") for ca in cas]
     except CertStoreError as e:
         # a key without its certificate is an orphan nobody will find: take back what we put there
         removed = imported is not None and _remove_from_token(router, imported)

@@ -170,7 +170,7 @@ class CertStore:
                 if path.suffix.lower() not in CERT_SUFFIXES or not path.is_file():
                     continue
                 for n, cert in enumerate(load_certificates(path)):
-                    nick = path.stem if n == 0 else (_cn(cert) or f"{path.stem}#{n}")
+                    nick = path.stem if n == 0 else (common_name(cert) or f"{path.stem}#{n}")
                     entries.append(StoredCert(nick, path, cert, cert_key_id(self.router, cert)))
         self.entries = entries
 
@@ -306,7 +306,8 @@ def key_uri(key_id: bytes) -> str:
     return format_uri(Pkcs11Uri(type="private", id=key_id))
 
 
-def _cn(cert: x509.Certificate) -> str:
+def common_name(cert: x509.Certificate) -> str:
+    """The subject CN (the nickname libreswan users give in leftcert=), or ""."""
     cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     return str(cns[0].value) if cns else ""
 

@@ -46,6 +46,18 @@ def _run(cmd: Sequence[str], timeout: float = 30, check: bool = True, **kw: obje
     return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=check, **kw)  # type: ignore[call-overload,no-any-return]
 
 
+def stop_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Signal a process group, then SIGKILL it if it has not exited within 5 s."""
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
 # --- network ------------------------------------------------------------------
 @dataclass
 class Host:
@@ -254,17 +266,8 @@ class Charon:
         return parse_charon_keys(self.log_text())
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        if self.proc is not None and self.proc.poll() is None:
+            stop_group(self.proc, signal.SIGTERM)
         self.proc = None
 
     def __enter__(self) -> Charon:
@@ -332,14 +335,7 @@ class Tcpdump:
         if self.proc is None:
             return
         time.sleep(0.2)  # let the last datagrams reach the file (-U flushes per packet)
-        with suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGINT)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
+        stop_group(self.proc, signal.SIGINT)
         self.proc = None
 
     def __enter__(self) -> Tcpdump:

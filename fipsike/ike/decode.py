@@ -341,13 +341,6 @@ def wireshark_encryption_name(encryption: Encryption, key_bits: int) -> str:
     raise ValueError(f"Wireshark has no name for {encryption.name}-{key_bits}")
 
 
-def wireshark_integrity_name(integrity: Integrity) -> str:
-    for name, integ in _WS_INTEG.items():
-        if integ is integrity:
-            return name
-    raise ValueError(f"Wireshark has no name for {integrity.name}")
-
-
 class KeyTable:
     """(SPIi, SPIr) -> SkKeys, read from Wireshark's ikev2_decryption_table format."""
 

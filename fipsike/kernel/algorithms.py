@@ -56,9 +56,3 @@ def kernel_integrity(alg: Integrity) -> tuple[str, int]:
     except KeyError:
         raise KernelError("install SA", "EOPNOTSUPP", f"no kernel name for {alg.name}") from None
 
-
-def encryption_of(kernel_name: str, icv_bits: int = 0) -> Encryption | None:
-    for alg, kc in _ENCRYPTION.items():
-        if kc.name == kernel_name and (not kc.aead or kc.icv_bits == icv_bits):
-            return alg
-    return None
