@@ -165,7 +165,12 @@ class KeySpec:
     curve: str = ""
 
     def __str__(self) -> str:
-        return f"RSA-{self.size}" if self.kind == "rsa" else f"ECDSA-{self.curve}"
+        if self.kind == "rsa":
+            return f"RSA-{self.size}"
+        if self.kind == "ec":
+            return f"ECDSA-{self.curve}"
+        # any other key type (refused by every profile): `curve` carries its display name
+        return f"{self.curve}-{self.size}" if self.size else self.curve
 
 
 _PRF_HASH = {

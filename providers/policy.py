@@ -406,14 +406,6 @@ class Policy:
         raise self._refuse(str(spec), "unknown key type; only RSA and ECDSA keys are supported")
 
 
-class _OtherKeySpec(KeySpec):
-    """A key type no profile allows: KeySpec's str() knows only RSA and ECDSA, and a refusal
-    must name the real type ("Ed25519 ... unknown key type", not "ECDSA- ...")."""
-
-    def __str__(self) -> str:
-        return f"{self.curve}-{self.size}" if self.size else self.curve
-
-
 def key_spec_of(key: Any) -> KeySpec:
     """The KeySpec of a `cryptography` public or private key object."""
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
@@ -431,6 +423,6 @@ def key_spec_of(key: Any) -> KeySpec:
     )
     for types, name, sized in named:
         if isinstance(key, types):
-            return _OtherKeySpec(name.lower(), int(key.key_size) if sized else 0, name)
+            return KeySpec(name.lower(), int(key.key_size) if sized else 0, name)
     name = type(key).__name__.lstrip("_").removesuffix("PublicKey").removesuffix("PrivateKey") or "unknown"
-    return _OtherKeySpec(name.lower(), 0, name)
+    return KeySpec(name.lower(), 0, name)
