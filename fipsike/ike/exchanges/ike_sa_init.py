@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from certs.signature_hash import HashAlgorithmId, announced_hashes
 from fipsike.ike import wire
 from fipsike.ike.actions import Address, SendDatagram
-from fipsike.ike.auth import HASH_BY_ID, HASH_IDS
+from fipsike.ike.auth import HASH_BY_ID
 from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.exchanges import ike_auth
 from fipsike.ike.exchanges.common import certreq, ke_first
@@ -25,25 +26,22 @@ from fipsike.ike.payloads import (
 from fipsike.ike.proposals import IkeSuite, NoProposalChosen, Proposal, Protocol, ike_suite, verify_choice
 from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.sa import IkeSa, IkeState
-from providers.algorithms import HashAlg, KeyExchange, SignatureScheme
+from providers.algorithms import KeyExchange
 from providers.errors import InvalidKeyShare, ProviderError
 
 if TYPE_CHECKING:
     from fipsike.ike.engine import Engine
 
-_ANNOUNCE = (HashAlg.SHA256, HashAlg.SHA384, HashAlg.SHA512)
 MAX_INIT_RETRIES = 3
 
 
 def _announced_hashes(eng: Engine) -> list[int]:
-    """SIGNATURE_HASH_ALGORITHMS: the hashes we can verify signatures with under the policy."""
+    """SIGNATURE_HASH_ALGORITHMS: the SHA-2 hashes we can verify signatures with under the policy
+    (SHA-1 is never announced, even where the default profile still verifies it)."""
     cached: list[int] | None = getattr(eng, "_announced", None)
     if cached is not None:
         return cached
-    out: list[int] = []
-    for h in _ANNOUNCE:
-        if any(eng.policy.allows_signature(s, verify=True) for s in SignatureScheme if s.hash is h):
-            out.append(HASH_IDS[h])
+    out = [int(h) for h in announced_hashes(eng.policy) if h is not HashAlgorithmId.SHA1]
     eng._announced = out  # type: ignore[attr-defined]  # the policy never changes under an engine
     return out
 
