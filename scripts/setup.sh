@@ -35,6 +35,8 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
 # Pieces the tests need that take minutes the first time (cached afterwards).
 scripts/build-openssl-fips.sh
+# the user-mode-linux guest kernel for the ESP tests and the demo, with its XSAVE shim for AMX hosts
+scripts/guest-setup.sh
 # the software-integrity manifest is written at install time and checked by every start-up self-test
 fipsike selftest --write-manifest
 exit 0
