@@ -18,7 +18,8 @@ violation fails the suite even in a module no test imports.
    the cryptography algorithm objects handed to the call (`ECDSA(...)`,
    `PSS(...)`, `hashes.SHA256()`, ...); the one-argument `sign(data)` and
    two-argument `verify(signature, data)` of Ed25519/Ed448 by their arity
-   (the Router's take at least three and four).
+   (the Router's take at least three and four). The `openssl` command line counts as a
+   primitive too (one named exception, the test PKI: OPENSSL_CLI_EXCEPTIONS).
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ ALGORITHM_OBJECTS = frozenset((
     "ECDSA", "ECDH", "PSS", "PKCS1v15", "MGF1", "OAEP", "Prehashed", "SHA1", "SHA224", "SHA256", "SHA384",
     "SHA512", "SHA512_224", "SHA512_256", "SHA3_224", "SHA3_256", "SHA3_384", "SHA3_512", "MD5",
 ))
+# The `openssl` command line is a primitive too (genpkey, dgst, pkcs12 -export). One named exception:
+# the test/demo PKI makes the keys that go into PKCS#12 files with it, because a PKCS#12 key must be
+# exportable and the Router's keys never are (its CA keys come from router.generate_keypair).
+OPENSSL_CLI_EXCEPTIONS = {"certs/testpki.py": "PKCS#12 test keys must leave the process"}
 # Dynamic imports are judged by their literal argument; a computed name is refused outright.
 DYNAMIC_IMPORTS = ("import_module", "__import__")
 
@@ -187,6 +192,18 @@ def _is_key_method_call(call: ast.Call, held: set[str]) -> bool:
     return (f.attr == "sign" and positional == 1) or (f.attr == "verify" and positional == 2)
 
 
+def _openssl_commands(tree: ast.AST) -> list[int]:
+    """Lines of `["openssl", ...]` / `("openssl", ...)` argument lists and "openssl ..." shell strings."""
+    found: list[int] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.List | ast.Tuple) and node.elts and isinstance(node.elts[0], ast.Constant) \
+                and node.elts[0].value == "openssl":
+            found.append(node.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("openssl "):
+            found.append(node.lineno)
+    return found
+
+
 def check_tree(root: Path) -> list[Violation]:
     violations: list[Violation] = []
     for layer_index, layer in enumerate(LAYERS):
@@ -210,6 +227,9 @@ def check_tree(root: Path) -> list[Violation]:
             for node in ast.walk(tree):
                 if isinstance(node, ast.Attribute) and node.attr == "hazmat":
                     violations.append(Violation(rel, node.lineno, "cryptography.hazmat reached by attribute"))
+            if rel not in OPENSSL_CLI_EXCEPTIONS:
+                violations.extend(Violation(rel, line, "the openssl command line outside providers/")
+                                  for line in _openssl_commands(tree))
             for line, name in _private_key_names(tree):
                 violations.append(Violation(rel, line, f"{name}: a private key outside providers/"))
             held = _key_objects(tree)

@@ -102,6 +102,11 @@ KEY_PLANTS = [
                      "        return k.exchange(ec.ECDH(), peer)\n", ".exchange() on a cryptography key"),
     ("fipsike/bad.py", "def f(edkey, data):\n    return edkey.sign(data)\n", ".sign() on a cryptography key"),
     ("fipsike/bad.py", "def f(edpub, sig, data):\n    edpub.verify(sig, data)\n", ".verify() on a cryptography key"),
+    # a key made (or a signature computed) by the openssl command line
+    ("fipsike/bad.py", "import subprocess\nsubprocess.run(['openssl', 'genpkey', '-algorithm', 'EC'])\n",
+     "openssl command line"),
+    ("certs/bad.py", "import os\nos.system('openssl pkcs12 -export -inkey k.pem -out k.p12')\n",
+     "openssl command line"),
 ]
 
 
@@ -128,6 +133,8 @@ def test_planted_private_key_use_is_caught(tmp_path: Path, rel: str, source: str
         ("compliance/ok.py", "def f(integrity, router, root, manifest):\n"
                              "    return integrity.verify(router, root, manifest)\n"),
         ("certs/ok.py", "def f(router, data, pw):\n    return router.open_pkcs12(data, pw)\n"),
+        # the one named exception: the test PKI's exportable PKCS#12 keys
+        ("certs/testpki.py", "import subprocess\nsubprocess.run(['openssl', 'genpkey'])\n"),
     ],
 )
 def test_router_key_use_passes(tmp_path: Path, rel: str, source: str) -> None:
