@@ -59,7 +59,6 @@ PRIVATE_KEY_NAMES = frozenset((
     "load_pkcs12", "load_key_and_certificates", "serialize_key_and_certificates", "generate_private_key",
     "private_bytes", "private_bytes_raw", "private_numbers", "from_private_bytes", "derive_private_key",
     "RSAPrivateNumbers", "EllipticCurvePrivateNumbers", "DSAPrivateNumbers", "DHPrivateNumbers",
-    "generate_parameters",
 ))
 PRIVATE_KEY_PATTERN = re.compile(r"^load_\w*_private_key$")
 KEY_METHODS = ("sign", "verify", "exchange")
