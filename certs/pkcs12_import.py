@@ -1,7 +1,10 @@
 """Importing a PKCS#12 (RFC 7292): the private key onto the token, the
 certificates into the store.
 
-The key goes through `router.import_private_key(..., to_token=True)`: on the
+The bundle is opened inside the boundary (`router.open_pkcs12`: decrypted
+there, under the module gate and the policy); this module sees its
+certificates and an opaque software key handle, never the key. The key then
+goes through `router.import_private_key(handle, ..., to_token=True)`: on the
 token it is sensitive and non-extractable, labelled, with CKA_ID = the
 certificate's key identifier (so `CertStore.private_key` finds it by RFC 7512
 `id=`). The active profile's key rules apply before anything is written (fips:
@@ -13,17 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certs.identity import name_string
 from certs.keyid import cert_key_id, same_public_key
 from certs.store import CertStore, CertStoreError, common_name, key_uri, load_certificates, safe_nickname
-from providers.errors import KeyNotFound, PolicyViolation, ProviderError
-from providers.policy import key_spec_of
+from providers.errors import InvalidInput, KeyNotFound, PolicyViolation, ProviderError
+from providers.pkcs12 import Pkcs12Contents
 
 
 class ImportRefused(ValueError):
@@ -63,15 +64,16 @@ class ImportResult:
         return out
 
 
-def read_pkcs12(data: bytes, password: bytes | None) -> pkcs12.PKCS12KeyAndCertificates:
-    # an empty password may mean "encrypted under the empty string" or "not encrypted"
-    for attempt in ([password] if password else [b"", None]):
-        try:
-            return pkcs12.load_pkcs12(data, attempt)
-        except ValueError:
-            continue
-    # cryptography's message may quote parser internals; ours names the two causes
-    raise ImportRefused("cannot read the PKCS#12: wrong password or not a PKCS#12 file")
+def read_pkcs12(router: Any, data: bytes, password: bytes | None) -> Pkcs12Contents:
+    """The bundle opened by the router; a bad file, a wrong password or a refused key is ImportRefused."""
+    try:
+        return cast(Pkcs12Contents, router.open_pkcs12(data, password))
+    except PolicyViolation as e:
+        raise ImportRefused(f"key refused: {e}") from None
+    except InvalidInput as e:
+        raise ImportRefused(str(e)) from None  # the provider's message names the causes, never the parser's
+    except ProviderError as e:
+        raise ImportRefused(f"the private key cannot be used: {e}") from None
 
 
 def _store_path_free(store: CertStore, cert: x509.Certificate, nickname: str) -> None:
@@ -83,27 +85,27 @@ def _store_path_free(store: CertStore, cert: x509.Certificate, nickname: str) ->
 def import_pkcs12(data: bytes, password: bytes | None, router: Any, store: CertStore,
                   label: str | None = None) -> ImportResult:
     """Imports the key (onto the router's token) and the certificates (into `store`)."""
-    bundle = read_pkcs12(data, password)
+    bundle = read_pkcs12(router, data, password)
+    try:
+        return _import(bundle, router, store, label)
+    finally:
+        bundle.wipe()  # drop the software copy whatever happened: the token has it, or nobody does
+
+
+def _import(bundle: Pkcs12Contents, router: Any, store: CertStore, label: str | None) -> ImportResult:
     key = bundle.key
     if key is None:
         raise ImportRefused("the PKCS#12 holds no private key")
     if bundle.cert is None:
         raise ImportRefused("the PKCS#12 holds no certificate for its key")
-    cert = bundle.cert.certificate
-    spec = key_spec_of(key)
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise ImportRefused(f"{spec} keys are not supported: only RSA and ECDSA")
-    try:
-        router.policy.check_key(spec)
-    except PolicyViolation as e:
-        raise ImportRefused(f"key refused: {e}") from None
+    cert = bundle.cert
+    spec = key.spec
     if not same_public_key(key.public_key(), cert.public_key()):
         raise ImportRefused(f"the private key does not belong to the certificate {name_string(cert.subject)}")
 
-    friendly = bundle.cert.friendly_name.decode("utf-8", "replace") if bundle.cert.friendly_name else ""
-    nickname = label or friendly or common_name(cert) or "imported"
+    nickname = label or bundle.friendly_name or common_name(cert) or "imported"
     key_id = cert_key_id(router, cert)
-    cas = [c.certificate for c in bundle.additional_certs if c.certificate != cert]
+    cas = list(bundle.additional)
     # everything that can fail on the store side fails here, before the token is touched
     store.check_writable()
     _store_path_free(store, cert, nickname)
@@ -125,7 +127,7 @@ def import_pkcs12(data: bytes, password: bytes | None, router: Any, store: CertS
             raise ImportRefused(f"key refused: {e}") from None
         except ProviderError as e:
             raise ImportRefused(f"the token did not take the key: {e}") from None
-    del key, bundle  # drop our references to the software copy as soon as the token has it
+    bundle.wipe()  # the software copy goes as soon as the token has the key
 
     try:
         cert_path = store.add(cert, nickname)

@@ -290,25 +290,45 @@ def _facts_of(cert: x509.Certificate, seen: Seen) -> _Facts:
     return f
 
 
+class CrlRejected(ValueError):
+    """A CRL that no configured CA vouches for (PathValidator.verify_crl); `reason` as in a Verdict."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 class PathValidator:
     """Validates end-entity certificates against configured trust anchors.
 
     `intermediates` is a pool of CA certificates to build chains from (the store,
     plus what the peer sends); `crls` are checked for every certificate whose
     issuer has one; with `require_crl`, the end entity's issuer must have one
-    (OpenSSL's -crl_check).
+    (OpenSSL's -crl_check). `tolerate_stale_crl` uses a CRL past its nextUpdate
+    (or before its thisUpdate) for what it lists instead of refusing the peer.
+    `strict()` / `lenient()` are libreswan's crl-strict=yes / =no.
     """
 
     def __init__(self, router: Any, anchors: Iterable[x509.Certificate],
                  intermediates: Iterable[x509.Certificate] = (),
-                 crls: Iterable[x509.CertificateRevocationList] = (), *, require_crl: bool = False) -> None:
+                 crls: Iterable[x509.CertificateRevocationList] = (), *, require_crl: bool = False,
+                 tolerate_stale_crl: bool = False) -> None:
         self.router = router
         self.anchors = list(anchors)
         self.intermediates = list(intermediates)
         self.crls = list(crls)
         self.require_crl = require_crl
+        self.tolerate_stale_crl = tolerate_stale_crl
         # facts of the configured (long-lived) certificates, by identity: see _seen()
         self._own: tuple[tuple[x509.Certificate | None, ...], Seen, frozenset[bytes]] | None = None
+
+    def crl_strict(self, strict: bool) -> PathValidator:
+        """libreswan's crl-strict: yes = a missing, expired or not-yet-valid CRL for the peer's issuer
+        fails the peer; no = the peer passes unless a CRL we hold (stale or not) lists it."""
+        self.require_crl = strict
+        self.tolerate_stale_crl = not strict
+        return self
 
     # --- path building ----------------------------------------------------------
     def _issuers(self, cert: x509.Certificate, pool: Sequence[x509.Certificate],
@@ -589,24 +609,14 @@ class PathValidator:
 
     def _pick_crl(self, crls: list[x509.CertificateRevocationList], issuer: x509.Certificate,
                   now: datetime) -> x509.CertificateRevocationList:
-        """The newest CRL that verifies and is current; else the first problem found."""
+        """The newest CRL that verifies and is current (or, tolerating stale CRLs, the newest that
+        verifies); else the first problem found."""
         problem: _Refusal | None = None
+        stale: x509.CertificateRevocationList | None = None
         for crl in sorted(crls, key=lambda c: c.last_update_utc, reverse=True):
             what = f"the CRL of '{name_string(crl.issuer)}'"
             try:
-                ku = _ext(issuer, x509.KeyUsage)
-                if ku is not None and not ku.crl_sign:
-                    raise _Refusal(Reason.CRL_ISSUER_KEY_USAGE, f"{describe(issuer)} lacks keyUsage cRLSign")
-                self._verify_signed(crl.public_bytes(_DER), crl.signature, issuer, what,
-                                    Reason.CRL_BAD_SIGNATURE)
-                try:
-                    unknown = [e.oid.dotted_string for e in crl.extensions
-                               if e.critical and e.oid not in _KNOWN_CRL_EXTENSIONS]
-                except ValueError as e:
-                    raise _Refusal(Reason.MALFORMED, f"{what} has malformed extensions") from e
-                if unknown:
-                    raise _Refusal(Reason.CRL_UNSUPPORTED,
-                                   f"{what} has critical extension(s) {', '.join(unknown)} we do not process")
+                self._check_crl_signed(crl, issuer)
                 if now < crl.last_update_utc:
                     raise _Refusal(Reason.CRL_NOT_YET_VALID,
                                    f"{what} is not valid before {_ts(crl.last_update_utc)}")
@@ -615,9 +625,57 @@ class PathValidator:
                                    f"{what} expired at {_ts(crl.next_update_utc)} (nextUpdate)")
                 return crl
             except _Refusal as r:
+                if r.reason in (Reason.CRL_EXPIRED, Reason.CRL_NOT_YET_VALID) and stale is None:
+                    stale = crl
                 problem = problem or r
+        if stale is not None and self.tolerate_stale_crl:
+            return stale  # what it lists was revoked all the same; only its freshness is in doubt
         assert problem is not None
         raise problem
+
+    def _check_crl_signed(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> None:
+        """The issuer may sign CRLs and did sign this one; the CRL has no critical extension we skip."""
+        what = f"the CRL of '{name_string(crl.issuer)}'"
+        ku = _ext(issuer, x509.KeyUsage)
+        if ku is not None and not ku.crl_sign:
+            raise _Refusal(Reason.CRL_ISSUER_KEY_USAGE, f"{describe(issuer)} lacks keyUsage cRLSign")
+        self._verify_signed(crl.public_bytes(_DER), crl.signature, issuer, what, Reason.CRL_BAD_SIGNATURE)
+        try:
+            unknown = [e.oid.dotted_string for e in crl.extensions
+                       if e.critical and e.oid not in _KNOWN_CRL_EXTENSIONS]
+        except ValueError as e:
+            raise _Refusal(Reason.MALFORMED, f"{what} has malformed extensions") from e
+        if unknown:
+            raise _Refusal(Reason.CRL_UNSUPPORTED,
+                           f"{what} has critical extension(s) {', '.join(unknown)} we do not process")
+
+    def verify_crl(self, crl: x509.CertificateRevocationList) -> x509.Certificate:
+        """The configured CA (anchor or intermediate) that issued and signed `crl`, found by name and
+        authority key identifier; raises CrlRejected. Freshness is not judged here (see crl_strict)."""
+        want = _dn_key(crl.issuer)
+        try:
+            aki_ext = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+            aki = aki_ext.key_identifier
+        except x509.ExtensionNotFound:
+            aki = None
+        except ValueError as e:
+            raise CrlRejected(Reason.MALFORMED, f"the CRL of '{name_string(crl.issuer)}' has malformed "
+                              "extensions") from e
+        seen, _ = self._seen()
+        problem: _Refusal | None = None
+        for cand in (*self.anchors, *self.intermediates):
+            f = _facts_of(cand, seen)
+            if f.subject != want or (aki is not None and f.ski is not None and f.ski != aki):
+                continue
+            try:
+                self._check_crl_signed(crl, cand)
+                return cand
+            except _Refusal as r:
+                problem = problem or r
+        if problem is not None:
+            raise CrlRejected(problem.reason, problem.detail)
+        raise CrlRejected(Reason.ISSUER_NOT_FOUND, f"the CRL of '{name_string(crl.issuer)}' is from no "
+                          "configured CA")
 
 
 def _ts(t: datetime) -> str:

@@ -266,12 +266,8 @@ def _mlkem(p: Any, v: dict[str, Any]) -> None:
 
 # --- signatures -----------------------------------------------------------------------------------
 def _import_fixed_key(p: Any, der_b64: str, label: str) -> Any:
-    key = serialization.load_der_private_key(base64.b64decode(der_b64), password=None)
-    fn = p.import_private_key
-    try:
-        return fn(key, label=label, to_token=False)
-    except TypeError:  # a plain provider has no to_token
-        return fn(key, label=label)
+    # parsed inside the boundary (Router.import_pkcs8): the gate and the key policy apply
+    return p.import_pkcs8(base64.b64decode(der_b64), label=label)
 
 
 def _sig_verify_known(scheme: SignatureScheme) -> Callable[[Any, dict[str, Any]], None]:

@@ -146,6 +146,11 @@ class _TokenView:
         self._made.append(key)
         return key
 
+    def import_pkcs8(self, der: bytes, label: str = "", key_id: bytes = b"", to_token: bool = True) -> Any:
+        key = self._router.import_pkcs8(der, label, self._key_id(), to_token=True)
+        self._made.append(key)
+        return key
+
     def generate_keypair(self, spec: Any, label: str = "", key_id: bytes = b"", to_token: bool = True) -> Any:
         key = self._router.generate_keypair(spec, label, self._key_id(), to_token=True)
         self._made.append(key)

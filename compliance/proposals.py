@@ -1,11 +1,17 @@
 """libreswan `ike=` / `esp=` / `ah=` proposal strings, parsed to providers.algorithms enums.
 
-Grammar (libreswan ipsec.conf(5), "ike=" and "esp="; both the v4 ';' form and the older
-'-' form are accepted):
+Grammar (libreswan ipsec.conf(5), "ike=" and "esp=", and its "Proposals" section; both the v4 ';'
+form and the older '-' form are accepted):
 
     line      = [kw "="] proposal *("," proposal)
-    proposal  = alts ["-" alts] ["-" alts] [";" alts]
+    proposal  = alts ["-" alts] ["-" alts] [";" alts] *(";" addke)
+    addke     = "addke" N "=" alts          ; N = 1..7, libreswan 5 (RFC 9370 ADDKE1..ADDKE7)
     alts      = name *("+" name)
+
+An `addkeN=` list names the Additional Key Exchange N choices (transform type 5 + N, RFC 9370
+section 2.2 / IANA "Transform Type Values"); `none` among them is the NONE transform (ID 0), which
+makes that additional exchange optional (RFC 9370 section 2.2). libreswan 5's other `;type=`
+forms (encrypt=, prf=, integ=, ke=, sn=) are refused by name, not guessed at.
 
 For IKE the elements are ENCR[-PRF/INTEG][-DH] or ENCR[-PRF];DH. A non-AEAD cipher takes the hash
 as both PRF and integrity (libreswan derives one from the other); an AEAD cipher takes it as PRF only
@@ -14,7 +20,9 @@ integrity and the optional DH is the PFS group. Key lengths follow the cipher na
 `aes_gcm128`, `aes_gcm_16_256`, `aes_cbc_128`; none means libreswan's defaults (AES: 256 and 128).
 
 Bad input raises ProposalSyntaxError with the column of the offending name, never a traceback.
-The verdict against a profile comes from providers.policy (compliance adds no rule of its own).
+The verdict against a profile comes from providers.policy (compliance adds no rule of its own):
+`check_proposal` lists refusals, and `parse_proposals(..., profile=)` raises ProposalRefused (a
+ProposalSyntaxError) naming the first refused token and its column.
 """
 
 from __future__ import annotations
@@ -34,6 +42,41 @@ class ProposalSyntaxError(ValueError):
     def __init__(self, message: str, column: int = 0) -> None:
         self.column = column
         super().__init__(f"column {column}: {message}" if column else message)
+
+
+class ProposalRefused(ProposalSyntaxError):
+    """A well-formed proposal naming a transform the profile refuses; `token` is the name as written."""
+
+    def __init__(self, message: str, column: int, token: str) -> None:
+        self.token = token
+        super().__init__(message, column)
+
+
+# RFC 9370 section 2.2: Additional Key Exchange 1..7 are transform types 6..12 (IANA "Transform Type
+# Values"); their transform IDs are Transform Type 4's (ML-KEM-512/768/1024 = 35/36/37, IANA "Transform
+# Type 4 - Key Exchange Method Transform IDs", draft-ietf-ipsecme-ikev2-mlkem); ID 0 is NONE.
+ADDKE_SLOTS = range(1, 8)
+ADDKE_TRANSFORM_TYPE: dict[int, int] = {n: 5 + n for n in ADDKE_SLOTS}
+
+
+@dataclass(frozen=True)
+class AdditionalKeyExchange:
+    """One `addkeN=` list: the choices for ADDKE<slot>, in order of preference."""
+
+    slot: int  # N of ADDKEn, 1..7
+    methods: tuple[KeyExchange, ...]
+
+    @property
+    def transform_type(self) -> int:
+        return ADDKE_TRANSFORM_TYPE[self.slot]
+
+    @property
+    def optional(self) -> bool:
+        """NONE among the choices: a peer may skip this exchange (RFC 9370 section 2.2)."""
+        return KeyExchange.NONE in self.methods
+
+    def __str__(self) -> str:
+        return f"ADDKE{self.slot}=" + "+".join(m.name for m in self.methods)
 
 
 # --- the name tables (libreswan spellings -> IANA transform IDs) -----------------------------------
@@ -116,6 +159,11 @@ class Proposal:
     prfs: tuple[Prf, ...] = ()
     integrity: tuple[Integrity, ...] = ()
     ke: tuple[KeyExchange, ...] = ()
+    addke: tuple[AdditionalKeyExchange, ...] = ()  # by slot; empty: no additional key exchange
+
+    def additional(self, slot: int) -> AdditionalKeyExchange | None:
+        """The ADDKE<slot> choices, or None when the proposal has no such transform."""
+        return next((a for a in self.addke if a.slot == slot), None)
 
 
 @dataclass(frozen=True)
@@ -154,14 +202,51 @@ def _alternatives(part: str, start: int) -> list[tuple[str, int]]:
     return out
 
 
-def parse_proposal(text: str, protocol: str = "ike", offset: int = 0) -> Proposal:
-    """Parse one proposal (no commas). `offset` places columns in the whole value."""
+_ADDKE_RE = re.compile(r"^\s*addke(?P<n>\d+)\s*=(?P<alts>.*)$", re.IGNORECASE | re.DOTALL)
+_TYPED_RE = re.compile(r"^\s*(?P<key>[A-Za-z_0-9]+)\s*=")
+
+
+def _segments(text: str, offset: int) -> tuple[str, tuple[str, int] | None, list[tuple[int, str, int]]]:
+    """body, the ';' KE list (text, column), and the `addkeN=` lists (N, text, column of the text)."""
+    pieces = text.split(";")
+    body = pieces[0]
+    col = offset + len(body) + 1  # 0-based column of the first piece after the ';'
+    dh: tuple[str, int] | None = None
+    addke: list[tuple[int, str, int]] = []
+    seen: dict[int, int] = {}
+    for i, piece in enumerate(pieces[1:]):
+        m = _ADDKE_RE.match(piece)
+        if m:
+            n = int(m.group("n"))
+            if n not in ADDKE_SLOTS:
+                raise ProposalSyntaxError(f"'addke{n}': RFC 9370 has ADDKE1 to ADDKE7", col + 1)
+            if n in seen:
+                raise ProposalSyntaxError(f"'addke{n}' given twice", col + 1)
+            seen[n] = col
+            if not m.group("alts").strip():
+                raise ProposalSyntaxError(f"'addke{n}=' names no key exchange method", col + 1)
+            addke.append((n, m.group("alts"), col + m.start("alts")))
+        elif (typed := _TYPED_RE.match(piece)) is not None:
+            raise ProposalSyntaxError(f"';{typed.group('key')}=' is not supported here (only ';addke1=' to ';addke7=')",
+                                      col + 1 + len(piece) - len(piece.lstrip()))
+        elif i == 0:
+            dh = (piece, col)
+        else:
+            where = "after 'addkeN='" if addke else "a second time"
+            raise ProposalSyntaxError(f"key exchange list {piece.strip()!r} {where}: one list only, right after "
+                                      "the algorithms", col + 1)
+        col += len(piece) + 1
+    return body, dh, addke
+
+
+def parse_proposal(text: str, protocol: str = "ike", offset: int = 0, *, profile: str | None = None) -> Proposal:
+    """Parse one proposal (no commas). `offset` places columns in the whole value. With `profile`,
+    a transform that profile refuses raises ProposalRefused naming it."""
     protocol = protocol.lower()
     if protocol not in ("ike", "esp", "ah"):
         raise ProposalSyntaxError(f"unknown protocol {protocol!r} (ike, esp or ah)")
-    body, _, dh_part = text.partition(";")
-    if ";" in dh_part:
-        raise ProposalSyntaxError("more than one ';'", offset + len(body) + len(dh_part) + 2)
+    body, dh, addke_parts = _segments(text, offset)
+    dh_part, dh_col = dh if dh is not None else ("", offset + len(body) + 1)
     parts: list[tuple[str, int]] = []
     col = offset
     for p in body.split("-"):
@@ -197,10 +282,10 @@ def parse_proposal(text: str, protocol: str = "ike", offset: int = 0) -> Proposa
             hashes = _alternatives(*parts[1])
         if len(parts) == 3:
             ke_names = _alternatives(*parts[2])
-    if dh_part:
+    if dh is not None:
         if ke_names:
             raise ProposalSyntaxError("DH given both after '-' and after ';'", offset + len(body) + 1)
-        ke_names = _alternatives(dh_part, offset + len(body) + 1)
+        ke_names = _alternatives(dh_part, dh_col)
 
     prfs: list[Prf] = []
     integ: list[Integrity] = []
@@ -250,12 +335,45 @@ def parse_proposal(text: str, protocol: str = "ike", offset: int = 0) -> Proposa
     if protocol == "ike" and not kes:
         kes = [KeyExchange.ECP_256, KeyExchange.MODP_3072]  # a default set we can meet in FIPS mode
     if protocol == "ike" and KeyExchange.NONE in kes:
-        raise ProposalSyntaxError("IKE needs a key exchange method (RFC 7296 1.2)", offset + len(body) + 2)
-    return Proposal(protocol, text.strip(), tuple(ciphers), tuple(prfs), tuple(integ), tuple(kes))
+        raise ProposalSyntaxError("IKE needs a key exchange method (RFC 7296 1.2)", dh_col + 1)
+
+    addke: list[AdditionalKeyExchange] = []
+    named: list[tuple[str, int, str, object]] = []  # (token, column, kind, transform) for the profile
+    for n, alts, col in addke_parts:
+        methods: list[KeyExchange] = []
+        for name, c in _alternatives(alts, col):
+            if name not in KE_NAMES:
+                raise ProposalSyntaxError(f"unknown key exchange method {name!r} in 'addke{n}='", c)
+            if KE_NAMES[name] not in methods:
+                methods.append(KE_NAMES[name])
+            named.append((name, c, "ke", KE_NAMES[name]))
+        addke.append(AdditionalKeyExchange(n, tuple(methods)))
+    addke.sort(key=lambda a: a.slot)
+    proposal = Proposal(protocol, text.strip(), tuple(ciphers), tuple(prfs), tuple(integ), tuple(kes), tuple(addke))
+    if profile is not None:
+        _refuse_by_profile(proposal, named, Policy(profile))
+    return proposal
 
 
-def parse_proposals(value: str, protocol: str | None = None) -> list[Proposal]:
-    """Parse `ike=...`, `esp=...` or a bare value (then `protocol` says which)."""
+def _refuse_by_profile(proposal: Proposal, addke_tokens: list[tuple[str, int, str, object]], policy: Policy) -> None:
+    """ProposalRefused for the first transform the policy refuses: an ADDKE choice by its token and
+    column; any other transform by its name (the proposal's own column)."""
+    check = policy_check(policy)
+    for token, column, kind, t in addke_tokens:
+        if t is KeyExchange.NONE:
+            continue
+        reason = check(kind, t, 0)
+        if reason is not None:
+            raise ProposalRefused(f"{token!r} in an additional key exchange: {reason}", column, token)
+    verdict = check_proposal(proposal, check)
+    if verdict.refusals:
+        r = verdict.refusals[0]
+        raise ProposalRefused(f"{r.transform} in {proposal.text!r}: {r.reason}", 0, r.transform)
+
+
+def parse_proposals(value: str, protocol: str | None = None, *, profile: str | None = None) -> list[Proposal]:
+    """Parse `ike=...`, `esp=...` or a bare value (then `protocol` says which). With `profile`
+    ("fips", "default"), a transform that profile refuses raises ProposalRefused."""
     text = value.strip()
     start = len(value) - len(value.lstrip())
     m = re.match(r"^(ike|esp|ah|phase2alg)\s*=\s*", text, re.IGNORECASE)
@@ -271,7 +389,7 @@ def parse_proposals(value: str, protocol: str | None = None) -> list[Proposal]:
     out: list[Proposal] = []
     col = start
     for piece in text.split(","):
-        out.append(parse_proposal(piece, protocol, col))
+        out.append(parse_proposal(piece, protocol, col, profile=profile))
         col += len(piece) + 1
     return out
 
@@ -302,6 +420,10 @@ def check_proposal(proposal: Proposal, check: TransformCheck) -> Verdict:
     for k in proposal.ke:
         if k is not KeyExchange.NONE:
             run("ke", k, 0, k.name)
+    for a in proposal.addke:
+        for k in a.methods:
+            if k is not KeyExchange.NONE:  # NONE makes the exchange optional: nothing to approve
+                run("ke", k, 0, f"ADDKE{a.slot}={k.name}")
     return Verdict(proposal, tuple(refusals))
 
 
@@ -317,6 +439,7 @@ def transforms(proposals: Iterable[Proposal]) -> set[object]:
         out.update(p.prfs)
         out.update(p.integrity)
         out.update(p.ke)
+        out.update(k for a in p.addke for k in a.methods)
     return out
 
 

@@ -101,6 +101,22 @@ class PrivateKey:
         """The public half as a `cryptography` public key object (safe to share)."""
         return self._public
 
+    @property
+    def wiped(self) -> bool:
+        return self._impl is None
+
+    def wipe(self) -> None:
+        """Drops the key object (a software key's memory is OpenSSL's to free; a token key stays on
+        the token). The handle cannot sign afterwards."""
+        self._impl = None
+        self._plans.clear()
+
+    def _software_key(self) -> Any:
+        """For providers/ only: an OpenSSL-held key object (to move it onto a token)."""
+        if self._impl is None:
+            raise WipedKey(f"key {self.label!r} was wiped")
+        return self._impl
+
     def __repr__(self) -> str:
         return f"PrivateKey({self.spec}, owner={self.owner!r}, label={self.label!r})"
 

@@ -575,7 +575,7 @@ class OpenSSLProvider:
     def sign(self, key: PrivateKey, scheme: SignatureScheme, data: bytes, raw: bool = False) -> bytes:
         if key.owner != NAME:
             raise UnsupportedOperation(f"key {key.label!r} is held by {key.owner}, not by openssl")
-        return sign_with(key._impl, scheme, data, raw)
+        return sign_with(key._software_key(), scheme, data, raw)
 
     def verify(self, public_key: Any, scheme: SignatureScheme, data: bytes, signature: bytes,
                raw: bool = False, salt_length: int | None = None) -> bool:

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from providers import openssl as _ossl
+from providers import pkcs12 as _p12
 from providers.algorithms import (
     Encryption,
     HashAlg,
@@ -415,7 +416,7 @@ class Router:
         sig: bytes = owner.sign(key, scheme, data, raw)
         # admitted: later calls with this scheme under this ticket go straight to the signer
         if owner is self.openssl:
-            key._plans[(scheme, raw)] = (self._ticket, _ossl.signer(key._impl, scheme, raw))
+            key._plans[(scheme, raw)] = (self._ticket, _ossl.signer(key._software_key(), scheme, raw))
         else:
             key._plans[(scheme, raw)] = (self._ticket, lambda d: owner.sign(key, scheme, d, raw))
         return sig
@@ -448,14 +449,39 @@ class Router:
 
     def import_private_key(self, private_key: Any, label: str = "", key_id: bytes = b"",
                            to_token: bool = False) -> PrivateKey:
-        """Takes a `cryptography` private key; with to_token=True it goes onto the token as
-        sensitive and non-extractable (CKA_ID = key_id) and the returned handle points there."""
+        """Takes a software PrivateKey handle (from open_pkcs12 / import_pkcs8) or, inside
+        providers/ and tests, a `cryptography` private key; with to_token=True it goes onto the
+        token as sensitive and non-extractable (CKA_ID = key_id) and the returned handle points there."""
         if self.gate.refusing:
             self.gate.check()
+        if isinstance(private_key, PrivateKey):
+            if private_key.owner != self.openssl.name:
+                raise InvalidInput(f"key {private_key.label!r} is held by {private_key.owner}: it cannot move")
+            private_key = private_key._software_key()
         self.policy.check_key(key_spec_of(private_key))
         if to_token:
             return self._token().import_private_key(private_key, label, key_id)
         return self.openssl.import_private_key(private_key, label, key_id)
+
+    def import_pkcs8(self, der: bytes, label: str = "", key_id: bytes = b"", to_token: bool = False) -> PrivateKey:
+        """A DER private key (PKCS#8, RFC 5958), parsed inside the boundary: the self-tests' fixed keys."""
+        if self.gate.refusing:
+            self.gate.check()
+        return self.import_private_key(_p12.parse_pkcs8(der), label, key_id, to_token)
+
+    def open_pkcs12(self, data: bytes, password: bytes | None) -> _p12.Pkcs12Contents:
+        """A PKCS#12 (RFC 7292) decrypted inside the boundary: its key as a software handle (policy
+        checked, pairwise-consistency tested), its certificates as x509 objects. Move the key to the
+        token with import_private_key(contents.key, ..., to_token=True), then contents.wipe()."""
+        if self.gate.refusing:
+            self.gate.check()
+        parsed = _p12.parse_pkcs12(data, password)
+        handle = None
+        if parsed.key is not None:
+            self.policy.check_key(key_spec_of(parsed.key))
+            handle = self.openssl.import_private_key(parsed.key, parsed.friendly_name)
+        parsed.key = None
+        return _p12.Pkcs12Contents(handle, parsed.cert, parsed.friendly_name, parsed.additional)
 
     def load_private_key(self, uri_or_label: str) -> PrivateKey:
         """A token key by PKCS#11 URI (RFC 7512: id / object) or by its label."""
@@ -516,7 +542,7 @@ class Router:
         scheme = scheme_for(issuer_key.spec, hash, rsa_pss)
         self.policy.check_signature(scheme, key=issuer_key.spec)
         if issuer_key.owner == self.openssl.name:
-            return builder.sign(issuer_key._impl, _cert_hash(hash), rsa_padding=self._padding(scheme))
+            return builder.sign(issuer_key._software_key(), _cert_hash(hash), rsa_padding=self._padding(scheme))
         # A token key: cryptography signs only with its own key objects, so build the TBS with a
         # stand-in key of the same type, sign those octets on the token and splice the signature in.
         stand_in = _stand_in_key(issuer_key.spec)

@@ -50,7 +50,7 @@ def _plant(tmp_path: Path, rel: str, source: str) -> Path:
         ("fipsike/bad.py", "import uuid\n", "uuid outside providers"),
         ("fipsike/bad.py", "import ctypes\n", "ctypes outside providers"),
         ("fipsike/bad.py", "from cryptography.hazmat.primitives.asymmetric import ec\nk = ec.generate_private_key(c)\n",
-         "generate_private_key() outside providers"),
+         "generate_private_key: a private key outside providers"),
         ("fipsike/bad.py", "def f(k, p):\n    return k.exchange(p)\n", "exchange() outside providers"),
         ("certs/bad.py", "def f(c, i):\n    c.verify_directly_issued_by(i)\n", "verify_directly_issued_by()"),
         ("certs/bad.py", "from cryptography import x509\nx = x509.SubjectKeyIdentifier.from_public_key(k)\n",
@@ -62,6 +62,83 @@ def test_planted_violation_is_caught(tmp_path: Path, rel: str, source: str, expe
     assert len(violations) >= 1
     assert any(expected in str(v) for v in violations), violations
     assert all(str(v).startswith(rel + ":") for v in violations)
+
+
+# Rule 3: private keys stay inside providers/. Each planted once; the message names what was found.
+KEY_PLANTS = [
+    # parsing
+    ("certs/bad.py", "from cryptography.hazmat.primitives.serialization import pkcs12\n"
+                     "b = pkcs12.load_pkcs12(data, pw)\n", "load_pkcs12: a private key"),
+    ("certs/bad.py", "from cryptography.hazmat.primitives.serialization.pkcs12 import load_key_and_certificates\n",
+     "load_key_and_certificates: a private key"),
+    ("compliance/bad.py", "from cryptography.hazmat.primitives import serialization\n"
+                          "k = serialization.load_der_private_key(der, None)\n", "load_der_private_key: a private key"),
+    ("fipsike/bad.py", "from cryptography.hazmat.primitives.serialization import load_pem_private_key\n",
+     "load_pem_private_key: a private key"),
+    ("fipsike/bad.py", "from cryptography.hazmat.primitives import serialization as s\n"
+                       "load = s.load_ssh_private_key\n", "load_ssh_private_key: a private key"),
+    # generation
+    ("fipsike/ike/bad.py", "from cryptography.hazmat.primitives.asymmetric import rsa\n"
+                           "k = rsa.generate_private_key(65537, 2048)\n", "generate_private_key: a private key"),
+    ("certs/bad.py", "from cryptography.hazmat.primitives.asymmetric import ed25519\n"
+                     "k = ed25519.Ed25519PrivateKey.from_private_bytes(b)\n", "from_private_bytes: a private key"),
+    # export
+    ("certs/bad.py", "def f(key, enc, fmt, alg):\n    return key.private_bytes(enc, fmt, alg)\n",
+     "private_bytes: a private key"),
+    ("compliance/bad.py", "def f(key):\n    return key.private_numbers().d\n", "private_numbers: a private key"),
+    # .sign / .verify / .exchange on a cryptography key object
+    ("certs/bad.py", "def f(cert, sig, data, alg):\n    cert.public_key().verify(sig, data, alg)\n",
+     ".verify() on a cryptography key"),
+    ("fipsike/bad.py", "from cryptography.hazmat.primitives.asymmetric import ec\n"
+                       "def f(key: ec.EllipticCurvePrivateKey, data: bytes, a: object) -> bytes:\n"
+                       "    return key.sign(data, a)\n", ".sign() on a cryptography key"),
+    ("compliance/bad.py", "from cryptography.hazmat.primitives import serialization\n"
+                          "pub = serialization.load_der_public_key(spki)\npub.verify(sig, msg, pad, alg)\n",
+     ".verify() on a cryptography key"),
+    ("fipsike/bad.py", "from cryptography.hazmat.primitives.asymmetric import ec\n"
+                       "def f(k, m, alg):\n    return k.sign(m, ec.ECDSA(alg))\n", ".sign() on a cryptography key"),
+    ("certs/bad.py", "from cryptography.hazmat.primitives.asymmetric import ec\n"
+                     "def f(k, peer):\n    if isinstance(k, ec.EllipticCurvePrivateKey):\n"
+                     "        return k.exchange(ec.ECDH(), peer)\n", ".exchange() on a cryptography key"),
+    ("fipsike/bad.py", "def f(edkey, data):\n    return edkey.sign(data)\n", ".sign() on a cryptography key"),
+    ("fipsike/bad.py", "def f(edpub, sig, data):\n    edpub.verify(sig, data)\n", ".verify() on a cryptography key"),
+    # a key made (or a signature computed) by the openssl command line
+    ("fipsike/bad.py", "import subprocess\nsubprocess.run(['openssl', 'genpkey', '-algorithm', 'EC'])\n",
+     "openssl command line"),
+    ("certs/bad.py", "import os\nos.system('openssl pkcs12 -export -inkey k.pem -out k.p12')\n",
+     "openssl command line"),
+]
+
+
+@pytest.mark.parametrize(("rel", "source", "expected"), KEY_PLANTS)
+def test_planted_private_key_use_is_caught(tmp_path: Path, rel: str, source: str, expected: str) -> None:
+    violations = check_tree(_plant(tmp_path, rel, source))
+    assert any(expected in str(v) and "outside providers/" in str(v) for v in violations), violations
+    assert all(str(v).startswith(rel + ":") for v in violations)
+    # the same source inside providers/ is the boundary doing its job
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    assert check_tree(_plant(inside, "providers/ok.py", source)) == []
+
+
+@pytest.mark.parametrize(
+    ("rel", "source"),
+    [
+        # the Router's own sign/verify (3+ / 4+ arguments, a SignatureScheme) are how keys are used
+        ("fipsike/ok.py", "def f(router, key, scheme, data, sig):\n    s = router.sign(key, scheme, data)\n"
+                          "    return router.verify(key.public_key(), scheme, data, s)\n"),
+        ("certs/ok.py", "from cryptography.hazmat.primitives.serialization import load_pem_public_key\n"
+                        "def f(router, pem, scheme, d, s):\n    pub = load_pem_public_key(pem)\n"
+                        "    return router.verify(pub, scheme, d, s, raw=True)\n"),
+        ("compliance/ok.py", "def f(integrity, router, root, manifest):\n"
+                             "    return integrity.verify(router, root, manifest)\n"),
+        ("certs/ok.py", "def f(router, data, pw):\n    return router.open_pkcs12(data, pw)\n"),
+        # the one named exception: the test PKI's exportable PKCS#12 keys
+        ("certs/testpki.py", "import subprocess\nsubprocess.run(['openssl', 'genpkey'])\n"),
+    ],
+)
+def test_router_key_use_passes(tmp_path: Path, rel: str, source: str) -> None:
+    assert check_tree(_plant(tmp_path, rel, source)) == []
 
 
 @pytest.mark.parametrize(

@@ -573,6 +573,8 @@ class Pkcs11Provider:
         if key.owner != self.name:
             raise UnsupportedOperation(f"key {key.label!r} is held by {key.owner}, not by {self.name}")
         obj = key._impl
+        if obj is None:
+            raise WipedKey(f"key {key.label!r} was wiped")
         h = scheme.hash
         family = scheme.family
         try:

@@ -218,3 +218,25 @@ def test_cli_refusals_are_one_line(pki: Pki, tmp_path: Path, cli_token: dict[str
     notoken = fipsike({k: v for k, v in cli_token.items() if k != "FIPSIKE_TOKEN_LABEL"}, "import",
                       str(weak), extra_env={"FIPSIKE_P12_PASSWORD": PASSWORD})
     assert notoken.returncode == 2 and "--token" in notoken.stderr
+
+
+@pytest.mark.softhsm
+def test_the_bundle_is_opened_inside_the_boundary_and_its_software_key_dropped(
+        pki: Pki, router_hsm: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """certs/ never sees the key object: the Router opens the bundle (fix 5 of issue 11), certs gets a
+    software handle, moves it to the token, and the software handle is wiped afterwards."""
+    opened: list[Any] = []
+    real = router_hsm.open_pkcs12
+
+    def spy(data: bytes, password: bytes | None) -> Any:
+        contents = real(data, password)
+        opened.append((contents, contents.key))
+        return contents
+
+    monkeypatch.setattr(router_hsm, "open_pkcs12", spy)
+    p12 = make_p12(pki, tmp_path / "src", "boundary-gw", P256)
+    result = import_pkcs12(p12.path.read_bytes(), PASSWORD.encode(), router_hsm, CertStore(tmp_path / "s", router_hsm))
+    (contents, software), = opened
+    assert software.owner == "openssl" and software.wiped and contents.key is None
+    assert router_hsm.load_private_key(f"pkcs11:id={''.join(f'%{b:02x}' for b in result.key_id)}").owner \
+        .startswith("pkcs11:")

@@ -15,6 +15,10 @@ from compliance.modes import FipsMode, ModeDecision
 from compliance.module import DISABLED, FAIL, PASS, OperationalModule, StartupError, run_self_tests, startup
 from compliance.state import IllegalTransition, ModuleState, ModuleStateMachine
 from providers import KeySpec, ModuleNotOperational, PolicyViolation, Prf, Router, SignatureScheme, open_router
+from providers.algorithms import KeyExchange
+from providers.errors import UnsupportedOperation
+from providers.handles import KeyShare, SecretKey
+from providers.openssl import OpenSSLProvider
 from providers.policy import Policy
 
 POLICY = ModeDecision(FipsMode.POLICY, "test")
@@ -182,13 +186,50 @@ def test_algorithm_table_catches_a_router_that_lets_a_refused_transform_through(
     assert "algorithm-table" in str(info.value) and "SHA-1 PRF" in str(info.value)
 
 
-def test_unavailable_algorithm_is_disabled_not_silently_kept() -> None:
-    """MODP-1024 keygen fails under OpenSSL 4 (default profile): degraded, and refused afterwards."""
-    module = startup("off", env={})
+class _OpenSSLWithoutMlKem(OpenSSLProvider):
+    """An OpenSSL like the 3.0 FIPS provider: no ML-KEM (OpenSSL 3.5 added it)."""
+
+    def ke_generate(self, group: KeyExchange) -> KeyShare:
+        if group.is_kem:
+            raise UnsupportedOperation(f"{group.name} is not offered by this OpenSSL")
+        return super().ke_generate(group)
+
+    def ke_import_private(self, group: KeyExchange, private: bytes) -> KeyShare:
+        if group.is_kem:
+            raise UnsupportedOperation(f"{group.name} is not offered by this OpenSSL")
+        return super().ke_import_private(group, private)
+
+    def ke_encapsulate(self, group: KeyExchange, peer_public: bytes) -> tuple[bytes, SecretKey]:
+        if group.is_kem:
+            raise UnsupportedOperation(f"{group.name} is not offered by this OpenSSL")
+        return super().ke_encapsulate(group, peer_public)
+
+
+def _router_without_ml_kem(profile: str) -> Router:
+    router = Router(Policy(profile))
+    router.openssl = _OpenSSLWithoutMlKem()
+    router._owners[router.openssl.name] = router.openssl
+    return router
+
+
+@pytest.mark.parametrize(("mode", "profile"), [("policy", "fips"), ("off", "default")])
+def test_unavailable_algorithm_is_disabled_not_silently_kept(mode: str, profile: str) -> None:
+    """A transform the library lacks is disabled (degraded operation, FIPS 140-3 7.11), its tests are
+    marked disabled instead of failing, and the router refuses it afterwards with the reason."""
+    honest = startup(mode, env={})
+    assert not {"ML_KEM_768", "ML_KEM_1024"} & set(honest.report.disabled)  # this host has ML-KEM
+
+    module = startup(mode, env={}, router=_router_without_ml_kem(profile))
     rep = module.report
+    assert {"ML_KEM_768", "ML_KEM_1024"} <= set(rep.disabled), rep.disabled
+    assert "UnsupportedOperation" in rep.disabled["ML_KEM_768"]
+    by_name = {r.name: r for r in rep.results}
+    for name in ("kat-ml-kem-768", "pct-ke-ml-kem-768"):
+        assert by_name[name].result == DISABLED and "ML_KEM_768 is disabled" in by_name[name].detail
     for name in rep.disabled:
         with pytest.raises(PolicyViolation, match="disabled in this process"):
             module.router.ke_generate(kats.KeyExchange[name])
+    assert module.router.ke_generate(kats.KeyExchange.ECP_256).public  # the rest keeps working
     assert all(r.result in (PASS, DISABLED, "not-run") for r in rep.results)
 
 
