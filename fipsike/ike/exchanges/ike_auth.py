@@ -9,11 +9,12 @@ connection allows it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certs.identity import Identity, IdentityError, IdType
+from certs.keyid import cert_key_id
 from fipsike.ike import identity as ident
 from fipsike.ike.actions import ChildSaFailed, IkeSaEstablished
 from fipsike.ike.auth import (
@@ -116,12 +117,22 @@ def _verify_peer(eng: Engine, sa: IkeSa, conn: Connection, msg: Message, peer_id
     if not conn.trust_anchors:
         raise AuthError("no trust anchors configured")
     ee = eng.validated_peer(tuple(c.data for c in certs), conn.trust_anchors)
-    bound = eng.memo(("id-in-cert", peer_id, certs[0].data), lambda: peer_id.matches_cert(ee))
-    if peer_id.id_type is not IdType.ID_KEY_ID and not bound:
-        raise AuthError(f"identity {peer_id} is not in the peer's certificate")
+    bound = eng.memo(("id-in-cert", peer_id, certs[0].data), lambda: _bound(eng, peer_id, ee))
+    if not bound:
+        raise AuthError(f"identity {peer_id} is not bound to the peer's certificate")
     scheme = verify_signature_auth(eng.router, ee.public_key(), AuthPayload(auth.method, auth.data), octets)
     sa.peer_cert = ee
     eng.log("info", "peer-authenticated", f"{sa.conn.name}: {peer_id} with {scheme.name}")
+
+
+def _bound(eng: Engine, peer_id: Identity, ee: Any) -> bool:
+    """Is the peer's ID bound to its end-entity certificate (RFC 4945 3.1)? An ID_KEY_ID (`@#hex`)
+    names the certificate's subject key identifier (or its RFC 7093 key identifier when it has none),
+    as certs.store resolves `@#hex` for our own side: otherwise any holder of a certificate from the
+    same CA could claim it."""
+    if peer_id.id_type is IdType.ID_KEY_ID:
+        return bool(peer_id.data) and cert_key_id(eng.router, ee) == peer_id.data
+    return bool(peer_id.matches_cert(ee))
 
 
 def established(eng: Engine, sa: IkeSa, now: float, announce: bool = True) -> None:
