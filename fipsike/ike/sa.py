@@ -99,7 +99,9 @@ class IkeSa:
     remote: Address
     state: IkeState
     created: float
-    candidates: tuple[Connection, ...] = ()  # responder: connections that fit the addresses
+    # responder: the connections whose IKE config fits the addresses. Until IKE_AUTH names the peer,
+    # `conn` is only the first of them that admits the suite (ike_auth._pick_connection decides)
+    candidates: tuple[Connection, ...] = ()
     suite: IkeSuite | None = None
     keys: IkeKeys | None = field(default=None, repr=False)
     ni: bytes = b""

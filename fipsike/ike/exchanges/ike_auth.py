@@ -42,6 +42,7 @@ from fipsike.ike.payloads import (
     Payload,
     SecurityAssociation,
 )
+from fipsike.ike.proposals import admits
 from fipsike.ike.registry import AuthMethod, CertEncoding, ExchangeType, NotifyType, ProtocolId
 from fipsike.ike.sa import Exchange, IkeSa, IkeState, Task
 from providers.errors import ProviderError
@@ -247,14 +248,26 @@ def _notify_name(t: int) -> str:
 # --- responder -----------------------------------------------------------------------------
 
 
-def _pick_connection(sa: IkeSa, peer_id: Identity, method: int) -> Connection | None:
+def _pick_connection(sa: IkeSa, peer_id: Identity, method: int) -> Connection:
+    """The connection (peer config) for this peer, chosen by identity and authentication method
+    among those that fit the addresses (the IKE config of IKE_SA_INIT). The IKE SA's suite was
+    negotiated before the identity was known, against every candidate's proposals together: the
+    chosen connection's own proposals must admit it, or the SA is refused (AUTHENTICATION_FAILED,
+    RFC 7296 2.21.2; strongSwan likewise finds no peer config). Raises AuthError."""
     null = method == AuthMethod.NULL_AUTH
+    refused: Connection | None = None
     for c in sa.candidates or (sa.conn,):
         if null != (c.remote_auth == "null"):
             continue
-        if ident.remote_accepts(c.remote_id, peer_id):
-            return c
-    return None
+        if not ident.remote_accepts(c.remote_id, peer_id):
+            continue
+        if sa.offered and not admits(c.ike_proposals, sa.offered[0]):
+            refused = refused or c
+            continue
+        return c
+    if refused is not None:
+        raise AuthError(f"the IKE SA's suite is not allowed by connection {refused.name}")
+    raise AuthError(f"no connection accepts {peer_id}")
 
 
 def handle_request(eng: Engine, sa: IkeSa, msg: Message, now: float) -> None:
@@ -267,8 +280,6 @@ def handle_request(eng: Engine, sa: IkeSa, msg: Message, now: float) -> None:
     try:
         peer_id = Identity.from_payload(idi.id_type, idi.data)
         conn = _pick_connection(sa, peer_id, auth.method)
-        if conn is None:
-            raise AuthError(f"no connection accepts {peer_id}")
         sa.conn = conn
         sa.peer_certreq = [a for c in msg.all(CertificateRequest) for a in _safe_authorities(c)]
         _verify_peer(eng, sa, conn, msg, peer_id, idi.id_type, idi.data)

@@ -23,7 +23,15 @@ from fipsike.ike.payloads import (
     Payload,
     SecurityAssociation,
 )
-from fipsike.ike.proposals import IkeSuite, NoProposalChosen, Proposal, Protocol, ike_suite, verify_choice
+from fipsike.ike.proposals import (
+    IkeSuite,
+    NoProposalChosen,
+    Proposal,
+    Protocol,
+    admits,
+    ike_suite,
+    verify_choice,
+)
 from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.sa import IkeSa, IkeState
 from providers.algorithms import KeyExchange
@@ -218,14 +226,8 @@ def _authorities(c: CertificateRequest) -> tuple[bytes, ...]:
 
 
 def _candidates(eng: Engine, src: Address, dst: Address) -> list[Connection]:
-    out = []
-    for c in eng.connections.values():
-        if dst[0] not in c.local_addrs and "%any" not in c.local_addrs:
-            continue
-        if src[0] not in c.remote_addrs and "%any" not in c.remote_addrs:
-            continue
-        out.append(c)
-    return out
+    """The connections whose IKE config fits the addresses: all that IKE_SA_INIT can know."""
+    return [c for c in eng.connections.values() if c.ike_cfg.fits(dst[0], src[0])]
 
 
 def handle_request(eng: Engine, msg: Message, data: bytes, src: Address, dst: Address, now: float) -> None:
@@ -320,10 +322,7 @@ def _choose(eng: Engine, sa_p: SecurityAssociation, group: int,
         suite = ike_suite(chosen)
     except (NoProposalChosen, ValueError):
         return ", ".join(str(p) for p in offered)
-    conn = next((c for c in cands if any(_fits(chosen, s) for s in c.ike_proposals)), cands[0])
+    # provisional: IKE_AUTH picks the connection by identity, among those whose own proposals admit
+    # this suite (ike_auth._pick_connection)
+    conn = next((c for c in cands if admits(c.ike_proposals, chosen)), cands[0])
     return chosen, suite, conn, wire.Prepared(wire.to_wire_sa([chosen]))
-
-
-def _fits(chosen: Proposal, spec: object) -> bool:
-    transforms = getattr(spec, "transforms", ())
-    return all(t in transforms for t in chosen.transforms)
