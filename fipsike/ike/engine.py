@@ -73,7 +73,8 @@ from fipsike.ike.proposals import (
 )
 from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.retransmit import PendingRequest
-from fipsike.ike.sa import ChildSa, ChildState, IkeSa, IkeState, SaTable, Task
+from fipsike.ike.sa import ChildSa, ChildState, IkeSa, IkeState, Task
+from fipsike.ike.sa_table import SaTable
 from providers.algorithms import Encryption, HashAlg, Integrity, KeyExchange, Prf
 from providers.errors import ProviderError
 
@@ -83,19 +84,24 @@ NONCE_SIZE = 32  # >= half the PRF key size and >= 16 octets (RFC 7296 2.10)
 # reqids handed out start in the range fipsike.kernel's Ownership claims (0x4649xxxx, "FI")
 REQID_BASE = 0x4649_0001
 INVALID_SPI_PER_SECOND = 10
+HALF_OPEN_PER_SOURCE = 10
 
 
 class Engine:
     def __init__(self, router: Any, connections: Iterable[Connection] = (), *, cookie_threshold: int = 100,
-                 wallclock: Any = None, reqid_base: int = REQID_BASE, verdict_cache_ttl: float = 300.0) -> None:
+                 wallclock: Any = None, reqid_base: int = REQID_BASE, verdict_cache_ttl: float = 300.0,
+                 half_open_per_source: int = HALF_OPEN_PER_SOURCE) -> None:
         self.router = router
         self.policy = router.policy
         self.fips = bool(getattr(self.policy, "fips", False))
         self.connections: dict[str, Connection] = {}
         for c in connections:
             self.add_connection(c)
-        self.sas = SaTable()
+        self.sas = SaTable(on_add=self.touch)
         self.cookies = CookieJar(router, threshold=cookie_threshold)
+        # beside the cookie threshold (all sources together): half-open SAs one address may hold, so one
+        # host that answers cookies cannot fill the table alone (strongSwan's block_threshold)
+        self.half_open_per_source = half_open_per_source
         self._out: list[Action] = []
         self._reqids: dict[tuple[str, str], int] = {}
         self._next_reqid = reqid_base
@@ -114,7 +120,6 @@ class Engine:
         self._touched: dict[int, IkeSa] = {}
         self._invalid_spi_window = -1e18
         self._invalid_spi_count = 0
-        self.sas.on_add = self.touch
         self._allowed: dict[Transform, bool] = {}
 
     # --- configuration --------------------------------------------------------------
@@ -245,18 +250,10 @@ class Engine:
 
     # --- lookups ----------------------------------------------------------------------
     def find_ike(self, name: str) -> IkeSa | None:
-        sa: IkeSa
-        for sa in self.sas:
-            if sa.name == name:
-                return sa
-        return None
+        return self.sas.by_name(name)
 
     def find_child(self, spi_in: int) -> tuple[IkeSa, ChildSa] | None:
-        for sa in self.sas:
-            c = sa.children.get(spi_in)
-            if c is not None:
-                return sa, c
-        return None
+        return self.sas.find_child(spi_in)
 
     def ike_sas(self) -> list[IkeSa]:
         return list(self.sas)
@@ -590,7 +587,7 @@ class Engine:
         outbound = SaDirection(child.spi_out, sa.local[0], sa.remote[0], s.encr, s.encr_key_bits, out_e, s.integ,
                                out_a)
         encap = (sa.local[1], sa.remote[1]) if (sa.nat_local or sa.nat_remote or sa.conn.encap) else None
-        sa.children[child.spi_in] = child
+        self.sas.add_child(sa, child)
         self.touch(sa)
         self.emit(InstallChildSa(sa.name, sa.conn.name, child.name, child.reqid, child.mode, inbound, outbound,
                                  child.local_ts, child.remote_ts, child.rekey_at - child.installed_at,
@@ -600,7 +597,7 @@ class Engine:
                  f"{self.text(s)} {self.text(child.local_ts, _ts_text)} === {self.text(child.remote_ts, _ts_text)}")
 
     def remove_child(self, sa: IkeSa, child: ChildSa, reason: str, keep_policies: bool = False) -> None:
-        if sa.children.pop(child.spi_in, None) is None:
+        if not self.sas.remove_child(sa, child):
             return
         self.touch(sa)
         child.state = ChildState.DELETED

@@ -241,9 +241,7 @@ def _new_ike_sa(eng: Engine, old: IkeSa, initiator: bool, spi_i: bytes, spi_r: b
 
 def _adopt(eng: Engine, old: IkeSa, new: IkeSa, now: float) -> None:
     """Move the Child SAs of `old` to `new`; `old` waits for its DELETE."""
-    for spi, c in list(old.children.items()):
-        new.children[spi] = c
-    old.children.clear()
+    eng.sas.move_children(old, new)
     # queued work that is not about the old SA itself moves along
     new.tasks.extend(t for t in old.tasks if t.kind not in ("delete-ike", "rekey-ike", "dpd"))
     new.deferred.extend(old.deferred)

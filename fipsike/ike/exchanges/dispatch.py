@@ -24,7 +24,7 @@ def receive(eng: Engine, msg: Message, data: bytes, src: Address, dst: Address, 
         return
     # the I flag says who sent it: from the original initiator, our SPI is SPIr (RFC 7296 3.1)
     ours = msg.spi_r if msg.initiator else msg.spi_i
-    sa = eng.sas.by_spi.get(ours)
+    sa = eng.sas.get(ours)
     if sa is not None:
         eng.touch(sa)
     if sa is None or sa.initiator == msg.initiator:
@@ -110,7 +110,7 @@ def _follow(eng: Engine, sa: IkeSa, src: Address, dst: Address) -> None:
     authenticated message came from; answers and requests go there."""
     if (sa.nat_local or sa.nat_remote or dst[1] == 4500) and (src != sa.remote or dst != sa.local):
         eng.log("info", "address-update", f"{sa.name}: peer now at {src[0]}:{src[1]}")
-        sa.remote, sa.local = src, dst
+        eng.sas.move_peer(sa, src, dst)
 
 
 def _open(eng: Engine, sa: IkeSa, msg: Message, data: bytes, strict: bool = False) -> Message | None:

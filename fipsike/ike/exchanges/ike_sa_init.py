@@ -194,9 +194,7 @@ def handle_response(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Addr
         eng.drop_ike(sa, "INVALID_SYNTAX", failed=True)
         return
     sa.pending = None
-    eng.sas.remove(sa)
-    sa.spi_r = msg.spi_r
-    eng.sas.add(sa)
+    eng.sas.set_spi_r(sa, msg.spi_r)
     sa.nr = nonce.data
     sa.suite = suite
     sa.init_response = data
@@ -210,8 +208,7 @@ def handle_response(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Addr
     if sa.nat_local or sa.nat_remote or sa.conn.encap:
         # RFC 7296 2.23: once a NAT is found, move to port 4500 for IKE_AUTH and after
         if sa.remote[1] == 500:
-            sa.local = (sa.local[0], 4500)
-            sa.remote = (sa.remote[0], 4500)
+            eng.sas.move_peer(sa, (sa.remote[0], 4500), (sa.local[0], 4500))
     ike_auth.start(eng, sa, now)
 
 
@@ -254,6 +251,11 @@ def handle_request(eng: Engine, msg: Message, data: bytes, src: Address, dst: Ad
             eng.send_plain(msg, [Notify.cookie(cookie)], src, dst)
             eng.log("info", "cookie-sent", f"IKE_SA_INIT from {src[0]} answered with a COOKIE")
             return
+    if eng.sas.half_open_from(src[0]) >= eng.half_open_per_source:
+        # silently dropped, as a request over the cookie threshold without a cookie costs no state
+        eng.log("warning", "half-open-limit", f"IKE_SA_INIT from {src[0]} dropped: "
+                                               f"{eng.half_open_per_source} half-open IKE SAs from it already")
+        return
     cands = _candidates(eng, src, dst)
     if not cands:
         eng.log("warning", "no-connection", f"IKE_SA_INIT from {src[0]} to {dst[0]}: no connection")
