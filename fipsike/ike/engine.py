@@ -157,13 +157,13 @@ class Engine:
             self._answer_bad_init(datagram, e, src, dst)
             return self._flush()
         try:
+            # an error inside one IKE SA's handling closes that SA (dispatch, close_on_error); what
+            # reaches here happened outside any SA (an IKE_SA_INIT request before its SA exists)
             dispatch.receive(self, msg, datagram, src, dst, now)
-        except ProviderError as e:
-            # a cryptographic failure never takes the engine down: the SA in question fails
-            self.log("error", "provider-error", f"{type(e).__name__}: {e}")
         except Exception as e:  # noqa: BLE001 - one bad datagram must not stop the daemon
             # only the type: an unexpected exception's text is not vetted for secrets
-            self.log("error", "internal-error", f"message from {src[0]} dropped: {type(e).__name__}")
+            event = "provider-error" if isinstance(e, ProviderError) else "internal-error"
+            self.log("error", event, f"message from {src[0]} dropped: {type(e).__name__}")
         return self._flush()
 
     def _answer_bad_init(self, datagram: bytes, err: CodecError, src: Address, dst: Address) -> None:
@@ -181,10 +181,7 @@ class Engine:
 
     def timer(self, now: float) -> list[Action]:
         self.now = now
-        try:
-            dispatch.timer(self, now)
-        except ProviderError as e:
-            self.log("error", "provider-error", f"{type(e).__name__}: {e}")
+        dispatch.timer(self, now)  # an error closes the IKE SA it happened in (close_on_error)
         return self._flush()
 
     def rekey_child(self, spi_in: int, now: float) -> list[Action]:
@@ -569,9 +566,32 @@ class Engine:
     def kick(self, sa: IkeSa, now: float) -> None:
         if sa.pending is not None or sa.state not in (IkeState.ESTABLISHED, IkeState.REKEYED):
             return
-        while sa.tasks and sa.pending is None:
+        while sa.tasks and sa.pending is None and self._live(sa):
             task = sa.tasks.pop(0)
-            dispatch.start_task(self, sa, task, now)
+            try:
+                dispatch.start_task(self, sa, task, now)
+            except Exception as e:  # noqa: BLE001 - one SA's failure must not stop the engine
+                self.close_on_error(sa, e)
+                return
+
+    def close_on_error(self, sa: IkeSa, exc: Exception) -> None:
+        """An unexpected error (a ProviderError from the module, or a bug) while handling `sa`: the SA
+        is closed locally and its state freed, as aioquic closes a connection, so nothing is left
+        half-done without a deadline. Only the exception's type is logged: its text is not vetted
+        for secrets."""
+        event = "provider-error" if isinstance(exc, ProviderError) else "internal-error"
+        self.log("error", event, f"{sa.conn.name} {sa.name}: closed after {type(exc).__name__}")
+        if sa.state is IkeState.DELETED:
+            return
+        try:
+            self.drop_ike(sa, f"internal error ({type(exc).__name__})")
+        except Exception as again:  # noqa: BLE001 - still forget it: no state may outlive the error
+            self.log("error", "internal-error", f"{sa.name}: cleanup failed: {type(again).__name__}")
+            self.sas.remove(sa)
+            sa.state = IkeState.DELETED
+            sa.pending = None
+            sa.tasks.clear()
+            sa.deferred.clear()
 
     # --- Child SA install / removal --------------------------------------------------------------
     def install_child(self, sa: IkeSa, child: ChildSa, rekey_of: int | None = None) -> None:

@@ -37,6 +37,15 @@ def receive(eng: Engine, msg: Message, data: bytes, src: Address, dst: Address, 
                             (Notify.error(NotifyType.INVALID_IKE_SPI),))
             eng.emit(SendDatagram(reply.serialize(), dst, src))
         return
+    try:
+        _receive_in(eng, sa, msg, data, src, dst, now)
+    except Exception as e:  # noqa: BLE001 - any error in one SA's handling closes that SA only
+        eng.close_on_error(sa, e)
+
+
+def _receive_in(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address, dst: Address,
+                now: float) -> None:
+    """A message for our IKE SA `sa`."""
     if msg.response:
         pending = sa.pending
         if pending is None or pending.message_id != msg.message_id:
@@ -154,7 +163,10 @@ def start_task(eng: Engine, sa: IkeSa, task: Task, now: float) -> None:
 def timer(eng: Engine, now: float) -> None:
     for sa in eng.due_sas(now):
         eng.touch(sa)
-        timer_sa(eng, sa, now)
+        try:
+            timer_sa(eng, sa, now)
+        except Exception as e:  # noqa: BLE001 - any error in one SA's timer closes that SA only
+            eng.close_on_error(sa, e)
 
 
 def timer_sa(eng: Engine, sa: IkeSa, now: float) -> None:

@@ -105,8 +105,11 @@ def start(eng: Engine, conn: Connection, child: ChildConfig | None, now: float) 
     first = conn.ike_proposals[0].ke_groups()
     sa.ke_group = first[0] if first else int(KeyExchange.ECP_256)
     eng.sas.add(sa)
-    _send_init(eng, sa, now)
     eng.log("info", "ike-sa-initiate", f"{conn.name}: IKE_SA_INIT to {remote[0]}")
+    try:
+        _send_init(eng, sa, now)
+    except Exception as e:  # noqa: BLE001 - e.g. the module refuses the key share: this SA fails
+        eng.close_on_error(sa, e)
     return sa
 
 
