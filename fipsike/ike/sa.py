@@ -53,6 +53,7 @@ class ChildSa:
     # a colliding rekey of this SA that we answered: the Child SA it made (RFC 7296 2.8.1)
     collision: ChildSa | None = None
     replaced_by: int = 0  # inbound SPI of the SA that took over
+    rekey_tries: int = 0  # rekeys of this SA the peer refused with TEMPORARY_FAILURE so far
     @property
     def name(self) -> str:
         return self.config.name
@@ -144,6 +145,7 @@ class IkeSa:
     collision: tuple[IkeSa, bytes, bytes] | None = None
     half_open_deadline: float = 0.0
     init_tries: int = 0
+    rekey_tries: int = 0  # rekeys of this IKE SA the peer refused with TEMPORARY_FAILURE so far
     armed: float = 0.0  # the deadline last pushed on the engine's timer heap
 
     @property

@@ -35,6 +35,11 @@ CHILD_RETRY_DELAY = 5.0
 # quarter) at most this many times, i.e. 1 + 3 attempts over ~15-19 s, then reported as ChildSaFailed:
 # long enough to outlast a rekey collision, short enough that a peer that always refuses is not hammered.
 CREATE_CHILD_RETRIES = 3
+# The same cap for a rekey of a Child SA or of the IKE SA. Only TEMPORARY_FAILURE is retried (RFC 7296
+# 2.25); any other refusal (NO_PROPOSAL_CHOSEN, INVALID_SYNTAX, ...) cannot change by itself, so the
+# old SA is kept, unrekeyed, until its hard lifetime ends it (libreswan recipe section 10: pluto's
+# refusals were retried every 5 s without end).
+REKEY_RETRIES = CREATE_CHILD_RETRIES
 
 
 def _retry_at(eng: Engine, now: float, base: float) -> float:
@@ -145,7 +150,7 @@ def handle_response(eng: Engine, sa: IkeSa, msg: Message, now: float) -> None:
             eng.emit(ChildSaFailed(sa.name, sa.conn.name, ex.child_cfg.name, e.notify.name))
         if old is not None and old.state == ChildState.REKEYING:
             old.state = ChildState.INSTALLED
-            old.rekey_at = _retry_at(eng, now, CHILD_RETRY_DELAY)
+            _rekey_child_refused(eng, sa, old, e.notify.name, now, permanent=True)
         eng.queue(sa, Task("delete-spi", spi=ex.spi_in), now)
         return
     eng.install_child(sa, new, rekey_of=old.spi_in if old is not None else None)
@@ -173,13 +178,15 @@ def handle_response(eng: Engine, sa: IkeSa, msg: Message, now: float) -> None:
 def _failed(eng: Engine, sa: IkeSa, ex: Exchange, old: ChildSa | None, err: Notify, now: float) -> None:
     name = NotifyType(err.notify_type).name if err.notify_type in NotifyType._value2member_map_ \
         else str(err.notify_type)
+    used = int(ex.share.group) if ex.share is not None else 0
     if ex.share is not None:
         ex.share.wipe()
     if err.notify_type == NotifyType.INVALID_KE_PAYLOAD and len(err.data) == 2:
         group = int.from_bytes(err.data, "big")
         offered = {g for p in (ex.proposals or ex.esp_proposals) for g in
                    (t.id for t in p.transforms if int(t.type) == 4)}
-        if group in offered:
+        # one retry with the group the peer asks for; asked again for the group just used, it is refused
+        if group in offered and group != used:
             eng.log("info", "invalid-ke-payload", f"{sa.conn.name}: peer wants group {group}, retrying")
             if ex.kind == "rekey-ike":
                 start_rekey_ike(eng, sa, now, group)
@@ -191,22 +198,23 @@ def _failed(eng: Engine, sa: IkeSa, ex: Exchange, old: ChildSa | None, err: Noti
                              now)
             return
     eng.notify_error(sa, name, f"{ex.kind} refused by the peer")
+    temporary = err.notify_type == NotifyType.TEMPORARY_FAILURE
     if ex.kind == "rekey-ike":
-        if err.notify_type == NotifyType.TEMPORARY_FAILURE and sa.collision is not None:
+        if temporary and sa.collision is not None:
             _adopt(eng, sa, sa.collision[0], now)
         elif sa.state == IkeState.ESTABLISHED:
-            sa.rekey_at = _retry_at(eng, now, IKE_RETRY_DELAY)
+            _rekey_ike_refused(eng, sa, name, now, permanent=not temporary)
         return
     if ex.kind == "rekey-child" and old is not None:
         if err.notify_type == NotifyType.CHILD_SA_NOT_FOUND:
             eng.remove_child(sa, old, "peer has no such Child SA")
-        elif err.notify_type == NotifyType.TEMPORARY_FAILURE and old.collision is not None:
+        elif temporary and old.collision is not None:
             # the peer rekeyed it first and refused ours (RFC 7296 2.25): its SA is the one
             old.state = ChildState.REKEYED
             old.replaced_by = old.collision.spi_in
         elif old.state == ChildState.REKEYING:
             old.state = ChildState.INSTALLED
-            old.rekey_at = _retry_at(eng, now, CHILD_RETRY_DELAY)
+            _rekey_child_refused(eng, sa, old, name, now, permanent=not temporary)
         return
     if ex.child_cfg is None:
         return
@@ -220,6 +228,39 @@ def _failed(eng: Engine, sa: IkeSa, ex: Exchange, old: ChildSa | None, err: Noti
         eng.touch(sa)
         return
     eng.emit(ChildSaFailed(sa.name, sa.conn.name, ex.child_cfg.name, name))
+
+
+def _rekey_child_refused(eng: Engine, sa: IkeSa, old: ChildSa, reason: str, now: float,
+                         permanent: bool) -> None:
+    """A rekey of `old` failed for `reason`: retry after TEMPORARY_FAILURE, at most REKEY_RETRIES times;
+    otherwise keep the SA unrekeyed until its hard lifetime (RFC 7296 2.25)."""
+    what = f"{sa.conn.name}/{old.name} {old.spi_in:08x}"
+    if not permanent and old.rekey_tries < REKEY_RETRIES:
+        old.rekey_tries += 1
+        old.rekey_at = _retry_at(eng, now, CHILD_RETRY_DELAY)
+        eng.log("info", "rekey-retry", f"{what}: Child SA rekey refused with {reason}, retry {old.rekey_tries} "
+                                       f"of {REKEY_RETRIES} in {old.rekey_at - now:.1f} s")
+        return
+    old.rekey_at = 0.0
+    eng.log("warning", "rekey-given-up", f"{what}: Child SA rekey refused with {reason}"
+                                         f"{f' after {old.rekey_tries} retries' if old.rekey_tries else ''}; "
+                                         f"no more tries, the SA lives until its hard lifetime "
+                                         f"({max(old.expire_at - now, 0.0):.0f} s)")
+
+
+def _rekey_ike_refused(eng: Engine, sa: IkeSa, reason: str, now: float, permanent: bool) -> None:
+    """The same for a rekey of the IKE SA `sa`."""
+    if not permanent and sa.rekey_tries < REKEY_RETRIES:
+        sa.rekey_tries += 1
+        sa.rekey_at = _retry_at(eng, now, IKE_RETRY_DELAY)
+        eng.log("info", "rekey-retry", f"{sa.conn.name} {sa.name}: IKE SA rekey refused with {reason}, retry "
+                                       f"{sa.rekey_tries} of {REKEY_RETRIES} in {sa.rekey_at - now:.1f} s")
+        return
+    sa.rekey_at = 0.0
+    eng.log("warning", "rekey-given-up", f"{sa.conn.name} {sa.name}: IKE SA rekey refused with {reason}"
+                                         f"{f' after {sa.rekey_tries} retries' if sa.rekey_tries else ''}; "
+                                         f"no more tries, the IKE SA lives until its hard lifetime "
+                                         f"({max(sa.expire_at - now, 0.0):.0f} s)")
 
 
 def _new_ike_sa(eng: Engine, old: IkeSa, initiator: bool, spi_i: bytes, spi_r: bytes, proposal: Proposal,
@@ -269,7 +310,7 @@ def _complete_rekey_ike(eng: Engine, sa: IkeSa, ex: Exchange, msg: Message, nr: 
             raise NoProposalChosen("key exchange mismatch")
     except (NoProposalChosen, childmod.ChildError, ValueError) as e:
         eng.notify_error(sa, "NO_PROPOSAL_CHOSEN", f"IKE SA rekey: {e}")
-        sa.rekey_at = _retry_at(eng, now, IKE_RETRY_DELAY)
+        _rekey_ike_refused(eng, sa, "NO_PROPOSAL_CHOSEN", now, permanent=True)
         return
     # the rekey initiator is the new SA's initiator (RFC 7296 2.18)
     new = _new_ike_sa(eng, sa, True, ex.new_spi, chosen.spi, chosen, ex.nonce, nr, shared, now)
