@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fipsike.ike.errors import (
+    AuthenticInvalidSyntax,
     DecryptionFailed,
     IntegrityCheckFailed,
     InvalidSyntax,
@@ -262,7 +263,7 @@ class SkCrypto:
             raise DecryptionFailed("message has no Encrypted (SK) payload")
         iv_off = len(data) - len(sk.data)
         inner = self._unprotect(data, iv_off, outer.initiator)
-        inner_payloads = parse_payloads(inner, 0, len(inner), sk.first_payload, inner=True)
+        inner_payloads = _parse_authentic(inner, sk.first_payload)
         return Message(outer.spi_i, outer.spi_r, outer.exchange, outer.message_id, outer.initiator, outer.response,
                        payloads[:-1] + tuple(inner_payloads), outer.version_flag)
 
@@ -281,11 +282,20 @@ class SkCrypto:
                               skf.fragment_number, skf.total_fragments, skf.first_payload, plain)
 
 
+def _parse_authentic(inner: bytes, first_payload: int) -> list[Payload]:
+    """The payloads of an authenticated plaintext; a syntax error in it is an AuthenticInvalidSyntax."""
+    try:
+        payloads: list[Payload] = parse_payloads(inner, 0, len(inner), first_payload, inner=True)
+    except InvalidSyntax as e:
+        raise AuthenticInvalidSyntax(str(e)) from None
+    return payloads
+
+
 def inner_message(fragments: Sequence[OpenedFragment]) -> Message:
     """The Message of a complete, ordered set of fragments: the plaintexts joined, parsed from the
     first fragment's Next Payload, with the first fragment's header fields."""
     f1 = fragments[0]
     inner = b"".join(f.plaintext for f in fragments)
-    payloads: list[Payload] = parse_payloads(inner, 0, len(inner), f1.first_payload, inner=True)
+    payloads = _parse_authentic(inner, f1.first_payload)
     return Message(f1.spi_i, f1.spi_r, lookup(_Exchange, f1.exchange), f1.message_id, f1.initiator, f1.response,
                    tuple(payloads))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from fipsike.ike import wire
 from fipsike.ike.actions import Address, SendDatagram
-from fipsike.ike.errors import CodecError, UnsupportedCriticalPayload
+from fipsike.ike.errors import AuthenticInvalidSyntax, CodecError, UnsupportedCriticalPayload
 from fipsike.ike.exchanges import create_child_sa, ike_auth, ike_sa_init, informational
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import Notify
@@ -93,6 +93,11 @@ def _receive_in(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address,
         # decrypted and authentic, but it needs a payload we do not know (RFC 7296 2.5)
         eng.send_response(sa, msg, [Notify.error(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, e.notify_data)])
         return
+    except AuthenticInvalidSyntax as e:
+        # authentic but malformed inside: INVALID_SYNTAX in the protected answer (RFC 7296 3.10.1)
+        eng.log("debug", "invalid-syntax", f"{sa.name}: request {msg.message_id}: {e}")
+        eng.send_response(sa, msg, [Notify.error(NotifyType.INVALID_SYNTAX)])
+        return
     if inner is None:
         return
     _follow(eng, sa, src, dst)
@@ -132,6 +137,8 @@ def _open(eng: Engine, sa: IkeSa, msg: Message, data: bytes, strict: bool = Fals
             raise
         return None
     except CodecError as e:
+        if strict and isinstance(e, AuthenticInvalidSyntax):
+            raise  # a request: answered with INVALID_SYNTAX
         # integrity failures are dropped silently (RFC 7296 2.21.2); so is garbage
         eng.log("debug", "drop", f"{sa.name}: {type(e).__name__}: {e}")
         return None
