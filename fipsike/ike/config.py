@@ -66,6 +66,9 @@ class Connection:
     certificate: Any = None  # cryptography x509.Certificate (end entity)
     intermediates: tuple[Any, ...] = ()
     trust_anchors: tuple[Any, ...] = ()  # x509.Certificate CAs the peer's chain must end at
+    # libreswan's crl-strict: the peer certificate's issuer must have a CRL in the engine's CrlSource
+    # (a revoked certificate is refused either way)
+    crl_strict: bool = False
     ike_proposals: tuple[ProposalSpec, ...] = field(
         default_factory=lambda: parse_proposals(["aes256gcm16-prfsha384-ecp256"], Protocol.IKE))
     children: tuple[ChildConfig, ...] = ()

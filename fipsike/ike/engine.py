@@ -35,12 +35,9 @@ import functools
 import heapq
 import ipaddress
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
-from certs.validation import PathValidator, load_der_certificate
 from fipsike.ike import wire
 from fipsike.ike.actions import (
     Action,
@@ -55,13 +52,13 @@ from fipsike.ike.actions import (
     SaDirection,
     SendDatagram,
 )
-from fipsike.ike.auth import AuthError
 from fipsike.ike.config import Connection
 from fipsike.ike.cookies import CookieJar
 from fipsike.ike.errors import CodecError
 from fipsike.ike.exchanges import dispatch, ike_sa_init
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import Notify, Payload
+from fipsike.ike.peer_validator import CrlSource, PeerValidator
 from fipsike.ike.proposals import (
     NoProposalChosen,
     Proposal,
@@ -90,7 +87,7 @@ HALF_OPEN_PER_SOURCE = 10
 class Engine:
     def __init__(self, router: Any, connections: Iterable[Connection] = (), *, cookie_threshold: int = 100,
                  wallclock: Any = None, reqid_base: int = REQID_BASE, verdict_cache_ttl: float = 300.0,
-                 half_open_per_source: int = HALF_OPEN_PER_SOURCE) -> None:
+                 half_open_per_source: int = HALF_OPEN_PER_SOURCE, crl_source: CrlSource | None = None) -> None:
         self.router = router
         self.policy = router.policy
         self.fips = bool(getattr(self.policy, "fips", False))
@@ -108,12 +105,10 @@ class Engine:
         # certificate validity is judged against the real UTC time unless a test injects one
         self.wallclock = wallclock or (lambda: datetime.now(UTC))
         self.now = 0.0
-        self._validators: dict[int, PathValidator] = {}
-        self._verdicts: dict[tuple[tuple[bytes, ...], tuple[bytes, ...]], tuple[Any, datetime]] = {}
-        self._anchor_keys: dict[int, tuple[tuple[Any, ...], tuple[bytes, ...]]] = {}
+        # the peer's chain against the trust anchors and the CRLs, with the verdict cache
+        self.peers = PeerValidator(router, crl_source, verdict_cache_ttl)
         self._idents: dict[int, tuple[Any, int]] = {}
         self._ident_seq = 0
-        self.verdict_cache_ttl = verdict_cache_ttl
         self._memo: dict[Any, Any] = {}
         self._heap: list[tuple[float, int, IkeSa]] = []
         self._seq = 0
@@ -351,56 +346,6 @@ class Engine:
             if d is not None and (best is None or d < best):
                 best = d
         return best
-
-    def validator(self, anchors: tuple[Any, ...]) -> PathValidator:
-        """One certs PathValidator per set of trust anchors (it indexes the anchors once)."""
-        key = self.ident(anchors)  # this very tuple (a connection's): no certificate comparisons
-        v = self._validators.get(key)
-        if v is None:
-            if len(self._validators) >= 256:
-                self._validators.clear()
-            v = self._validators[key] = PathValidator(self.router, anchors)
-        return v
-
-    def validated_peer(self, chain_der: tuple[bytes, ...], anchors: tuple[Any, ...]) -> Any:
-        """The peer's end-entity certificate once its chain validates against `anchors`
-        (certs.validation, RFC 5280 6). Raises AuthError.
-
-        A positive verdict is remembered for `verdict_cache_ttl` seconds of wall-clock time (never
-        past the end entity's notAfter), keyed by the exact chain octets and the anchor set, so a
-        peer that re-authenticates does not pay for path validation again (strongSwan's cert_cache
-        does the same for issuer signatures). 0 turns the cache off.
-        """
-        key = (chain_der, self._anchor_key(anchors))
-        wall = self.wallclock()
-        hit = self._verdicts.get(key)
-        if hit is not None and wall < hit[1]:
-            return hit[0]
-        try:
-            parsed = [load_der_certificate(d) for d in chain_der]  # parsing interned by the octets
-        except ValueError:
-            raise AuthError("malformed certificate") from None
-        verdict = self.validator(anchors).validate(parsed[0], wall, intermediates=parsed[1:])
-        if not verdict.ok:
-            raise AuthError(f"certificate refused: {verdict}")
-        if self.verdict_cache_ttl > 0:
-            if len(self._verdicts) >= 1024:
-                self._verdicts.clear()
-            until = min(wall + timedelta(seconds=self.verdict_cache_ttl), parsed[0].not_valid_after_utc)
-            self._verdicts[key] = (parsed[0], until)
-        return parsed[0]
-
-    def _anchor_key(self, anchors: tuple[Any, ...]) -> tuple[bytes, ...]:
-        """The anchors' DER octets, remembered per anchors tuple (a connection's trust_anchors is one
-        long-lived tuple): hashing bytes is cheap, hashing certificates re-hashes their DER."""
-        hit = self._anchor_keys.get(id(anchors))
-        if hit is not None and hit[0] is anchors:
-            return hit[1]
-        der = tuple(a.public_bytes(Encoding.DER) for a in anchors)
-        if len(self._anchor_keys) >= 256:
-            self._anchor_keys.clear()
-        self._anchor_keys[id(anchors)] = (anchors, der)  # holds the tuple: its id stays its own
-        return der
 
     def ident(self, obj: Any) -> int:
         """A token for this very object (never reused for another while the table lives, as the

@@ -329,13 +329,13 @@ def test_verdict_cache_expires_and_follows_the_anchors(pair: PairFactory, pki: P
     eng = net.b.engine
     eng.wallclock = lambda: clock[0]
     calls = []
-    real = eng.validator
-    eng.validator = lambda anchors: calls.append(anchors) or real(anchors)  # type: ignore[method-assign]
+    real = eng.peers.validator
+    eng.peers.validator = lambda anchors, strict=False: calls.append(anchors) or real(anchors, strict)  # type: ignore[method-assign]
     for _ in range(2):
         net.initiate(net.a, "gw")
         net.run()
     assert len(calls) == 1  # the second handshake used the remembered verdict
-    clock[0] += timedelta(seconds=eng.verdict_cache_ttl + 1)
+    clock[0] += timedelta(seconds=eng.peers.verdict_cache_ttl + 1)
     net.initiate(net.a, "gw")
     net.run()
     assert len(calls) == 2
