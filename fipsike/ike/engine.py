@@ -32,7 +32,6 @@ The driver's side of the contract:
 from __future__ import annotations
 
 import functools
-import heapq
 import ipaddress
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -54,6 +53,7 @@ from fipsike.ike.actions import (
 )
 from fipsike.ike.config import Connection
 from fipsike.ike.cookies import CookieJar
+from fipsike.ike.deadlines import Deadlines, sa_deadline
 from fipsike.ike.errors import CodecError
 from fipsike.ike.exchanges import dispatch, ike_sa_init
 from fipsike.ike.message import Message
@@ -110,9 +110,7 @@ class Engine:
         self._idents: dict[int, tuple[Any, int]] = {}
         self._ident_seq = 0
         self._memo: dict[Any, Any] = {}
-        self._heap: list[tuple[float, int, IkeSa]] = []
-        self._seq = 0
-        self._touched: dict[int, IkeSa] = {}
+        self.deadlines = Deadlines(self._live)
         self._invalid_spi_window = -1e18
         self._invalid_spi_count = 0
         self._allowed: dict[Transform, bool] = {}
@@ -301,42 +299,17 @@ class Engine:
 
     def touch(self, sa: IkeSa) -> None:
         """`sa` changed in this call: its next deadline is recomputed before the call returns."""
-        self._touched[id(sa)] = sa
+        self.deadlines.touch(sa)
 
     def _live(self, sa: IkeSa) -> bool:
-        return self.sas.by_spi.get(sa.our_spi) is sa
+        return self.sas.get(sa.our_spi) is sa
 
     def _rearm(self) -> float | None:
-        heap = self._heap
-        for sa in self._touched.values():
-            if not self._live(sa):
-                continue
-            d = sa_deadline(sa)
-            if d is not None and d != sa.armed:
-                self._seq += 1
-                heapq.heappush(heap, (d, self._seq, sa))
-            sa.armed = d or 0.0
-        self._touched.clear()
-        if len(heap) > 4 * len(self.sas) + 64:
-            # stale entries (deadlines that moved) pile up between pops: rebuild now and then
-            heap[:] = [(d, i, sa) for i, (d, sa) in enumerate(
-                (sa_deadline(sa), sa) for sa in self.sas) if d is not None]
-            heapq.heapify(heap)
-            self._seq = len(heap)
-        while heap and not self._live(heap[0][2]):
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        return self.deadlines.rearm(lambda: self.sas, len(self.sas))
 
     def due_sas(self, now: float) -> list[IkeSa]:
         """Pop the IKE SAs whose deadline has come (each once)."""
-        out: dict[int, IkeSa] = {}
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, _, sa = heapq.heappop(heap)
-            if self._live(sa):
-                sa.armed = 0.0
-                out[id(sa)] = sa
-        return list(out.values())
+        return self.deadlines.due(now)
 
     def next_deadline(self) -> float | None:
         """The earliest deadline over every IKE SA (a full scan; the heap gives the same answer)."""
@@ -603,30 +576,6 @@ class Engine:
     def notify_error(self, sa: IkeSa | None, name: str, detail: str) -> None:
         self.log("warning", name.lower().replace("_", "-"),
                  f"{sa.conn.name + ' ' if sa else ''}{name}: {detail}")
-
-
-def sa_deadline(sa: IkeSa) -> float | None:
-    """When this IKE SA next needs the timer: retransmission, half-open expiry, rekey, lifetimes,
-    liveness check."""
-    # the earliest positive time among the candidates (0 means "not set")
-    times: list[float] = []
-    if sa.pending is not None:
-        times.append(sa.pending.deadline)
-    state = sa.state
-    if state is IkeState.INIT_DONE or state is IkeState.REKEYED:
-        times.append(sa.half_open_deadline)
-    elif state is IkeState.ESTABLISHED:
-        times.append(sa.rekey_at)
-        times.append(sa.expire_at)
-        times.extend(when for when, _ in sa.deferred)
-        if sa.conn.dpd_delay > 0 and sa.pending is None:
-            times.append(sa.last_heard + sa.conn.dpd_delay)
-        for c in sa.children.values():
-            if c.state == ChildState.INSTALLED:
-                times.append(c.rekey_at)
-            times.append(c.expire_at)
-    best = min((t for t in times if t > 0), default=0.0)
-    return best or None
 
 
 @functools.lru_cache(maxsize=4096)
