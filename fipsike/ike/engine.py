@@ -12,8 +12,10 @@ fipsike.ike.exchanges, one module per exchange; this module holds the SA
 tables, message IDs, retransmission, timers and the shared helpers.
 
 The driver's side of the contract:
-- `now` is any monotonic clock in seconds; certificate validity uses `wallclock()`
-  (UTC, injectable).
+- `now` is any monotonic clock in seconds. Certificate validity needs the wall-clock time
+  (timezone-aware UTC): the driver passes it to receive() as `wall`, like `now`; a driver that
+  does not is served by the `wallclock` callable it gave the constructor, and only failing both
+  does the engine fall back to the system clock (drivers written before `wall` existed).
 - SendDatagram(data, src, dst): `data` is the IKE message. On port 4500 the
   driver adds the 4-octet non-ESP marker (RFC 3948 2.2) when sending and strips
   it when receiving (and passes ESP-in-UDP to the kernel, not here). `dst` of
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,7 +88,8 @@ HALF_OPEN_PER_SOURCE = 10
 
 class Engine:
     def __init__(self, router: Any, connections: Iterable[Connection] = (), *, cookie_threshold: int = 100,
-                 wallclock: Any = None, reqid_base: int = REQID_BASE, verdict_cache_ttl: float = 300.0,
+                 wallclock: Callable[[], datetime] | None = None, reqid_base: int = REQID_BASE,
+                 verdict_cache_ttl: float = 300.0,
                  half_open_per_source: int = HALF_OPEN_PER_SOURCE, crl_source: CrlSource | None = None) -> None:
         self.router = router
         self.policy = router.policy
@@ -103,7 +106,8 @@ class Engine:
         self._reqids: dict[tuple[str, str], int] = {}
         self._next_reqid = reqid_base
         # certificate validity is judged against the real UTC time unless a test injects one
-        self.wallclock = wallclock or (lambda: datetime.now(UTC))
+        self.wallclock: Callable[[], datetime] = wallclock or _system_wallclock
+        self._wall: datetime | None = None  # the `wall` of the receive() call under way
         self.now = 0.0
         # the peer's chain against the trust anchors and the CRLs, with the verdict cache
         self.peers = PeerValidator(router, crl_source, verdict_cache_ttl)
@@ -141,8 +145,21 @@ class Engine:
             ike_sa_init.start(self, conn, cfg, now)
         return self._flush()
 
-    def receive(self, datagram: bytes, src: Address, dst: Address, now: float) -> list[Action]:
+    def receive(self, datagram: bytes, src: Address, dst: Address, now: float,
+                wall: datetime | None = None) -> list[Action]:
+        """A datagram arrived. `wall`: the wall-clock time (timezone-aware UTC) for certificate validity."""
         self.now = now
+        self._wall = wall
+        try:
+            return self._receive(datagram, src, dst, now)
+        finally:
+            self._wall = None
+
+    def wall(self) -> datetime:
+        """The wall-clock time certificate validity is judged at in this call."""
+        return self._wall if self._wall is not None else self.wallclock()
+
+    def _receive(self, datagram: bytes, src: Address, dst: Address, now: float) -> list[Action]:
         try:
             msg = Message.parse(datagram)
         except CodecError as e:
@@ -581,6 +598,11 @@ class Engine:
 @functools.lru_cache(maxsize=4096)
 def _packed(ip: str) -> bytes:
     return ipaddress.ip_address(ip).packed
+
+
+def _system_wallclock() -> datetime:
+    # only for drivers that pass neither `wall` nor a `wallclock` (see the module docstring)
+    return datetime.now(UTC)
 
 
 def _ts_text(ts: Sequence[Any]) -> str:

@@ -117,7 +117,7 @@ def _verify_peer(eng: Engine, sa: IkeSa, conn: Connection, msg: Message, peer_id
         raise AuthError("no certificate from the peer")
     if not conn.trust_anchors:
         raise AuthError("no trust anchors configured")
-    ee = eng.peers.validated_peer(tuple(c.data for c in certs), conn.trust_anchors, eng.wallclock(),
+    ee = eng.peers.validated_peer(tuple(c.data for c in certs), conn.trust_anchors, eng.wall(),
                                   crl_strict=conn.crl_strict)
     bound = eng.memo(("id-in-cert", peer_id, certs[0].data), lambda: _bound(eng, peer_id, ee))
     if not bound:
