@@ -14,9 +14,8 @@ messages sent by the original initiator use SK_ei/SK_ai (RFC 7296 2.14).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fipsike.ike.errors import (
     AuthenticInvalidSyntax,
@@ -39,8 +38,32 @@ AEAD_IV_SIZE = 8  # RFC 5282 3.1 (GCM, CCM), RFC 7634 3 (ChaCha20-Poly1305)
 SKF_HEADER_SIZE = 8  # generic header + Fragment Number + Total Fragments (RFC 7383 2.5)
 SK_HEADER_SIZE = 4
 _IV_COUNTER_MAX = 2**64 - 1
-# Last GCM explicit IV used under each sealing key (RFC 5282 3.1: an IV never repeats under a key).
-_IV_COUNTERS: weakref.WeakKeyDictionary[SecretKey, int] = weakref.WeakKeyDictionary()
+
+
+class AeadIvCounters:
+    """The last AEAD explicit IV used under each of an IKE SA's two sealing keys (RFC 5282 3.1: an IV
+    never repeats under a key). It belongs to the SA's keys (SkKeys), so every SkCrypto over those
+    keys counts on from the same place; no state is shared between SAs or kept in the module."""
+
+    __slots__ = ("initiator", "responder")
+
+    def __init__(self) -> None:
+        self.initiator = 0  # under SK_ei
+        self.responder = 0  # under SK_er
+
+    def next(self, sent_by_initiator: bool) -> bytes:
+        count = self.initiator if sent_by_initiator else self.responder
+        if count >= _IV_COUNTER_MAX:
+            raise IvExhausted("AEAD IV counter exhausted: rekey the IKE SA")
+        count += 1
+        if sent_by_initiator:
+            self.initiator = count
+        else:
+            self.responder = count
+        return count.to_bytes(AEAD_IV_SIZE, "big")
+
+    def __repr__(self) -> str:
+        return f"AeadIvCounters(i={self.initiator}, r={self.responder})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +80,7 @@ class SkKeys:
     sk_er: SecretKey
     sk_ai: SecretKey | None = None
     sk_ar: SecretKey | None = None
+    ivs: AeadIvCounters = field(default_factory=AeadIvCounters, compare=False)
 
     def __post_init__(self) -> None:
         if self.encryption.is_aead:
@@ -127,14 +151,9 @@ class SkCrypto:
 
     def _next_iv(self, key: SecretKey) -> bytes:
         if self.keys.encryption.is_aead:
-            # The counter belongs to the key handle, not to this object: two SkCrypto over the same
-            # keys still never reuse an IV under one key.
-            count = _IV_COUNTERS.get(key, 0)
-            if count >= _IV_COUNTER_MAX:
-                raise IvExhausted("AEAD IV counter exhausted: rekey the IKE SA")
-            count += 1
-            _IV_COUNTERS[key] = count
-            return count.to_bytes(AEAD_IV_SIZE, "big")
+            # the counter belongs to the keys, not to this object: two SkCrypto over the same keys
+            # still never reuse an IV under one key
+            return self.keys.ivs.next(key is self.keys.sk_ei)
         return self.router.random(self.keys.iv_size)
 
     # --- sealing ---------------------------------------------------------------
