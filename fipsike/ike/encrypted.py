@@ -30,7 +30,7 @@ from fipsike.ike.payloads import GENERIC_HEADER, Encrypted, EncryptedFragment, P
 from fipsike.ike.registry import ExchangeType as _Exchange
 from fipsike.ike.registry import PayloadType, lookup
 from providers.algorithms import Encryption, Integrity
-from providers.api import Provider
+from providers.api import IkeRouter
 from providers.errors import AuthenticationTagInvalid
 from providers.handles import SecretKey
 
@@ -134,7 +134,7 @@ class SkCrypto:
     passive decoder) accepts both directions.
     """
 
-    def __init__(self, router: Provider, keys: SkKeys, initiator: bool | None,
+    def __init__(self, router: IkeRouter, keys: SkKeys, initiator: bool | None,
                  max_size: int = MAX_MESSAGE_SIZE) -> None:
         self.router = router
         self.keys = keys

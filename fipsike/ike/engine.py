@@ -37,8 +37,9 @@ import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from certs.signature_hash import HashAlgorithmId, announced_hashes
 from fipsike.ike import wire
 from fipsike.ike.actions import (
     Action,
@@ -74,7 +75,9 @@ from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.retransmit import PendingRequest
 from fipsike.ike.sa import ChildSa, ChildState, IkeSa, IkeState, Task
 from fipsike.ike.sa_table import SaTable
+from fipsike.ike.tasks import PER_CHILD, SINGLETONS, TaskKind
 from providers.algorithms import Encryption, HashAlg, Integrity, KeyExchange, Prf
+from providers.api import IkeRouter
 from providers.errors import ProviderError
 
 HALF_OPEN_TIMEOUT = 30.0  # seconds a responder keeps an IKE SA waiting for IKE_AUTH
@@ -83,17 +86,22 @@ NONCE_SIZE = 32  # >= half the PRF key size and >= 16 octets (RFC 7296 2.10)
 # reqids handed out start in the range fipsike.kernel's Ownership claims (0x4649xxxx, "FI")
 REQID_BASE = 0x4649_0001
 INVALID_SPI_PER_SECOND = 10
+T = TypeVar("T")
 HALF_OPEN_PER_SOURCE = 10
 
 
 class Engine:
-    def __init__(self, router: Any, connections: Iterable[Connection] = (), *, cookie_threshold: int = 100,
+    def __init__(self, router: IkeRouter, connections: Iterable[Connection] = (), *, cookie_threshold: int = 100,
                  wallclock: Callable[[], datetime] | None = None, reqid_base: int = REQID_BASE,
                  verdict_cache_ttl: float = 300.0,
                  half_open_per_source: int = HALF_OPEN_PER_SOURCE, crl_source: CrlSource | None = None) -> None:
         self.router = router
         self.policy = router.policy
         self.fips = bool(getattr(self.policy, "fips", False))
+        # SIGNATURE_HASH_ALGORITHMS (RFC 7427 4): the SHA-2 hashes we verify signatures with under the
+        # policy (SHA-1 is never announced, even where the default profile still verifies it)
+        self.announced_hashes: tuple[int, ...] = tuple(
+            int(h) for h in announced_hashes(self.policy) if h is not HashAlgorithmId.SHA1)
         self.connections: dict[str, Connection] = {}
         for c in connections:
             self.add_connection(c)
@@ -139,7 +147,7 @@ class Engine:
         conn = self.connections[conn_name]
         existing = [sa for sa in self.sas.established() if sa.conn.name == conn_name]
         if existing and child is not None:
-            self.queue(existing[0], Task("create-child", child=child), now)
+            self.queue(existing[0], Task(TaskKind.CREATE_CHILD, child=child), now)
         else:
             cfg = conn.child(child) if child else (conn.children[0] if conn.children else None)
             ike_sa_init.start(self, conn, cfg, now)
@@ -198,21 +206,21 @@ class Engine:
         self.now = now
         found = self.find_child(spi_in)
         if found:
-            self.queue(found[0], Task("rekey-child", spi=spi_in), now)
+            self.queue(found[0], Task(TaskKind.REKEY_CHILD, spi=spi_in), now)
         return self._flush()
 
     def rekey_ike(self, ike_sa: str, now: float) -> list[Action]:
         self.now = now
         sa = self.find_ike(ike_sa)
         if sa is not None:
-            self.queue(sa, Task("rekey-ike"), now)
+            self.queue(sa, Task(TaskKind.REKEY_IKE), now)
         return self._flush()
 
     def delete_child(self, spi_in: int, now: float) -> list[Action]:
         self.now = now
         found = self.find_child(spi_in)
         if found:
-            self.queue(found[0], Task("delete-child", spi=spi_in), now)
+            self.queue(found[0], Task(TaskKind.DELETE_CHILD, spi=spi_in), now)
         return self._flush()
 
     def delete_ike(self, ike_sa: str, now: float) -> list[Action]:
@@ -220,7 +228,7 @@ class Engine:
         sa = self.find_ike(ike_sa)
         if sa is not None:
             if sa.state == IkeState.ESTABLISHED:
-                self.queue(sa, Task("delete-ike"), now)
+                self.queue(sa, Task(TaskKind.DELETE_IKE), now)
             else:
                 self.drop_ike(sa, "deleted locally")
         return self._flush()
@@ -230,7 +238,7 @@ class Engine:
         for sa in list(self.sas):
             if sa.conn.name == conn_name:
                 if sa.state == IkeState.ESTABLISHED:
-                    self.queue(sa, Task("delete-ike"), now)
+                    self.queue(sa, Task(TaskKind.DELETE_IKE), now)
                 else:
                     self.drop_ike(sa, "terminated")
         return self._flush()
@@ -242,9 +250,9 @@ class Engine:
         if found:
             sa, child = found
             if hard:
-                self.queue(sa, Task("delete-child", spi=spi_in), now)
+                self.queue(sa, Task(TaskKind.DELETE_CHILD, spi=spi_in), now)
             elif child.state == ChildState.INSTALLED:
-                self.queue(sa, Task("rekey-child", spi=spi_in), now)
+                self.queue(sa, Task(TaskKind.REKEY_CHILD, spi=spi_in), now)
         return self._flush()
 
     def liveness(self, ike_sa: str, now: float) -> list[Action]:
@@ -252,7 +260,7 @@ class Engine:
         self.now = now
         sa = self.find_ike(ike_sa)
         if sa is not None:
-            self.queue(sa, Task("dpd"), now)
+            self.queue(sa, Task(TaskKind.DPD), now)
         return self._flush()
 
     # --- lookups ----------------------------------------------------------------------
@@ -337,7 +345,7 @@ class Engine:
                 best = d
         return best
 
-    def ident(self, obj: Any) -> int:
+    def ident(self, obj: object) -> int:
         """A token for this very object (never reused for another while the table lives, as the
         table holds the object): memo keys built from it skip hashing certificates by value."""
         hit = self._idents.get(id(obj))
@@ -349,18 +357,19 @@ class Engine:
         self._idents[id(obj)] = (obj, self._ident_seq)
         return self._ident_seq
 
-    def text(self, obj: Any, render: Any = str) -> str:
+    def text(self, obj: Any, render: Callable[[Any], str] = str) -> str:
         """render(obj) (str by default) for an immutable object that recurs (a negotiated suite, a
         configured identity, selectors), remembered by the object's identity for log lines."""
         got: str = self.memo(("text", self.ident(obj), render), lambda: render(obj))
         return got
 
-    def memo(self, key: Any, build: Any) -> Any:
+    def memo(self, key: Any, build: Callable[[], T]) -> T:
         """A small per-engine cache for values derived from configuration, certificates or a peer's
         recurring offers. Keys compare by value; use ident(obj) in a key for a long-lived object
         (a connection, a certificate) rather than hashing it by value every time."""
         try:
-            return self._memo[key]
+            hit: T = self._memo[key]
+            return hit
         except KeyError:
             pass
         if len(self._memo) >= 4096:
@@ -446,11 +455,12 @@ class Engine:
         return bytes(self.router.digest(HashAlg.SHA1, spi_i + spi_r + ip + addr[1].to_bytes(2, "big")))
 
     # --- sending -------------------------------------------------------------------------------
-    def _send(self, sa: IkeSa, packets: Sequence[bytes]) -> None:
+    def resend(self, sa: IkeSa, packets: Sequence[bytes]) -> None:
+        """Datagrams already built for `sa` (a retransmission, a cached answer) go out again."""
         for p in packets:
             self.emit(SendDatagram(p, sa.local, sa.remote))
 
-    def send_request(self, sa: IkeSa, exchange: ExchangeType, payloads: Sequence[Payload], kind: str,
+    def send_request(self, sa: IkeSa, exchange: ExchangeType, payloads: Sequence[Payload], kind: TaskKind,
                      now: float) -> None:
         self.touch(sa)
         msg = Message(sa.spi_i, sa.spi_r, int(exchange), sa.next_request_id, sa.initiator, False,
@@ -464,7 +474,7 @@ class Engine:
         sa.pending = PendingRequest(msg.message_id, packets, kind, now)
         sa.pending.arm(sa.conn.retransmit, now)
         sa.next_request_id += 1
-        self._send(sa, packets)
+        self.resend(sa, packets)
 
     def send_response(self, sa: IkeSa, request: Message, payloads: Sequence[Payload]) -> None:
         self.touch(sa)
@@ -478,7 +488,7 @@ class Engine:
             packets = wire.protect(self.router, sa, msg)
         sa.last_response = (request.message_id, packets)
         sa.expected_request_id = request.message_id + 1
-        self._send(sa, packets)
+        self.resend(sa, packets)
 
     def send_plain(self, request: Message, payloads: Sequence[Payload], src: Address, dst: Address,
                    spi_r: bytes = bytes(8)) -> None:
@@ -489,9 +499,9 @@ class Engine:
 
     # --- the window of one (RFC 7296 2.3) ------------------------------------------------------
     def queue(self, sa: IkeSa, task: Task, now: float) -> None:
-        if task.kind in ("rekey-ike", "dpd", "delete-ike") and any(t.kind == task.kind for t in sa.tasks):
+        if task.kind in SINGLETONS and any(t.kind == task.kind for t in sa.tasks):
             return
-        if task.kind in ("rekey-child", "delete-child") and any(
+        if task.kind in PER_CHILD and any(
                 t.kind == task.kind and t.spi == task.spi for t in sa.tasks):
             return
         sa.tasks.append(task)

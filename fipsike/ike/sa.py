@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certs.identity import Identity
 from fipsike.ike.actions import Address, TrafficSelectorSpec
@@ -12,7 +12,11 @@ from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.keymat import ChildKeys, IkeKeys
 from fipsike.ike.proposals import EspSuite, IkeSuite, Proposal
 from fipsike.ike.retransmit import PendingRequest
+from fipsike.ike.tasks import TaskKind
 from providers.handles import KeyShare
+
+if TYPE_CHECKING:
+    from fipsike.ike.wire import Protection
 
 
 class IkeState(enum.Enum):
@@ -63,7 +67,7 @@ class ChildSa:
 class Task:
     """A request waiting for the window (RFC 7296 2.3: one request in flight)."""
 
-    kind: str  # "create-child" | "rekey-child" | "rekey-ike" | "delete-child" | "delete-ike" | "dpd"
+    kind: TaskKind
     child: str = ""  # child config name (create) or
     spi: int = 0  # the inbound SPI of the Child SA concerned
     group: int = 0  # a key exchange group to use (after INVALID_KE_PAYLOAD)
@@ -74,7 +78,7 @@ class Task:
 class Exchange:
     """Per-exchange state of our outstanding request (nonces, KE shares, new SPIs)."""
 
-    kind: str
+    kind: TaskKind
     nonce: bytes = b""
     share: KeyShare | None = None
     child_cfg: ChildConfig | None = None
@@ -139,7 +143,7 @@ class IkeSa:
     dpd_at: float = 0.0
     first_child: ChildConfig | None = None
     auth_exchange: Exchange | None = None
-    codec: Any = None  # the codec's SK protection state (keys + IV counter), set after IKE_SA_INIT
+    codec: Protection | None = None  # SK protection (keys, AEAD IV counters, reassembly), after IKE_SA_INIT
     rekeyed_to: str = ""
     # a colliding IKE SA rekey we answered while ours was in flight: (new IKE SA, its Ni, its Nr)
     collision: tuple[IkeSa, bytes, bytes] | None = None

@@ -13,6 +13,7 @@ from fipsike.ike.message import Message
 from fipsike.ike.payloads import Notify
 from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.sa import ChildState, IkeSa, IkeState, Task
+from fipsike.ike.tasks import TaskKind
 
 if TYPE_CHECKING:
     from fipsike.ike.engine import Engine
@@ -63,9 +64,9 @@ def _receive_in(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address,
         sa.last_heard = now
         sa.pending = None
         kind = pending.exchange
-        if kind == "ike-auth":
+        if kind == TaskKind.IKE_AUTH:
             ike_auth.handle_response(eng, sa, inner, now)
-        elif kind.startswith(("create-child", "rekey-child", "rekey-ike")):
+        elif kind in (TaskKind.CREATE_CHILD, TaskKind.REKEY_CHILD, TaskKind.REKEY_IKE):
             create_child_sa.handle_response(eng, sa, inner, now)
         else:
             informational.handle_response(eng, sa, inner, now)
@@ -81,7 +82,7 @@ def _receive_in(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address,
         if _open(eng, sa, msg, data) is None:
             return
         eng.log("debug", "retransmit-response", f"{sa.name}: request {msg.message_id} repeated, cached answer")
-        eng._send(sa, sa.last_response[1])
+        eng.resend(sa, sa.last_response[1])
         return
     if msg.message_id != sa.expected_request_id:
         eng.log("debug", "bad-message-id",
@@ -145,25 +146,25 @@ def _open(eng: Engine, sa: IkeSa, msg: Message, data: bytes, strict: bool = Fals
 
 
 def start_task(eng: Engine, sa: IkeSa, task: Task, now: float) -> None:
-    if sa.state == IkeState.REKEYED and task.kind != "delete-ike":
+    if sa.state == IkeState.REKEYED and task.kind != TaskKind.DELETE_IKE:
         # the SA is being replaced: its pending work moves to the new one
         new = eng.find_ike(sa.rekeyed_to)
         if new is not None:
             eng.queue(new, task, now)
         return
-    if task.kind == "create-child":
+    if task.kind == TaskKind.CREATE_CHILD:
         create_child_sa.start_create(eng, sa, task, now)
-    elif task.kind == "rekey-child":
+    elif task.kind == TaskKind.REKEY_CHILD:
         create_child_sa.start_rekey_child(eng, sa, task, now)
-    elif task.kind == "rekey-ike":
+    elif task.kind == TaskKind.REKEY_IKE:
         create_child_sa.start_rekey_ike(eng, sa, now)
-    elif task.kind == "delete-child":
+    elif task.kind == TaskKind.DELETE_CHILD:
         informational.start_delete_child(eng, sa, task, now)
-    elif task.kind == "delete-spi":
+    elif task.kind == TaskKind.DELETE_SPI:
         informational.start_delete_spi(eng, sa, task, now)
-    elif task.kind == "delete-ike":
+    elif task.kind == TaskKind.DELETE_IKE:
         informational.start_delete_ike(eng, sa, now)
-    elif task.kind == "dpd":
+    elif task.kind == TaskKind.DPD:
         informational.start_dpd(eng, sa, now)
 
 
@@ -184,10 +185,10 @@ def timer_sa(eng: Engine, sa: IkeSa, now: float) -> None:
     if p is not None and p.due(now):
         policy = sa.conn.retransmit
         give_up = p.exhausted(policy)
-        if p.exchange == "dpd" and now - p.sent_at >= sa.conn.dpd_timeout:
+        if p.exchange == TaskKind.DPD and now - p.sent_at >= sa.conn.dpd_timeout:
             give_up = True
         if give_up:
-            if p.exchange == "delete-ike":
+            if p.exchange == TaskKind.DELETE_IKE:
                 eng.drop_ike(sa, "deleted (no answer)")
             elif sa.state in (IkeState.INIT_SENT, IkeState.AUTH_SENT):
                 eng.log("warning", "ike-sa-timeout", f"{sa.conn.name}: no answer from {sa.remote[0]}")
@@ -197,11 +198,11 @@ def timer_sa(eng: Engine, sa: IkeSa, now: float) -> None:
             return
         p.tries += 1
         p.arm(policy, now)
-        if p.exchange == "dpd":
+        if p.exchange == TaskKind.DPD:
             # a liveness check gives up after dpd_timeout, whatever the retransmission schedule says
             p.deadline = min(p.deadline, p.sent_at + sa.conn.dpd_timeout)
         eng.log("debug", "retransmit", f"{sa.name}: request {p.message_id} try {p.tries}")
-        eng._send(sa, p.packets)
+        eng.resend(sa, p.packets)
     if sa.state in (IkeState.INIT_DONE, IkeState.REKEYED) and sa.half_open_deadline \
             and now >= sa.half_open_deadline:
         eng.drop_ike(sa, "half-open timeout" if sa.state == IkeState.INIT_DONE else "rekeyed")
@@ -211,11 +212,11 @@ def timer_sa(eng: Engine, sa: IkeSa, now: float) -> None:
     if sa.expire_at and now >= sa.expire_at:
         eng.log("info", "ike-sa-expired", f"{sa.name}: lifetime reached")
         sa.expire_at = 0.0
-        eng.queue(sa, Task("delete-ike"), now)
+        eng.queue(sa, Task(TaskKind.DELETE_IKE), now)
         return
     if sa.rekey_at and now >= sa.rekey_at:
         sa.rekey_at = 0.0
-        eng.queue(sa, Task("rekey-ike"), now)
+        eng.queue(sa, Task(TaskKind.REKEY_IKE), now)
     if sa.deferred and any(when <= now for when, _ in sa.deferred):
         due = [t for when, t in sa.deferred if when <= now]
         sa.deferred = [(when, t) for when, t in sa.deferred if when > now]
@@ -224,10 +225,10 @@ def timer_sa(eng: Engine, sa: IkeSa, now: float) -> None:
     for child in list(sa.children.values()):
         if child.expire_at and now >= child.expire_at:
             child.expire_at = 0.0
-            eng.queue(sa, Task("delete-child", spi=child.spi_in), now)
+            eng.queue(sa, Task(TaskKind.DELETE_CHILD, spi=child.spi_in), now)
         elif child.state == ChildState.INSTALLED and child.rekey_at and now >= child.rekey_at:
             child.rekey_at = 0.0
-            eng.queue(sa, Task("rekey-child", spi=child.spi_in), now)
+            eng.queue(sa, Task(TaskKind.REKEY_CHILD, spi=child.spi_in), now)
     if sa.conn.dpd_delay > 0 and sa.pending is None and not sa.tasks \
             and now >= sa.last_heard + sa.conn.dpd_delay:
-        eng.queue(sa, Task("dpd"), now)
+        eng.queue(sa, Task(TaskKind.DPD), now)

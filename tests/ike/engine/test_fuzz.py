@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fipsike.ike.tasks import TaskKind
 from tests.ike.engine.conftest import PairFactory
 from tests.ike.engine.test_create_child_sa import paired, up
 
@@ -106,7 +107,7 @@ def test_authentic_but_odd_requests(pair: PairFactory, payloads: list, exchange:
     net, i, r = up(pair, True)
     sa = i.the_ike_sa()
     # every strategy payload is encodable: a ValueError here is a codec bug, not a skip
-    i.engine.send_request(sa, ExchangeType(exchange), payloads, "fuzz", net.now)
+    i.engine.send_request(sa, ExchangeType(exchange), payloads, TaskKind.DPD, net.now)
     sa.pending = None  # the answer is not for a real exchange of ours
     net.take(i, i.engine._flush())
     pkts = list(net.wire)
@@ -140,7 +141,7 @@ def test_authentic_malformed_request_gets_invalid_syntax(pair: PairFactory) -> N
 
     net, i, r = up(pair, True)
     sa = i.the_ike_sa()
-    i.engine.send_request(sa, ExchangeType.CREATE_CHILD_SA, [SecurityAssociation(())], "fuzz", net.now)
+    i.engine.send_request(sa, ExchangeType.CREATE_CHILD_SA, [SecurityAssociation(())], TaskKind.DPD, net.now)
     net.take(i, i.engine._flush())
     (req,) = net.wire
     net.wire.clear()
