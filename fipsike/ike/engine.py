@@ -59,6 +59,7 @@ from fipsike.ike.cookies import CookieJar
 from fipsike.ike.deadlines import Deadlines, sa_deadline
 from fipsike.ike.errors import CodecError
 from fipsike.ike.exchanges import dispatch, ike_sa_init
+from fipsike.ike.exchanges.registrations import default_registry
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import Notify, Payload
 from fipsike.ike.peer_validator import CrlSource, PeerValidator
@@ -75,7 +76,7 @@ from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.retransmit import PendingRequest
 from fipsike.ike.sa import ChildSa, ChildState, IkeSa, IkeState, Task
 from fipsike.ike.sa_table import SaTable
-from fipsike.ike.tasks import PER_CHILD, SINGLETONS, TaskKind
+from fipsike.ike.tasks import PER_CHILD, SETUP, SINGLETONS, TaskKind
 from providers.algorithms import Encryption, HashAlg, Integrity, KeyExchange, Prf
 from providers.api import IkeRouter
 from providers.errors import ProviderError
@@ -107,6 +108,7 @@ class Engine:
             self.add_connection(c)
         self.sas = SaTable(on_add=self.touch)
         self.cookies = CookieJar(router, threshold=cookie_threshold)
+        self.registry = default_registry()  # the ExchangeTasks, by task kind and by request
         # beside the cookie threshold (all sources together): half-open SAs one address may hold, so one
         # host that answers cookies cannot fill the table alone (strongSwan's block_threshold)
         self.half_open_per_source = half_open_per_source
@@ -150,7 +152,7 @@ class Engine:
             self.queue(existing[0], Task(TaskKind.CREATE_CHILD, child=child), now)
         else:
             cfg = conn.child(child) if child else (conn.children[0] if conn.children else None)
-            ike_sa_init.start(self, conn, cfg, now)
+            ike_sa_init.create(self, conn, cfg, now)
         return self._flush()
 
     def receive(self, datagram: bytes, src: Address, dst: Address, now: float,
@@ -509,9 +511,11 @@ class Engine:
         self.kick(sa, now)
 
     def kick(self, sa: IkeSa, now: float) -> None:
-        if sa.pending is not None or sa.state not in (IkeState.ESTABLISHED, IkeState.REKEYED):
-            return
+        """Start queued tasks while nothing is in flight (RFC 7296 2.3): the setup chain (IKE_SA_INIT,
+        IKE_INTERMEDIATE, IKE_AUTH) as it comes, other work once the IKE SA is established."""
         while sa.tasks and sa.pending is None and self._live(sa):
+            if sa.tasks[0].kind not in SETUP and sa.state not in (IkeState.ESTABLISHED, IkeState.REKEYED):
+                return
             task = sa.tasks.pop(0)
             try:
                 dispatch.start_task(self, sa, task, now)
@@ -598,7 +602,7 @@ class Engine:
         self.drop_ike(sa, "dead peer")
         if action == "restart":
             conn = self.connections.get(sa.conn.name, sa.conn)
-            ike_sa_init.start(self, conn, conn.children[0] if conn.children else None, now)
+            ike_sa_init.create(self, conn, conn.children[0] if conn.children else None, now)
 
     def notify_error(self, sa: IkeSa | None, name: str, detail: str) -> None:
         self.log("warning", name.lower().replace("_", "-"),

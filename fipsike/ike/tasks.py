@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from fipsike.ike.actions import Address
+from fipsike.ike.message import Message
 from fipsike.ike.registry import ExchangeType
 
 if TYPE_CHECKING:
     from fipsike.ike.context import IkeContext
-    from fipsike.ike.message import Message
     from fipsike.ike.sa import IkeSa, IkeState, Task
 
 
@@ -61,13 +63,25 @@ class ExchangeTask(Protocol):
         """Build and send our request for `task` (or finish at once when nothing is to be done)."""
         ...
 
-    def on_response(self, ctx: IkeContext, sa: IkeSa, msg: Message, kind: TaskKind, now: float) -> None:
-        """The decrypted answer to our request of `kind`."""
+    def on_response(self, ctx: IkeContext, sa: IkeSa, rx: Received, kind: TaskKind, now: float) -> None:
+        """The answer to our request of `kind` (decrypted, but for IKE_SA_INIT)."""
         ...
 
-    def on_request(self, ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None:
+    def on_request(self, ctx: IkeContext, sa: IkeSa, rx: Received, now: float) -> None:
         """The peer's decrypted request of this exchange type."""
         ...
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message as it reached an exchange: `msg` with the decrypted payloads (an IKE_SA_INIT message
+    is never encrypted), the datagram as it came (RFC 7296 2.15 signs IKE_SA_INIT's octets), and
+    where it came from and to."""
+
+    msg: Message
+    data: bytes
+    src: Address
+    dst: Address
 
 
 class UnknownTask(LookupError):

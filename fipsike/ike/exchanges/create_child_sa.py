@@ -18,7 +18,7 @@ from fipsike.ike.payloads import KeyExchangePayload, Nonce, Notify, Payload, Sec
 from fipsike.ike.proposals import NoProposalChosen, Proposal, Protocol, ike_suite, verify_choice
 from fipsike.ike.registry import ExchangeType, NotifyType, ProtocolId
 from fipsike.ike.sa import ChildSa, ChildState, Exchange, IkeSa, IkeState, Task
-from fipsike.ike.tasks import TaskKind
+from fipsike.ike.tasks import Received, TaskKind
 from providers.algorithms import KeyExchange
 from providers.errors import InvalidKeyShare, ProviderError
 from providers.handles import SecretKey
@@ -429,3 +429,24 @@ def _respond_rekey_ike(ctx: IkeContext, sa: IkeSa, msg: Message, sa_p: SecurityA
         sa.collision = (new, ni, nr)  # resolved when our own rekey's answer arrives
         return
     adopt(ctx, sa, new, now)
+
+
+class CreateChildSa:
+    """The CREATE_CHILD_SA task: new Child SAs, Child SA and IKE SA rekeys."""
+
+    exchange = ExchangeType.CREATE_CHILD_SA
+    kinds = frozenset({TaskKind.CREATE_CHILD, TaskKind.REKEY_CHILD, TaskKind.REKEY_IKE})
+
+    def start(self, ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
+        if task.kind is TaskKind.CREATE_CHILD:
+            start_create(ctx, sa, task, now)
+        elif task.kind is TaskKind.REKEY_CHILD:
+            start_rekey_child(ctx, sa, task, now)
+        else:
+            start_rekey_ike(ctx, sa, now, task.group)
+
+    def on_response(self, ctx: IkeContext, sa: IkeSa, rx: Received, kind: TaskKind, now: float) -> None:
+        handle_response(ctx, sa, rx.msg, now)
+
+    def on_request(self, ctx: IkeContext, sa: IkeSa, rx: Received, now: float) -> None:
+        handle_request(ctx, sa, rx.msg, now)

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 from fipsike.ike import wire
 from fipsike.ike.actions import Address, SendDatagram
 from fipsike.ike.errors import AuthenticInvalidSyntax, CodecError, UnsupportedCriticalPayload
-from fipsike.ike.exchanges import create_child_sa, ike_auth, ike_sa_init, informational
+from fipsike.ike.exchanges import ike_sa_init
+from fipsike.ike.exchanges.registrations import LIVE
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import Notify
 from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.sa import ChildState, IkeSa, IkeState, Task
-from fipsike.ike.tasks import TaskKind
+from fipsike.ike.tasks import Received, TaskKind
 
 if TYPE_CHECKING:
     from fipsike.ike.engine import Engine
@@ -52,26 +53,24 @@ def _receive_in(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address,
         if pending is None or pending.message_id != msg.message_id:
             eng.log("debug", "stale-response", f"{sa.name}: response {msg.message_id} matches no request")
             return
-        if msg.exchange == ExchangeType.IKE_SA_INIT:
-            if sa.state != IkeState.INIT_SENT:
-                return
-            ike_sa_init.handle_response(eng, sa, msg, data, src, dst, now)
-            return
-        inner = _open(eng, sa, msg, data)
-        if inner is None:
-            return
-        _follow(eng, sa, src, dst)
-        sa.last_heard = now
-        sa.pending = None
         kind = pending.exchange
-        if kind == TaskKind.IKE_AUTH:
-            ike_auth.handle_response(eng, sa, inner, now)
-        elif kind in (TaskKind.CREATE_CHILD, TaskKind.REKEY_CHILD, TaskKind.REKEY_IKE):
-            create_child_sa.handle_response(eng, sa, inner, now)
+        task = eng.registry.for_kind(kind)
+        if msg.exchange != task.exchange:
+            eng.log("debug", "drop", f"{sa.name}: {msg.exchange} response to our {task.exchange.name} request")
+            return
+        if msg.exchange == ExchangeType.IKE_SA_INIT:
+            # unprotected; the task clears `pending` itself once the answer is taken (not for COOKIE
+            # or INVALID_KE_PAYLOAD, which it answers with a new request)
+            task.on_response(eng, sa, Received(msg, data, src, dst), kind, now)
         else:
-            informational.handle_response(eng, sa, inner, now)
-        if sa.state != IkeState.DELETED:
-            eng.kick(sa, now)
+            inner = _open(eng, sa, msg, data)
+            if inner is None:
+                return
+            _follow(eng, sa, src, dst)
+            sa.last_heard = now
+            sa.pending = None
+            task.on_response(eng, sa, Received(inner, data, src, dst), kind, now)
+        eng.kick(sa, now)  # the next task in the queue (the next setup exchange, or queued work)
         return
     # a request
     if sa.keys is None:
@@ -104,20 +103,16 @@ def _receive_in(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address,
     _follow(eng, sa, src, dst)
     sa.last_heard = now
     ex = msg.exchange
-    if ex == ExchangeType.IKE_AUTH and sa.state == IkeState.INIT_DONE:
-        ike_auth.handle_request(eng, sa, inner, now)
-    elif sa.state not in (IkeState.ESTABLISHED, IkeState.REKEYED, IkeState.DELETING):
+    handler = eng.registry.for_request(int(ex), sa.state)
+    if handler is not None:
+        handler.on_request(eng, sa, Received(inner, data, src, dst), now)
+    elif sa.state not in LIVE:
         eng.log("debug", "unexpected-request", f"{sa.name}: {ex} request in state {sa.state.value}: dropped")
         return
-    elif ex == ExchangeType.CREATE_CHILD_SA:
-        create_child_sa.handle_request(eng, sa, inner, now)
-    elif ex == ExchangeType.INFORMATIONAL:
-        informational.handle_request(eng, sa, inner, now)
     else:
         # RFC 7296 1.5 / 2.21: an exchange we do not know gets an error answer in the IKE SA
         eng.send_response(sa, inner, [Notify.error(NotifyType.INVALID_SYNTAX)])
-    if sa.state is not IkeState.DELETED:  # type: ignore[comparison-overlap]  # the handler may delete it
-        eng.kick(sa, now)
+    eng.kick(sa, now)
 
 
 def _follow(eng: Engine, sa: IkeSa, src: Address, dst: Address) -> None:
@@ -146,26 +141,13 @@ def _open(eng: Engine, sa: IkeSa, msg: Message, data: bytes, strict: bool = Fals
 
 
 def start_task(eng: Engine, sa: IkeSa, task: Task, now: float) -> None:
-    if sa.state == IkeState.REKEYED and task.kind != TaskKind.DELETE_IKE:
+    if sa.state == IkeState.REKEYED and task.kind is not TaskKind.DELETE_IKE:
         # the SA is being replaced: its pending work moves to the new one
         new = eng.find_ike(sa.rekeyed_to)
         if new is not None:
             eng.queue(new, task, now)
         return
-    if task.kind == TaskKind.CREATE_CHILD:
-        create_child_sa.start_create(eng, sa, task, now)
-    elif task.kind == TaskKind.REKEY_CHILD:
-        create_child_sa.start_rekey_child(eng, sa, task, now)
-    elif task.kind == TaskKind.REKEY_IKE:
-        create_child_sa.start_rekey_ike(eng, sa, now)
-    elif task.kind == TaskKind.DELETE_CHILD:
-        informational.start_delete_child(eng, sa, task, now)
-    elif task.kind == TaskKind.DELETE_SPI:
-        informational.start_delete_spi(eng, sa, task, now)
-    elif task.kind == TaskKind.DELETE_IKE:
-        informational.start_delete_ike(eng, sa, now)
-    elif task.kind == TaskKind.DPD:
-        informational.start_dpd(eng, sa, now)
+    eng.registry.for_kind(task.kind).start(eng, sa, task, now)
 
 
 def timer(eng: Engine, now: float) -> None:

@@ -46,7 +46,7 @@ from fipsike.ike.payloads import (
 from fipsike.ike.proposals import admits
 from fipsike.ike.registry import AuthMethod, CertEncoding, ExchangeType, NotifyType, ProtocolId
 from fipsike.ike.sa import Exchange, IkeSa, IkeState, Task
-from fipsike.ike.tasks import TaskKind
+from fipsike.ike.tasks import Received, TaskKind
 from providers.errors import ProviderError
 
 
@@ -159,7 +159,7 @@ def established(ctx: IkeContext, sa: IkeSa, now: float, announce: bool = True) -
 # --- initiator -----------------------------------------------------------------------------
 
 
-def start(ctx: IkeContext, sa: IkeSa, now: float) -> None:
+def start(ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
     conn = sa.conn
     try:
         sa.local_id = _local_id(ctx, conn)
@@ -335,3 +335,19 @@ def _initial_contact(ctx: IkeContext, sa: IkeSa) -> None:
             ctx.log("info", "initial-contact", f"{other.name}: replaced after INITIAL_CONTACT")
             ctx.drop_ike(other, "INITIAL_CONTACT")
 
+
+
+class IkeAuth:
+    """The IKE_AUTH task: the last of the setup chain."""
+
+    exchange = ExchangeType.IKE_AUTH
+    kinds = frozenset({TaskKind.IKE_AUTH})
+
+    def start(self, ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
+        start(ctx, sa, task, now)
+
+    def on_response(self, ctx: IkeContext, sa: IkeSa, rx: Received, kind: TaskKind, now: float) -> None:
+        handle_response(ctx, sa, rx.msg, now)
+
+    def on_request(self, ctx: IkeContext, sa: IkeSa, rx: Received, now: float) -> None:
+        handle_request(ctx, sa, rx.msg, now)

@@ -9,7 +9,6 @@ from fipsike.ike.actions import Address, SendDatagram
 from fipsike.ike.auth import HASH_BY_ID
 from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.context import IkeContext
-from fipsike.ike.exchanges import ike_auth
 from fipsike.ike.exchanges.common import certreq, ke_first
 from fipsike.ike.keymat import derive_ike_keys
 from fipsike.ike.message import Message
@@ -31,8 +30,8 @@ from fipsike.ike.proposals import (
     verify_choice,
 )
 from fipsike.ike.registry import ExchangeType, NotifyType
-from fipsike.ike.sa import IkeSa, IkeState
-from fipsike.ike.tasks import TaskKind
+from fipsike.ike.sa import IkeSa, IkeState, Task
+from fipsike.ike.tasks import Received, TaskKind
 from providers.algorithms import KeyExchange
 from providers.errors import InvalidKeyShare, ProviderError
 
@@ -80,7 +79,10 @@ def _derive(ctx: IkeContext, sa: IkeSa, shared: object) -> None:
 # --- initiator -----------------------------------------------------------------------------
 
 
-def start(ctx: IkeContext, conn: Connection, child: ChildConfig | None, now: float) -> IkeSa:
+def create(ctx: IkeContext, conn: Connection, child: ChildConfig | None, now: float) -> IkeSa:
+    """A new IKE SA we initiate for `conn`, its setup chain queued (IKE_SA_INIT, then IKE_AUTH; the
+    IKE_INTERMEDIATE exchanges go between them once IKE_SA_INIT has chosen additional key exchanges)
+    and started."""
     local = (conn.local_addrs[0], conn.port)
     remote = (conn.remote_addrs[0], conn.port)
     sa = IkeSa(conn=conn, spi_i=ctx.new_ike_spi(), spi_r=bytes(8), initiator=True, local=local, remote=remote,
@@ -88,13 +90,18 @@ def start(ctx: IkeContext, conn: Connection, child: ChildConfig | None, now: flo
     sa.ni = ctx.nonce()
     first = conn.ike_proposals[0].ke_groups()
     sa.ke_group = first[0] if first else int(KeyExchange.ECP_256)
+    sa.tasks = [Task(TaskKind.IKE_SA_INIT), Task(TaskKind.IKE_AUTH)]
     ctx.sas.add(sa)
     ctx.log("info", "ike-sa-initiate", f"{conn.name}: IKE_SA_INIT to {remote[0]}")
-    try:
-        _send_init(ctx, sa, now)
-    except Exception as e:  # noqa: BLE001 - e.g. the module refuses the key share: this SA fails
-        ctx.close_on_error(sa, e)
+    ctx.kick(sa, now)  # an error (the module refuses the key share, ...) closes the SA there
     return sa
+
+
+def intermediate_rounds(sa: IkeSa) -> int:
+    """How many IKE_INTERMEDIATE exchanges (RFC 9242) go between IKE_SA_INIT and IKE_AUTH: one per
+    additional key exchange negotiated (RFC 9370 2.2.2). None is negotiated yet: the IKE_INTERMEDIATE
+    task (branch `intermediate`) registers itself and makes this count the ADDKE transforms."""
+    return 0
 
 
 def _send_init(ctx: IkeContext, sa: IkeSa, now: float) -> None:
@@ -196,7 +203,8 @@ def handle_response(ctx: IkeContext, sa: IkeSa, msg: Message, data: bytes, src: 
         # RFC 7296 2.23: once a NAT is found, move to port 4500 for IKE_AUTH and after
         if sa.remote[1] == 500:
             ctx.sas.move_peer(sa, (sa.remote[0], 4500), (sa.local[0], 4500))
-    ike_auth.start(ctx, sa, now)
+    # the setup chain goes on from the queue: [IKE_INTERMEDIATE x n,] IKE_AUTH
+    sa.tasks[0:0] = [Task(TaskKind.IKE_INTERMEDIATE) for _ in range(intermediate_rounds(sa))]
 
 
 def _authorities(c: CertificateRequest) -> tuple[bytes, ...]:
@@ -316,3 +324,20 @@ def _choose(ctx: IkeContext, sa_p: SecurityAssociation, group: int,
     # this suite (ike_auth._pick_connection)
     conn = next((c for c in cands if admits(c.ike_proposals, chosen)), cands[0])
     return chosen, suite, conn, wire.Prepared(wire.to_wire_sa([chosen]))
+
+
+class IkeSaInit:
+    """The IKE_SA_INIT task. A request has no IKE SA yet: the manager hands it to handle_request."""
+
+    exchange = ExchangeType.IKE_SA_INIT
+    kinds = frozenset({TaskKind.IKE_SA_INIT})
+
+    def start(self, ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
+        _send_init(ctx, sa, now)
+
+    def on_response(self, ctx: IkeContext, sa: IkeSa, rx: Received, kind: TaskKind, now: float) -> None:
+        if sa.state == IkeState.INIT_SENT:
+            handle_response(ctx, sa, rx.msg, rx.data, rx.src, rx.dst, now)
+
+    def on_request(self, ctx: IkeContext, sa: IkeSa, rx: Received, now: float) -> None:
+        pass  # never registered for requests inside an IKE SA

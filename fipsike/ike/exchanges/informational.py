@@ -8,7 +8,7 @@ from fipsike.ike.message import Message
 from fipsike.ike.payloads import Delete, Payload
 from fipsike.ike.registry import ExchangeType, ProtocolId
 from fipsike.ike.sa import ChildState, Exchange, IkeSa, IkeState, Task
-from fipsike.ike.tasks import TaskKind
+from fipsike.ike.tasks import Received, TaskKind
 
 
 def start_delete_child(ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
@@ -82,3 +82,26 @@ def handle_request(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None
             ctx.log("info", "child-sa-deleted", f"{sa.conn.name}/{child.name} {child.spi_in:08x}: deleted by peer")
     reply: list[Payload] = [Delete(int(ProtocolId.ESP), tuple(reply_spis))] if reply_spis else []
     ctx.send_response(sa, msg, reply)
+
+
+class Informational:
+    """The INFORMATIONAL task: deletes and liveness checks."""
+
+    exchange = ExchangeType.INFORMATIONAL
+    kinds = frozenset({TaskKind.DELETE_CHILD, TaskKind.DELETE_SPI, TaskKind.DELETE_IKE, TaskKind.DPD})
+
+    def start(self, ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
+        if task.kind is TaskKind.DELETE_CHILD:
+            start_delete_child(ctx, sa, task, now)
+        elif task.kind is TaskKind.DELETE_SPI:
+            start_delete_spi(ctx, sa, task, now)
+        elif task.kind is TaskKind.DELETE_IKE:
+            start_delete_ike(ctx, sa, now)
+        else:
+            start_dpd(ctx, sa, now)
+
+    def on_response(self, ctx: IkeContext, sa: IkeSa, rx: Received, kind: TaskKind, now: float) -> None:
+        handle_response(ctx, sa, rx.msg, now)
+
+    def on_request(self, ctx: IkeContext, sa: IkeSa, rx: Received, now: float) -> None:
+        handle_request(ctx, sa, rx.msg, now)

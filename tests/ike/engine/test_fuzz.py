@@ -141,7 +141,8 @@ def test_authentic_malformed_request_gets_invalid_syntax(pair: PairFactory) -> N
 
     net, i, r = up(pair, True)
     sa = i.the_ike_sa()
-    i.engine.send_request(sa, ExchangeType.CREATE_CHILD_SA, [SecurityAssociation(())], TaskKind.DPD, net.now)
+    i.engine.send_request(sa, ExchangeType.CREATE_CHILD_SA, [SecurityAssociation(())], TaskKind.CREATE_CHILD,
+                          net.now)
     net.take(i, i.engine._flush())
     (req,) = net.wire
     net.wire.clear()
