@@ -2,14 +2,20 @@
 
     engine = Engine(router, [conn])
     actions = engine.initiate("gw", now)
-    actions = engine.receive(datagram, src=(ip, port), dst=(ip, port), now=now)
+    actions = engine.receive(datagram, src=(ip, port), dst=(ip, port), now=now, wall=utc_now)
     actions = engine.timer(now)
 
 The driver carries out the returned actions in order (send, install, arm a
 timer, log). The engine reads no clock, opens no socket and touches no kernel:
-that keeps every test deterministic. Exchange logic lives in
-fipsike.ike.exchanges, one module per exchange; this module holds the SA
-tables, message IDs, retransmission, timers and the shared helpers.
+that keeps every test deterministic. Its parts:
+- exchanges/: one ExchangeTask per exchange (fipsike.ike.tasks), registered in
+  exchanges/registrations.py; exchanges/dispatch.py is the task manager (routing,
+  message IDs, the per-SA task queue, the timer sweep). Exchanges see this engine
+  only as an IkeContext (fipsike.ike.context).
+- sa_table.py: every IKE and Child SA and all their indices; deadlines.py: the
+  timer heap; peer_validator.py: the peer's chain, CRLs and the verdict cache.
+- this module: the public API, sending, Child SA install/removal, the policy
+  checks and the small caches.
 
 The driver's side of the contract:
 - `now` is any monotonic clock in seconds. Certificate validity needs the wall-clock time
@@ -329,7 +335,7 @@ class Engine:
         self.deadlines.touch(sa)
 
     def _live(self, sa: IkeSa) -> bool:
-        return self.sas.get(sa.our_spi) is sa
+        return self.sas.by_spi.get(sa.our_spi) is sa
 
     def _rearm(self) -> float | None:
         return self.deadlines.rearm(lambda: self.sas, len(self.sas))
