@@ -92,7 +92,13 @@ class Connection:
 
     @property
     def ike_cfg(self) -> IkeConfig:
-        return IkeConfig(self.local_addrs, self.remote_addrs, self.port, self.ike_proposals)
+        """This connection's IKE config; remembered while the fields it is made of stay the same objects."""
+        cfg: IkeConfig | None = self.__dict__.get("_ike_cfg")
+        if cfg is None or cfg.local_addrs is not self.local_addrs or cfg.remote_addrs is not self.remote_addrs \
+                or cfg.port != self.port or cfg.ike_proposals is not self.ike_proposals:
+            cfg = IkeConfig(self.local_addrs, self.remote_addrs, self.port, self.ike_proposals)
+            self.__dict__["_ike_cfg"] = cfg
+        return cfg
 
     def child(self, name: str) -> ChildConfig:
         for c in self.children:

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from fipsike.ike.actions import Address
 from fipsike.ike.message import Message
@@ -72,11 +71,10 @@ class ExchangeTask(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Received:
+class Received(NamedTuple):
     """A message as it reached an exchange: `msg` with the decrypted payloads (an IKE_SA_INIT message
     is never encrypted), the datagram as it came (RFC 7296 2.15 signs IKE_SA_INIT's octets), and
-    where it came from and to."""
+    where it came from and to. (A NamedTuple: one is made per message.)"""
 
     msg: Message
     data: bytes
