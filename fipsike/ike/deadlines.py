@@ -41,16 +41,16 @@ class Deadlines:
         self._live = live  # is this SA still in the table?
         self._heap: list[tuple[float, int, IkeSa]] = []
         self._seq = 0
-        self._touched: dict[int, IkeSa] = {}
+        self.touched: dict[int, IkeSa] = {}  # the SAs changed in this call, by id
 
     def touch(self, sa: IkeSa) -> None:
         """`sa` changed in this call: its next deadline is recomputed before the call returns."""
-        self._touched[id(sa)] = sa
+        self.touched[id(sa)] = sa
 
-    def rearm(self, all_sas: Callable[[], Iterable[IkeSa]], count: int) -> float | None:
+    def rearm(self, all_sas: Iterable[IkeSa], count: int) -> float | None:
         """Push the touched SAs' new deadlines; the earliest deadline of all (None: nothing due ever)."""
         heap = self._heap
-        for sa in self._touched.values():
+        for sa in self.touched.values():
             if not self._live(sa):
                 continue
             d = sa_deadline(sa)
@@ -58,11 +58,11 @@ class Deadlines:
                 self._seq += 1
                 heapq.heappush(heap, (d, self._seq, sa))
             sa.armed = d or 0.0
-        self._touched.clear()
+        self.touched.clear()
         if len(heap) > 4 * count + 64:
             # stale entries (deadlines that moved) pile up between pops: rebuild now and then
             heap[:] = [(d, i, sa) for i, (d, sa) in enumerate(
-                (sa_deadline(sa), sa) for sa in all_sas()) if d is not None]
+                (sa_deadline(sa), sa) for sa in all_sas) if d is not None]
             heapq.heapify(heap)
             self._seq = len(heap)
         while heap and not self._live(heap[0][2]):

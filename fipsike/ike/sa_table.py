@@ -29,6 +29,7 @@ class SaTable:
         self.by_init: dict[InitKey, IkeSa] = {}
         self._init_key: dict[bytes, InitKey] = {}  # our SPI -> its by_init key
         self._by_name: dict[str, IkeSa] = {}
+        self._name_of: dict[bytes, str] = {}  # our SPI -> the name it is indexed under
         self._children: dict[int, IkeSa] = {}  # inbound Child SA SPI -> its IKE SA
         self._half_open: set[bytes] = set()  # our SPIs of SAs not yet through IKE_AUTH (O(1) count)
         self._half_open_src: dict[bytes, str] = {}  # responder half-open SA -> the peer's IP
@@ -38,7 +39,8 @@ class SaTable:
     def add(self, sa: IkeSa) -> None:
         spi = sa.our_spi
         self.by_spi[spi] = sa
-        self._by_name[sa.name] = sa
+        name = self._name_of[spi] = sa.name
+        self._by_name[name] = sa
         if sa.state in (IkeState.INIT_SENT, IkeState.INIT_DONE, IkeState.AUTH_SENT):
             self._half_open.add(spi)
             if not sa.initiator:
@@ -58,8 +60,9 @@ class SaTable:
         spi = sa.our_spi
         if self.by_spi.get(spi) is sa:
             del self.by_spi[spi]
-        if self._by_name.get(sa.name) is sa:
-            del self._by_name[sa.name]
+        name = self._name_of.pop(spi, None)
+        if name is not None and self._by_name.get(name) is sa:
+            del self._by_name[name]
         self._settle(spi)
         key = self._init_key.pop(spi, None)
         if key is not None and self.by_init.get(key) is sa:
@@ -70,10 +73,14 @@ class SaTable:
 
     def set_spi_r(self, sa: IkeSa, spi_r: bytes) -> None:
         """The initiator learns the responder's SPI: the SA's name changes (its own SPI does not)."""
-        if self._by_name.get(sa.name) is sa:
-            del self._by_name[sa.name]
+        spi = sa.our_spi
+        old = self._name_of.get(spi)
+        if old is not None and self._by_name.get(old) is sa:
+            del self._by_name[old]
         sa.spi_r = spi_r
-        self._by_name[sa.name] = sa
+        if spi in self._name_of:
+            name = self._name_of[spi] = sa.name
+            self._by_name[name] = sa
 
     def move_peer(self, sa: IkeSa, remote: Address, local: Address) -> None:
         """The peer (or we) moved, e.g. a NAT port change (RFC 7296 2.23). The IKE_SA_INIT index keeps
@@ -140,7 +147,7 @@ class SaTable:
     def sizes(self) -> dict[str, int]:
         """How many entries each index holds (all 0 for an empty table)."""
         return {"by_spi": len(self.by_spi), "by_init": len(self.by_init), "init_keys": len(self._init_key),
-                "by_name": len(self._by_name), "children": len(self._children),
+                "by_name": len(self._by_name), "names": len(self._name_of), "children": len(self._children),
                 "half_open": len(self._half_open), "half_open_sources": len(self._per_source)}
 
     def __iter__(self) -> Iterator[IkeSa]:

@@ -41,6 +41,10 @@ class TaskKind(enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    # members are singletons: hash by identity (Enum's own __hash__ is Python code, and kinds are
+    # looked up on every message)
+    __hash__ = object.__hash__
+
 
 # the tasks that set an IKE SA up, in their order; they run before the SA is established
 SETUP = (TaskKind.IKE_SA_INIT, TaskKind.IKE_INTERMEDIATE, TaskKind.IKE_AUTH)

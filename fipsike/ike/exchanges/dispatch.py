@@ -26,7 +26,7 @@ def receive(eng: Engine, msg: Message, data: bytes, src: Address, dst: Address, 
         return
     # the I flag says who sent it: from the original initiator, our SPI is SPIr (RFC 7296 3.1)
     ours = msg.spi_r if msg.initiator else msg.spi_i
-    sa = eng.sas.get(ours)
+    sa = eng.sas.by_spi.get(ours)
     if sa is not None:
         eng.touch(sa)
     if sa is None or sa.initiator == msg.initiator:
