@@ -1,5 +1,10 @@
-"""Routing of received messages to their exchange, message-ID checks (RFC 7296 2.2, 2.3, 2.21)
-and the timer sweep (retransmission, rekeying, lifetimes, liveness)."""
+"""The task manager: routing of received messages to their ExchangeTask (the registry, by the
+pending request's TaskKind for responses, by exchange type and IKE SA state for requests),
+message-ID checks (RFC 7296 2.2, 2.3, 2.21), starting queued tasks, and the timer sweep
+(retransmission, rekeying, lifetimes, liveness).
+
+An IKE_SA_INIT request is the one message that comes before any IKE SA: it goes straight to
+ike_sa_init.handle_request, which makes the SA (or answers statelessly)."""
 
 from __future__ import annotations
 
