@@ -55,7 +55,8 @@ encrypted     SkKeys(encryption, key_length_bits, integrity, sk_ei, sk_er, sk_ai
               .open(data) -> Message (inner payloads; integrity checked before decryption),
               .seal_fragments(message, max_datagram) -> list[bytes] (one SK datagram if it fits, else SKF
               fragments), .open_fragment(data) -> OpenedFragment (verified, decrypted; repr hides plaintext).
-              GCM IVs: a counter per sealing key handle, from 1 (IvExhausted at 2^64-1); CBC IVs: router.random.
+              GCM IVs: a counter per sealing key, kept in the SA's SkKeys (`ivs`), from 1 (IvExhausted at
+              2^64-1); CBC IVs: router.random.
               Opening raises IntegrityCheckFailed (drop), InvalidSyntax (authentic but malformed), ...;
               provider errors other than a bad tag (UsageLimitExceeded, PolicyViolation) pass through.
 

@@ -18,8 +18,10 @@ from certs import algorithm_identifier as algorithm_identifier_table
 from certs.signature_hash import NoAcceptableSignatureScheme, choose_scheme
 from fipsike.ike.registry import AuthMethod
 from providers.algorithms import HashAlg, Prf, SignatureScheme
+from providers.api import IkeRouter
 from providers.errors import PolicyViolation, ProviderError
 from providers.handles import PrivateKey, SecretKey
+from providers.policy import Policy
 
 # RFC 7427 section 7 / IANA "IKEv2 Hash Algorithms": the SIGNATURE_HASH_ALGORITHMS values
 HASH_IDS: dict[HashAlg, int] = {HashAlg.SHA1: 1, HashAlg.SHA256: 2, HashAlg.SHA384: 3, HashAlg.SHA512: 4}
@@ -58,7 +60,7 @@ def rest_of_id_payload(id_type: int, id_data: bytes) -> bytes:
     return bytes([id_type, 0, 0, 0]) + id_data
 
 
-def signed_octets(router: Any, prf: Prf, sk_p: SecretKey, real_message: bytes, peer_nonce: bytes,
+def signed_octets(router: IkeRouter, prf: Prf, sk_p: SecretKey, real_message: bytes, peer_nonce: bytes,
                   id_type: int, id_data: bytes) -> bytes:
     """<Initiator|Responder>SignedOctets = RealMessage | Nonce(peer)Data | prf(SK_p, RestOfIDPayload)."""
     mac: bytes = router.prf(prf, sk_p, rest_of_id_payload(id_type, id_data))
@@ -80,7 +82,7 @@ _ECDSA_LEGACY = {256: (AuthMethod.ECDSA_SHA256_P256, SignatureScheme.ECDSA_SHA25
 
 
 def choose_signature(private_key: PrivateKey, peer_hashes: Iterable[HashAlg], legacy: bool,
-                     policy: Any) -> tuple[AuthMethod, SignatureScheme]:
+                     policy: Policy) -> tuple[AuthMethod, SignatureScheme]:
     """Our AUTH method and scheme for this key, given the peer's SIGNATURE_HASH_ALGORITHMS.
 
     RFC 7427 (method 14) when the peer announced hashes: the scheme is certs.signature_hash's
@@ -116,7 +118,7 @@ class AuthPayload:
     data: bytes
 
 
-def make_signature_auth(router: Any, key: PrivateKey, method: AuthMethod, scheme: SignatureScheme,
+def make_signature_auth(router: IkeRouter, key: PrivateKey, method: AuthMethod, scheme: SignatureScheme,
                         octets: bytes) -> AuthPayload:
     if method == AuthMethod.DIGITAL_SIGNATURE:
         algid = algorithm_identifier(scheme)
@@ -126,7 +128,7 @@ def make_signature_auth(router: Any, key: PrivateKey, method: AuthMethod, scheme
     return AuthPayload(int(method), router.sign(key, scheme, octets, raw=True))
 
 
-def verify_signature_auth(router: Any, public_key: Any, auth: AuthPayload, octets: bytes) -> SignatureScheme:
+def verify_signature_auth(router: IkeRouter, public_key: Any, auth: AuthPayload, octets: bytes) -> SignatureScheme:
     """Raises AuthError unless the AUTH payload is a valid signature by public_key over octets."""
     kind, bits = key_kind(public_key)
     raw = False
@@ -163,13 +165,13 @@ def verify_signature_auth(router: Any, public_key: Any, auth: AuthPayload, octet
     return scheme
 
 
-def null_auth(router: Any, prf: Prf, sk_p: SecretKey, octets: bytes) -> bytes:
+def null_auth(router: IkeRouter, prf: Prf, sk_p: SecretKey, octets: bytes) -> bytes:
     """RFC 7619 2.1: NULL auth is the shared-key MIC computed with SK_pi / SK_pr as the key:
     prf(prf(SK_p, "Key Pad for IKEv2"), SignedOctets) (RFC 7296 2.15). The inner prf output is a
     key, so the router computes both steps and never hands it out."""
     return bytes(router.shared_key_auth(prf, sk_p, octets))
 
 
-def null_auth_verifies(router: Any, prf: Prf, sk_p: SecretKey, octets: bytes, received: bytes) -> bool:
+def null_auth_verifies(router: IkeRouter, prf: Prf, sk_p: SecretKey, octets: bytes, received: bytes) -> bool:
     """Constant-time check of a peer's NULL AUTH value (a MAC: a timing leak would be a forgery oracle)."""
     return bool(router.verify_shared_key_auth(prf, sk_p, octets, received))

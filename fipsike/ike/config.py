@@ -36,6 +36,23 @@ class ChildConfig:
     reqid: int = 0  # 0: the engine allocates one
 
 
+@dataclass(frozen=True)
+class IkeConfig:
+    """What is known at IKE_SA_INIT (strongSwan's ike_cfg): the addresses, the port and the IKE
+    proposals. The responder picks its candidate connections and the IKE SA's suite from these
+    alone; identities, authentication and children (the rest of a Connection, the peer config)
+    only count from IKE_AUTH on, where the chosen connection's own proposals are checked again."""
+
+    local_addrs: tuple[str, ...]
+    remote_addrs: tuple[str, ...]
+    port: int
+    ike_proposals: tuple[ProposalSpec, ...]
+
+    def fits(self, local_ip: str, remote_ip: str) -> bool:
+        return (local_ip in self.local_addrs or "%any" in self.local_addrs) and \
+            (remote_ip in self.remote_addrs or "%any" in self.remote_addrs)
+
+
 @dataclass
 class Connection:
     name: str
@@ -49,6 +66,9 @@ class Connection:
     certificate: Any = None  # cryptography x509.Certificate (end entity)
     intermediates: tuple[Any, ...] = ()
     trust_anchors: tuple[Any, ...] = ()  # x509.Certificate CAs the peer's chain must end at
+    # libreswan's crl-strict: the peer certificate's issuer must have a CRL in the engine's CrlSource
+    # (a revoked certificate is refused either way)
+    crl_strict: bool = False
     ike_proposals: tuple[ProposalSpec, ...] = field(
         default_factory=lambda: parse_proposals(["aes256gcm16-prfsha384-ecp256"], Protocol.IKE))
     children: tuple[ChildConfig, ...] = ()
@@ -69,6 +89,16 @@ class Connection:
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     allow_null: bool = False  # NULL authentication is refused unless the policy opts in (RFC 7619)
     unique: str = "no"  # only "no" (INITIAL_CONTACT still replaces a rebooted peer's IKE SAs)
+
+    @property
+    def ike_cfg(self) -> IkeConfig:
+        """This connection's IKE config; remembered while the fields it is made of stay the same objects."""
+        cfg: IkeConfig | None = self.__dict__.get("_ike_cfg")
+        if cfg is None or cfg.local_addrs is not self.local_addrs or cfg.remote_addrs is not self.remote_addrs \
+                or cfg.port != self.port or cfg.ike_proposals is not self.ike_proposals:
+            cfg = IkeConfig(self.local_addrs, self.remote_addrs, self.port, self.ike_proposals)
+            self.__dict__["_ike_cfg"] = cfg
+        return cfg
 
     def child(self, name: str) -> ChildConfig:
         for c in self.children:

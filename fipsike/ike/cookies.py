@@ -12,15 +12,15 @@ from __future__ import annotations
 import ipaddress
 
 from providers.algorithms import Prf
+from providers.api import IkeRouter
 from providers.handles import SecretKey
-from providers.router import Router
 
 _PRF = Prf.PRF_HMAC_SHA2_256
 _VERSION_LEN = 1
 
 
 class CookieJar:
-    def __init__(self, router: Router, threshold: int = 100, rotate_every: float = 300.0) -> None:
+    def __init__(self, router: IkeRouter, threshold: int = 100, rotate_every: float = 300.0) -> None:
         self._router = router
         self.threshold = threshold
         self.rotate_every = rotate_every

@@ -63,7 +63,7 @@ from fipsike.ike.registry import (
     transform_id_name,
 )
 from providers.algorithms import Encryption, Integrity
-from providers.api import Provider
+from providers.api import IkeRouter, Provider
 
 
 class CaptureError(Exception):
@@ -507,7 +507,7 @@ def message_json(m: Message) -> dict[str, Any]:
 class Decoder:
     """Turns datagrams into JSON objects, decrypting what the key table covers."""
 
-    def __init__(self, router: Provider | None = None, keys: KeyTable | None = None) -> None:
+    def __init__(self, router: IkeRouter | None = None, keys: KeyTable | None = None) -> None:
         self.router = router
         self.keys = keys or KeyTable()
         self._crypto: dict[tuple[bytes, bytes], SkCrypto] = {}

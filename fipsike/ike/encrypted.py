@@ -14,11 +14,11 @@ messages sent by the original initiator use SK_ei/SK_ai (RFC 7296 2.14).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fipsike.ike.errors import (
+    AuthenticInvalidSyntax,
     DecryptionFailed,
     IntegrityCheckFailed,
     InvalidSyntax,
@@ -30,7 +30,7 @@ from fipsike.ike.payloads import GENERIC_HEADER, Encrypted, EncryptedFragment, P
 from fipsike.ike.registry import ExchangeType as _Exchange
 from fipsike.ike.registry import PayloadType, lookup
 from providers.algorithms import Encryption, Integrity
-from providers.api import Provider
+from providers.api import IkeRouter
 from providers.errors import AuthenticationTagInvalid
 from providers.handles import SecretKey
 
@@ -38,8 +38,32 @@ AEAD_IV_SIZE = 8  # RFC 5282 3.1 (GCM, CCM), RFC 7634 3 (ChaCha20-Poly1305)
 SKF_HEADER_SIZE = 8  # generic header + Fragment Number + Total Fragments (RFC 7383 2.5)
 SK_HEADER_SIZE = 4
 _IV_COUNTER_MAX = 2**64 - 1
-# Last GCM explicit IV used under each sealing key (RFC 5282 3.1: an IV never repeats under a key).
-_IV_COUNTERS: weakref.WeakKeyDictionary[SecretKey, int] = weakref.WeakKeyDictionary()
+
+
+class AeadIvCounters:
+    """The last AEAD explicit IV used under each of an IKE SA's two sealing keys (RFC 5282 3.1: an IV
+    never repeats under a key). It belongs to the SA's keys (SkKeys), so every SkCrypto over those
+    keys counts on from the same place; no state is shared between SAs or kept in the module."""
+
+    __slots__ = ("initiator", "responder")
+
+    def __init__(self) -> None:
+        self.initiator = 0  # under SK_ei
+        self.responder = 0  # under SK_er
+
+    def next(self, sent_by_initiator: bool) -> bytes:
+        count = self.initiator if sent_by_initiator else self.responder
+        if count >= _IV_COUNTER_MAX:
+            raise IvExhausted("AEAD IV counter exhausted: rekey the IKE SA")
+        count += 1
+        if sent_by_initiator:
+            self.initiator = count
+        else:
+            self.responder = count
+        return count.to_bytes(AEAD_IV_SIZE, "big")
+
+    def __repr__(self) -> str:
+        return f"AeadIvCounters(i={self.initiator}, r={self.responder})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +80,7 @@ class SkKeys:
     sk_er: SecretKey
     sk_ai: SecretKey | None = None
     sk_ar: SecretKey | None = None
+    ivs: AeadIvCounters = field(default_factory=AeadIvCounters, compare=False)
 
     def __post_init__(self) -> None:
         if self.encryption.is_aead:
@@ -109,7 +134,7 @@ class SkCrypto:
     passive decoder) accepts both directions.
     """
 
-    def __init__(self, router: Provider, keys: SkKeys, initiator: bool | None,
+    def __init__(self, router: IkeRouter, keys: SkKeys, initiator: bool | None,
                  max_size: int = MAX_MESSAGE_SIZE) -> None:
         self.router = router
         self.keys = keys
@@ -126,14 +151,9 @@ class SkCrypto:
 
     def _next_iv(self, key: SecretKey) -> bytes:
         if self.keys.encryption.is_aead:
-            # The counter belongs to the key handle, not to this object: two SkCrypto over the same
-            # keys still never reuse an IV under one key.
-            count = _IV_COUNTERS.get(key, 0)
-            if count >= _IV_COUNTER_MAX:
-                raise IvExhausted("AEAD IV counter exhausted: rekey the IKE SA")
-            count += 1
-            _IV_COUNTERS[key] = count
-            return count.to_bytes(AEAD_IV_SIZE, "big")
+            # the counter belongs to the keys, not to this object: two SkCrypto over the same keys
+            # still never reuse an IV under one key
+            return self.keys.ivs.next(key is self.keys.sk_ei)
         return self.router.random(self.keys.iv_size)
 
     # --- sealing ---------------------------------------------------------------
@@ -262,7 +282,7 @@ class SkCrypto:
             raise DecryptionFailed("message has no Encrypted (SK) payload")
         iv_off = len(data) - len(sk.data)
         inner = self._unprotect(data, iv_off, outer.initiator)
-        inner_payloads = parse_payloads(inner, 0, len(inner), sk.first_payload, inner=True)
+        inner_payloads = _parse_authentic(inner, sk.first_payload)
         return Message(outer.spi_i, outer.spi_r, outer.exchange, outer.message_id, outer.initiator, outer.response,
                        payloads[:-1] + tuple(inner_payloads), outer.version_flag)
 
@@ -281,11 +301,20 @@ class SkCrypto:
                               skf.fragment_number, skf.total_fragments, skf.first_payload, plain)
 
 
+def _parse_authentic(inner: bytes, first_payload: int) -> list[Payload]:
+    """The payloads of an authenticated plaintext; a syntax error in it is an AuthenticInvalidSyntax."""
+    try:
+        payloads: list[Payload] = parse_payloads(inner, 0, len(inner), first_payload, inner=True)
+    except InvalidSyntax as e:
+        raise AuthenticInvalidSyntax(str(e)) from None
+    return payloads
+
+
 def inner_message(fragments: Sequence[OpenedFragment]) -> Message:
     """The Message of a complete, ordered set of fragments: the plaintexts joined, parsed from the
     first fragment's Next Payload, with the first fragment's header fields."""
     f1 = fragments[0]
     inner = b"".join(f.plaintext for f in fragments)
-    payloads: list[Payload] = parse_payloads(inner, 0, len(inner), f1.first_payload, inner=True)
+    payloads = _parse_authentic(inner, f1.first_payload)
     return Message(f1.spi_i, f1.spi_r, lookup(_Exchange, f1.exchange), f1.message_id, f1.initiator, f1.response,
                    tuple(payloads))

@@ -2,18 +2,26 @@
 
     engine = Engine(router, [conn])
     actions = engine.initiate("gw", now)
-    actions = engine.receive(datagram, src=(ip, port), dst=(ip, port), now=now)
+    actions = engine.receive(datagram, src=(ip, port), dst=(ip, port), now=now, wall=utc_now)
     actions = engine.timer(now)
 
 The driver carries out the returned actions in order (send, install, arm a
 timer, log). The engine reads no clock, opens no socket and touches no kernel:
-that keeps every test deterministic. Exchange logic lives in
-fipsike.ike.exchanges, one module per exchange; this module holds the SA
-tables, message IDs, retransmission, timers and the shared helpers.
+that keeps every test deterministic. Its parts:
+- exchanges/: one ExchangeTask per exchange (fipsike.ike.tasks), registered in
+  exchanges/registrations.py; exchanges/dispatch.py is the task manager (routing,
+  message IDs, the per-SA task queue, the timer sweep). Exchanges see this engine
+  only as an IkeContext (fipsike.ike.context).
+- sa_table.py: every IKE and Child SA and all their indices; deadlines.py: the
+  timer heap; peer_validator.py: the peer's chain, CRLs and the verdict cache.
+- this module: the public API, sending, Child SA install/removal, the policy
+  checks and the small caches.
 
 The driver's side of the contract:
-- `now` is any monotonic clock in seconds; certificate validity uses `wallclock()`
-  (UTC, injectable).
+- `now` is any monotonic clock in seconds. Certificate validity needs the wall-clock time
+  (timezone-aware UTC): the driver passes it to receive() as `wall`, like `now`; a driver that
+  does not is served by the `wallclock` callable it gave the constructor, and only failing both
+  does the engine fall back to the system clock (drivers written before `wall` existed).
 - SendDatagram(data, src, dst): `data` is the IKE message. On port 4500 the
   driver adds the 4-octet non-ESP marker (RFC 3948 2.2) when sending and strips
   it when receiving (and passes ESP-in-UDP to the kernel, not here). `dst` of
@@ -32,15 +40,12 @@ The driver's side of the contract:
 from __future__ import annotations
 
 import functools
-import heapq
 import ipaddress
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
-from certs.validation import PathValidator, load_der_certificate
+from certs.signature_hash import HashAlgorithmId, announced_hashes
 from fipsike.ike import wire
 from fipsike.ike.actions import (
     Action,
@@ -55,13 +60,15 @@ from fipsike.ike.actions import (
     SaDirection,
     SendDatagram,
 )
-from fipsike.ike.auth import AuthError
 from fipsike.ike.config import Connection
 from fipsike.ike.cookies import CookieJar
+from fipsike.ike.deadlines import Deadlines, sa_deadline
 from fipsike.ike.errors import CodecError
 from fipsike.ike.exchanges import dispatch, ike_sa_init
+from fipsike.ike.exchanges.registrations import default_registry
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import Notify, Payload
+from fipsike.ike.peer_validator import CrlSource, PeerValidator
 from fipsike.ike.proposals import (
     NoProposalChosen,
     Proposal,
@@ -73,8 +80,11 @@ from fipsike.ike.proposals import (
 )
 from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.retransmit import PendingRequest
-from fipsike.ike.sa import ChildSa, ChildState, IkeSa, IkeState, SaTable, Task
+from fipsike.ike.sa import ChildSa, ChildState, IkeSa, IkeState, Task
+from fipsike.ike.sa_table import SaTable
+from fipsike.ike.tasks import PER_CHILD, SETUP, SINGLETONS, TaskKind
 from providers.algorithms import Encryption, HashAlg, Integrity, KeyExchange, Prf
+from providers.api import IkeRouter
 from providers.errors import ProviderError
 
 HALF_OPEN_TIMEOUT = 30.0  # seconds a responder keeps an IKE SA waiting for IKE_AUTH
@@ -83,38 +93,47 @@ NONCE_SIZE = 32  # >= half the PRF key size and >= 16 octets (RFC 7296 2.10)
 # reqids handed out start in the range fipsike.kernel's Ownership claims (0x4649xxxx, "FI")
 REQID_BASE = 0x4649_0001
 INVALID_SPI_PER_SECOND = 10
+T = TypeVar("T")
+HALF_OPEN_PER_SOURCE = 10
 
 
 class Engine:
-    def __init__(self, router: Any, connections: Iterable[Connection] = (), *, cookie_threshold: int = 100,
-                 wallclock: Any = None, reqid_base: int = REQID_BASE, verdict_cache_ttl: float = 300.0) -> None:
+    def __init__(self, router: IkeRouter, connections: Iterable[Connection] = (), *, cookie_threshold: int = 100,
+                 wallclock: Callable[[], datetime] | None = None, reqid_base: int = REQID_BASE,
+                 verdict_cache_ttl: float = 300.0,
+                 half_open_per_source: int = HALF_OPEN_PER_SOURCE, crl_source: CrlSource | None = None) -> None:
         self.router = router
         self.policy = router.policy
         self.fips = bool(getattr(self.policy, "fips", False))
+        # SIGNATURE_HASH_ALGORITHMS (RFC 7427 4): the SHA-2 hashes we verify signatures with under the
+        # policy (SHA-1 is never announced, even where the default profile still verifies it)
+        self.announced_hashes: tuple[int, ...] = tuple(
+            int(h) for h in announced_hashes(self.policy) if h is not HashAlgorithmId.SHA1)
         self.connections: dict[str, Connection] = {}
         for c in connections:
             self.add_connection(c)
-        self.sas = SaTable()
+        self.sas = SaTable(on_add=self.touch)
         self.cookies = CookieJar(router, threshold=cookie_threshold)
+        self.registry = default_registry()  # the ExchangeTasks, by task kind and by request
+        # beside the cookie threshold (all sources together): half-open SAs one address may hold, so one
+        # host that answers cookies cannot fill the table alone (strongSwan's block_threshold)
+        self.half_open_per_source = half_open_per_source
         self._out: list[Action] = []
         self._reqids: dict[tuple[str, str], int] = {}
         self._next_reqid = reqid_base
         # certificate validity is judged against the real UTC time unless a test injects one
-        self.wallclock = wallclock or (lambda: datetime.now(UTC))
+        self.wallclock: Callable[[], datetime] = wallclock or _system_wallclock
+        self._wall: datetime | None = None  # the `wall` of the receive() call under way
         self.now = 0.0
-        self._validators: dict[int, PathValidator] = {}
-        self._verdicts: dict[tuple[tuple[bytes, ...], tuple[bytes, ...]], tuple[Any, datetime]] = {}
-        self._anchor_keys: dict[int, tuple[tuple[Any, ...], tuple[bytes, ...]]] = {}
+        # the peer's chain against the trust anchors and the CRLs, with the verdict cache
+        self.peers = PeerValidator(router, crl_source, verdict_cache_ttl)
         self._idents: dict[int, tuple[Any, int]] = {}
         self._ident_seq = 0
-        self.verdict_cache_ttl = verdict_cache_ttl
         self._memo: dict[Any, Any] = {}
-        self._heap: list[tuple[float, int, IkeSa]] = []
-        self._seq = 0
-        self._touched: dict[int, IkeSa] = {}
+        self.deadlines = Deadlines(self._live)
+        self._touched = self.deadlines.touched
         self._invalid_spi_window = -1e18
         self._invalid_spi_count = 0
-        self.sas.on_add = self.touch
         self._allowed: dict[Transform, bool] = {}
 
     # --- configuration --------------------------------------------------------------
@@ -137,14 +156,27 @@ class Engine:
         conn = self.connections[conn_name]
         existing = [sa for sa in self.sas.established() if sa.conn.name == conn_name]
         if existing and child is not None:
-            self.queue(existing[0], Task("create-child", child=child), now)
+            self.queue(existing[0], Task(TaskKind.CREATE_CHILD, child=child), now)
         else:
             cfg = conn.child(child) if child else (conn.children[0] if conn.children else None)
-            ike_sa_init.start(self, conn, cfg, now)
+            ike_sa_init.create(self, conn, cfg, now)
         return self._flush()
 
-    def receive(self, datagram: bytes, src: Address, dst: Address, now: float) -> list[Action]:
+    def receive(self, datagram: bytes, src: Address, dst: Address, now: float,
+                wall: datetime | None = None) -> list[Action]:
+        """A datagram arrived. `wall`: the wall-clock time (timezone-aware UTC) for certificate validity."""
         self.now = now
+        self._wall = wall
+        try:
+            return self._receive(datagram, src, dst, now)
+        finally:
+            self._wall = None
+
+    def wall(self) -> datetime:
+        """The wall-clock time certificate validity is judged at in this call."""
+        return self._wall if self._wall is not None else self.wallclock()
+
+    def _receive(self, datagram: bytes, src: Address, dst: Address, now: float) -> list[Action]:
         try:
             msg = Message.parse(datagram)
         except CodecError as e:
@@ -152,13 +184,13 @@ class Engine:
             self._answer_bad_init(datagram, e, src, dst)
             return self._flush()
         try:
+            # an error inside one IKE SA's handling closes that SA (dispatch, close_on_error); what
+            # reaches here happened outside any SA (an IKE_SA_INIT request before its SA exists)
             dispatch.receive(self, msg, datagram, src, dst, now)
-        except ProviderError as e:
-            # a cryptographic failure never takes the engine down: the SA in question fails
-            self.log("error", "provider-error", f"{type(e).__name__}: {e}")
         except Exception as e:  # noqa: BLE001 - one bad datagram must not stop the daemon
             # only the type: an unexpected exception's text is not vetted for secrets
-            self.log("error", "internal-error", f"message from {src[0]} dropped: {type(e).__name__}")
+            event = "provider-error" if isinstance(e, ProviderError) else "internal-error"
+            self.log("error", event, f"message from {src[0]} dropped: {type(e).__name__}")
         return self._flush()
 
     def _answer_bad_init(self, datagram: bytes, err: CodecError, src: Address, dst: Address) -> None:
@@ -176,31 +208,28 @@ class Engine:
 
     def timer(self, now: float) -> list[Action]:
         self.now = now
-        try:
-            dispatch.timer(self, now)
-        except ProviderError as e:
-            self.log("error", "provider-error", f"{type(e).__name__}: {e}")
+        dispatch.timer(self, now)  # an error closes the IKE SA it happened in (close_on_error)
         return self._flush()
 
     def rekey_child(self, spi_in: int, now: float) -> list[Action]:
         self.now = now
         found = self.find_child(spi_in)
         if found:
-            self.queue(found[0], Task("rekey-child", spi=spi_in), now)
+            self.queue(found[0], Task(TaskKind.REKEY_CHILD, spi=spi_in), now)
         return self._flush()
 
     def rekey_ike(self, ike_sa: str, now: float) -> list[Action]:
         self.now = now
         sa = self.find_ike(ike_sa)
         if sa is not None:
-            self.queue(sa, Task("rekey-ike"), now)
+            self.queue(sa, Task(TaskKind.REKEY_IKE), now)
         return self._flush()
 
     def delete_child(self, spi_in: int, now: float) -> list[Action]:
         self.now = now
         found = self.find_child(spi_in)
         if found:
-            self.queue(found[0], Task("delete-child", spi=spi_in), now)
+            self.queue(found[0], Task(TaskKind.DELETE_CHILD, spi=spi_in), now)
         return self._flush()
 
     def delete_ike(self, ike_sa: str, now: float) -> list[Action]:
@@ -208,7 +237,7 @@ class Engine:
         sa = self.find_ike(ike_sa)
         if sa is not None:
             if sa.state == IkeState.ESTABLISHED:
-                self.queue(sa, Task("delete-ike"), now)
+                self.queue(sa, Task(TaskKind.DELETE_IKE), now)
             else:
                 self.drop_ike(sa, "deleted locally")
         return self._flush()
@@ -218,7 +247,7 @@ class Engine:
         for sa in list(self.sas):
             if sa.conn.name == conn_name:
                 if sa.state == IkeState.ESTABLISHED:
-                    self.queue(sa, Task("delete-ike"), now)
+                    self.queue(sa, Task(TaskKind.DELETE_IKE), now)
                 else:
                     self.drop_ike(sa, "terminated")
         return self._flush()
@@ -230,9 +259,9 @@ class Engine:
         if found:
             sa, child = found
             if hard:
-                self.queue(sa, Task("delete-child", spi=spi_in), now)
+                self.queue(sa, Task(TaskKind.DELETE_CHILD, spi=spi_in), now)
             elif child.state == ChildState.INSTALLED:
-                self.queue(sa, Task("rekey-child", spi=spi_in), now)
+                self.queue(sa, Task(TaskKind.REKEY_CHILD, spi=spi_in), now)
         return self._flush()
 
     def liveness(self, ike_sa: str, now: float) -> list[Action]:
@@ -240,23 +269,15 @@ class Engine:
         self.now = now
         sa = self.find_ike(ike_sa)
         if sa is not None:
-            self.queue(sa, Task("dpd"), now)
+            self.queue(sa, Task(TaskKind.DPD), now)
         return self._flush()
 
     # --- lookups ----------------------------------------------------------------------
     def find_ike(self, name: str) -> IkeSa | None:
-        sa: IkeSa
-        for sa in self.sas:
-            if sa.name == name:
-                return sa
-        return None
+        return self.sas.by_name(name)
 
     def find_child(self, spi_in: int) -> tuple[IkeSa, ChildSa] | None:
-        for sa in self.sas:
-            c = sa.children.get(spi_in)
-            if c is not None:
-                return sa, c
-        return None
+        return self.sas.find_child(spi_in)
 
     def ike_sas(self) -> list[IkeSa]:
         return list(self.sas)
@@ -312,42 +333,17 @@ class Engine:
 
     def touch(self, sa: IkeSa) -> None:
         """`sa` changed in this call: its next deadline is recomputed before the call returns."""
-        self._touched[id(sa)] = sa
+        self._touched[id(sa)] = sa  # Deadlines.touch, inlined: called several times per message
 
     def _live(self, sa: IkeSa) -> bool:
         return self.sas.by_spi.get(sa.our_spi) is sa
 
     def _rearm(self) -> float | None:
-        heap = self._heap
-        for sa in self._touched.values():
-            if not self._live(sa):
-                continue
-            d = sa_deadline(sa)
-            if d is not None and d != sa.armed:
-                self._seq += 1
-                heapq.heappush(heap, (d, self._seq, sa))
-            sa.armed = d or 0.0
-        self._touched.clear()
-        if len(heap) > 4 * len(self.sas) + 64:
-            # stale entries (deadlines that moved) pile up between pops: rebuild now and then
-            heap[:] = [(d, i, sa) for i, (d, sa) in enumerate(
-                (sa_deadline(sa), sa) for sa in self.sas) if d is not None]
-            heapq.heapify(heap)
-            self._seq = len(heap)
-        while heap and not self._live(heap[0][2]):
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        return self.deadlines.rearm(self.sas, len(self.sas.by_spi))
 
     def due_sas(self, now: float) -> list[IkeSa]:
         """Pop the IKE SAs whose deadline has come (each once)."""
-        out: dict[int, IkeSa] = {}
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, _, sa = heapq.heappop(heap)
-            if self._live(sa):
-                sa.armed = 0.0
-                out[id(sa)] = sa
-        return list(out.values())
+        return self.deadlines.due(now)
 
     def next_deadline(self) -> float | None:
         """The earliest deadline over every IKE SA (a full scan; the heap gives the same answer)."""
@@ -358,57 +354,7 @@ class Engine:
                 best = d
         return best
 
-    def validator(self, anchors: tuple[Any, ...]) -> PathValidator:
-        """One certs PathValidator per set of trust anchors (it indexes the anchors once)."""
-        key = self.ident(anchors)  # this very tuple (a connection's): no certificate comparisons
-        v = self._validators.get(key)
-        if v is None:
-            if len(self._validators) >= 256:
-                self._validators.clear()
-            v = self._validators[key] = PathValidator(self.router, anchors)
-        return v
-
-    def validated_peer(self, chain_der: tuple[bytes, ...], anchors: tuple[Any, ...]) -> Any:
-        """The peer's end-entity certificate once its chain validates against `anchors`
-        (certs.validation, RFC 5280 6). Raises AuthError.
-
-        A positive verdict is remembered for `verdict_cache_ttl` seconds of wall-clock time (never
-        past the end entity's notAfter), keyed by the exact chain octets and the anchor set, so a
-        peer that re-authenticates does not pay for path validation again (strongSwan's cert_cache
-        does the same for issuer signatures). 0 turns the cache off.
-        """
-        key = (chain_der, self._anchor_key(anchors))
-        wall = self.wallclock()
-        hit = self._verdicts.get(key)
-        if hit is not None and wall < hit[1]:
-            return hit[0]
-        try:
-            parsed = [load_der_certificate(d) for d in chain_der]  # parsing interned by the octets
-        except ValueError:
-            raise AuthError("malformed certificate") from None
-        verdict = self.validator(anchors).validate(parsed[0], wall, intermediates=parsed[1:])
-        if not verdict.ok:
-            raise AuthError(f"certificate refused: {verdict}")
-        if self.verdict_cache_ttl > 0:
-            if len(self._verdicts) >= 1024:
-                self._verdicts.clear()
-            until = min(wall + timedelta(seconds=self.verdict_cache_ttl), parsed[0].not_valid_after_utc)
-            self._verdicts[key] = (parsed[0], until)
-        return parsed[0]
-
-    def _anchor_key(self, anchors: tuple[Any, ...]) -> tuple[bytes, ...]:
-        """The anchors' DER octets, remembered per anchors tuple (a connection's trust_anchors is one
-        long-lived tuple): hashing bytes is cheap, hashing certificates re-hashes their DER."""
-        hit = self._anchor_keys.get(id(anchors))
-        if hit is not None and hit[0] is anchors:
-            return hit[1]
-        der = tuple(a.public_bytes(Encoding.DER) for a in anchors)
-        if len(self._anchor_keys) >= 256:
-            self._anchor_keys.clear()
-        self._anchor_keys[id(anchors)] = (anchors, der)  # holds the tuple: its id stays its own
-        return der
-
-    def ident(self, obj: Any) -> int:
+    def ident(self, obj: object) -> int:
         """A token for this very object (never reused for another while the table lives, as the
         table holds the object): memo keys built from it skip hashing certificates by value."""
         hit = self._idents.get(id(obj))
@@ -420,18 +366,19 @@ class Engine:
         self._idents[id(obj)] = (obj, self._ident_seq)
         return self._ident_seq
 
-    def text(self, obj: Any, render: Any = str) -> str:
+    def text(self, obj: Any, render: Callable[[Any], str] = str) -> str:
         """render(obj) (str by default) for an immutable object that recurs (a negotiated suite, a
         configured identity, selectors), remembered by the object's identity for log lines."""
         got: str = self.memo(("text", self.ident(obj), render), lambda: render(obj))
         return got
 
-    def memo(self, key: Any, build: Any) -> Any:
+    def memo(self, key: Any, build: Callable[[], T]) -> T:
         """A small per-engine cache for values derived from configuration, certificates or a peer's
         recurring offers. Keys compare by value; use ident(obj) in a key for a long-lived object
         (a connection, a certificate) rather than hashing it by value every time."""
         try:
-            return self._memo[key]
+            hit: T = self._memo[key]
+            return hit
         except KeyError:
             pass
         if len(self._memo) >= 4096:
@@ -517,11 +464,12 @@ class Engine:
         return bytes(self.router.digest(HashAlg.SHA1, spi_i + spi_r + ip + addr[1].to_bytes(2, "big")))
 
     # --- sending -------------------------------------------------------------------------------
-    def _send(self, sa: IkeSa, packets: Sequence[bytes]) -> None:
+    def resend(self, sa: IkeSa, packets: Sequence[bytes]) -> None:
+        """Datagrams already built for `sa` (a retransmission, a cached answer) go out again."""
         for p in packets:
             self.emit(SendDatagram(p, sa.local, sa.remote))
 
-    def send_request(self, sa: IkeSa, exchange: ExchangeType, payloads: Sequence[Payload], kind: str,
+    def send_request(self, sa: IkeSa, exchange: ExchangeType, payloads: Sequence[Payload], kind: TaskKind,
                      now: float) -> None:
         self.touch(sa)
         msg = Message(sa.spi_i, sa.spi_r, int(exchange), sa.next_request_id, sa.initiator, False,
@@ -535,7 +483,7 @@ class Engine:
         sa.pending = PendingRequest(msg.message_id, packets, kind, now)
         sa.pending.arm(sa.conn.retransmit, now)
         sa.next_request_id += 1
-        self._send(sa, packets)
+        self.resend(sa, packets)
 
     def send_response(self, sa: IkeSa, request: Message, payloads: Sequence[Payload]) -> None:
         self.touch(sa)
@@ -549,7 +497,7 @@ class Engine:
             packets = wire.protect(self.router, sa, msg)
         sa.last_response = (request.message_id, packets)
         sa.expected_request_id = request.message_id + 1
-        self._send(sa, packets)
+        self.resend(sa, packets)
 
     def send_plain(self, request: Message, payloads: Sequence[Payload], src: Address, dst: Address,
                    spi_r: bytes = bytes(8)) -> None:
@@ -560,9 +508,9 @@ class Engine:
 
     # --- the window of one (RFC 7296 2.3) ------------------------------------------------------
     def queue(self, sa: IkeSa, task: Task, now: float) -> None:
-        if task.kind in ("rekey-ike", "dpd", "delete-ike") and any(t.kind == task.kind for t in sa.tasks):
+        if task.kind in SINGLETONS and any(t.kind == task.kind for t in sa.tasks):
             return
-        if task.kind in ("rekey-child", "delete-child") and any(
+        if task.kind in PER_CHILD and any(
                 t.kind == task.kind and t.spi == task.spi for t in sa.tasks):
             return
         sa.tasks.append(task)
@@ -570,11 +518,36 @@ class Engine:
         self.kick(sa, now)
 
     def kick(self, sa: IkeSa, now: float) -> None:
-        if sa.pending is not None or sa.state not in (IkeState.ESTABLISHED, IkeState.REKEYED):
-            return
-        while sa.tasks and sa.pending is None:
+        """Start queued tasks while nothing is in flight (RFC 7296 2.3): the setup chain (IKE_SA_INIT,
+        IKE_INTERMEDIATE, IKE_AUTH) as it comes, other work once the IKE SA is established."""
+        while sa.tasks and sa.pending is None and self._live(sa):
+            if sa.tasks[0].kind not in SETUP and sa.state not in (IkeState.ESTABLISHED, IkeState.REKEYED):
+                return
             task = sa.tasks.pop(0)
-            dispatch.start_task(self, sa, task, now)
+            try:
+                dispatch.start_task(self, sa, task, now)
+            except Exception as e:  # noqa: BLE001 - one SA's failure must not stop the engine
+                self.close_on_error(sa, e)
+                return
+
+    def close_on_error(self, sa: IkeSa, exc: Exception) -> None:
+        """An unexpected error (a ProviderError from the module, or a bug) while handling `sa`: the SA
+        is closed locally and its state freed, as aioquic closes a connection, so nothing is left
+        half-done without a deadline. Only the exception's type is logged: its text is not vetted
+        for secrets."""
+        event = "provider-error" if isinstance(exc, ProviderError) else "internal-error"
+        self.log("error", event, f"{sa.conn.name} {sa.name}: closed after {type(exc).__name__}")
+        if sa.state is IkeState.DELETED:
+            return
+        try:
+            self.drop_ike(sa, f"internal error ({type(exc).__name__})")
+        except Exception as again:  # noqa: BLE001 - still forget it: no state may outlive the error
+            self.log("error", "internal-error", f"{sa.name}: cleanup failed: {type(again).__name__}")
+            self.sas.remove(sa)
+            sa.state = IkeState.DELETED
+            sa.pending = None
+            sa.tasks.clear()
+            sa.deferred.clear()
 
     # --- Child SA install / removal --------------------------------------------------------------
     def install_child(self, sa: IkeSa, child: ChildSa, rekey_of: int | None = None) -> None:
@@ -590,7 +563,7 @@ class Engine:
         outbound = SaDirection(child.spi_out, sa.local[0], sa.remote[0], s.encr, s.encr_key_bits, out_e, s.integ,
                                out_a)
         encap = (sa.local[1], sa.remote[1]) if (sa.nat_local or sa.nat_remote or sa.conn.encap) else None
-        sa.children[child.spi_in] = child
+        self.sas.add_child(sa, child)
         self.touch(sa)
         self.emit(InstallChildSa(sa.name, sa.conn.name, child.name, child.reqid, child.mode, inbound, outbound,
                                  child.local_ts, child.remote_ts, child.rekey_at - child.installed_at,
@@ -600,7 +573,7 @@ class Engine:
                  f"{self.text(s)} {self.text(child.local_ts, _ts_text)} === {self.text(child.remote_ts, _ts_text)}")
 
     def remove_child(self, sa: IkeSa, child: ChildSa, reason: str, keep_policies: bool = False) -> None:
-        if sa.children.pop(child.spi_in, None) is None:
+        if not self.sas.remove_child(sa, child):
             return
         self.touch(sa)
         child.state = ChildState.DELETED
@@ -636,40 +609,21 @@ class Engine:
         self.drop_ike(sa, "dead peer")
         if action == "restart":
             conn = self.connections.get(sa.conn.name, sa.conn)
-            ike_sa_init.start(self, conn, conn.children[0] if conn.children else None, now)
+            ike_sa_init.create(self, conn, conn.children[0] if conn.children else None, now)
 
     def notify_error(self, sa: IkeSa | None, name: str, detail: str) -> None:
         self.log("warning", name.lower().replace("_", "-"),
                  f"{sa.conn.name + ' ' if sa else ''}{name}: {detail}")
 
 
-def sa_deadline(sa: IkeSa) -> float | None:
-    """When this IKE SA next needs the timer: retransmission, half-open expiry, rekey, lifetimes,
-    liveness check."""
-    # the earliest positive time among the candidates (0 means "not set")
-    times: list[float] = []
-    if sa.pending is not None:
-        times.append(sa.pending.deadline)
-    state = sa.state
-    if state is IkeState.INIT_DONE or state is IkeState.REKEYED:
-        times.append(sa.half_open_deadline)
-    elif state is IkeState.ESTABLISHED:
-        times.append(sa.rekey_at)
-        times.append(sa.expire_at)
-        times.extend(when for when, _ in sa.deferred)
-        if sa.conn.dpd_delay > 0 and sa.pending is None:
-            times.append(sa.last_heard + sa.conn.dpd_delay)
-        for c in sa.children.values():
-            if c.state == ChildState.INSTALLED:
-                times.append(c.rekey_at)
-            times.append(c.expire_at)
-    best = min((t for t in times if t > 0), default=0.0)
-    return best or None
-
-
 @functools.lru_cache(maxsize=4096)
 def _packed(ip: str) -> bytes:
     return ipaddress.ip_address(ip).packed
+
+
+def _system_wallclock() -> datetime:
+    # only for drivers that pass neither `wall` nor a `wallclock` (see the module docstring)
+    return datetime.now(UTC)
 
 
 def _ts_text(ts: Sequence[Any]) -> str:

@@ -53,6 +53,12 @@ class UnsupportedCriticalPayload(CodecError):
         self.payload_type = payload_type
 
 
+class AuthenticInvalidSyntax(InvalidSyntax):
+    """The message's integrity check passed, but its decrypted payloads are malformed. Unlike a
+    forgery, an authenticated request gets an INVALID_SYNTAX answer (RFC 7296 3.10.1), so the
+    peer's message IDs do not stall on a request we never answer."""
+
+
 class MessageTooLarge(CodecError):
     """Over the configured message size cap (also after reassembly): dropped."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from providers.algorithms import Encryption, Integrity, Prf
-from providers.api import Provider
+from providers.api import IkeRouter
 from providers.handles import SecretKey
 
 
@@ -45,7 +45,7 @@ class IkeKeys:
                 k.wipe()
 
 
-def _split_ike(router: Provider, prf: Prf, skeyseed: SecretKey, ni: bytes, nr: bytes, spi_i: bytes,
+def _split_ike(router: IkeRouter, prf: Prf, skeyseed: SecretKey, ni: bytes, nr: bytes, spi_i: bytes,
                spi_r: bytes, encr: Encryption, encr_key_bits: int, integ: Integrity | None) -> IkeKeys:
     # {SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)
     # SK_d/SK_pi/SK_pr take the PRF's preferred key size (its output size, RFC 7296 2.13/2.14).
@@ -65,7 +65,7 @@ def _split_ike(router: Provider, prf: Prf, skeyseed: SecretKey, ni: bytes, nr: b
     return IkeKeys(prf, sk_d, sk_ai, sk_ar, sk_ei, sk_er, sk_pi, sk_pr)
 
 
-def derive_ike_keys(router: Provider, prf: Prf, encr: Encryption, encr_key_bits: int,
+def derive_ike_keys(router: IkeRouter, prf: Prf, encr: Encryption, encr_key_bits: int,
                     integ: Integrity | None, ni: bytes, nr: bytes, shared: SecretKey, spi_i: bytes,
                     spi_r: bytes) -> IkeKeys:
     """IKE_SA_INIT: SKEYSEED = prf(Ni | Nr, g^ir), then the split (RFC 7296 2.14)."""
@@ -76,7 +76,7 @@ def derive_ike_keys(router: Provider, prf: Prf, encr: Encryption, encr_key_bits:
         skeyseed.wipe()
 
 
-def derive_rekeyed_ike_keys(router: Provider, old_prf: Prf, old_sk_d: SecretKey, prf: Prf,
+def derive_rekeyed_ike_keys(router: IkeRouter, old_prf: Prf, old_sk_d: SecretKey, prf: Prf,
                             encr: Encryption, encr_key_bits: int, integ: Integrity | None,
                             shared: SecretKey, ni: bytes, nr: bytes, spi_i: bytes,
                             spi_r: bytes) -> IkeKeys:
@@ -107,7 +107,7 @@ class ChildKeys:
                 k.wipe()
 
 
-def derive_child_keys(router: Provider, prf: Prf, sk_d: SecretKey, encr: Encryption, encr_key_bits: int,
+def derive_child_keys(router: IkeRouter, prf: Prf, sk_d: SecretKey, encr: Encryption, encr_key_bits: int,
                       integ: Integrity | None, ni: bytes, nr: bytes,
                       shared: SecretKey | None = None) -> ChildKeys:
     """KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr) (RFC 7296 2.17).

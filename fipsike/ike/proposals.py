@@ -190,6 +190,13 @@ def select(offered: Sequence[Proposal], local: Sequence[ProposalSpec], allowed: 
     raise NoProposalChosen("no acceptable proposal")
 
 
+def admits(local: Sequence[ProposalSpec], chosen: Proposal) -> bool:
+    """Does one of these configured proposals hold every transform of the negotiated one? The test
+    that a connection's own policy holds for an SA negotiated before the connection was known."""
+    return any(spec.protocol == chosen.protocol and all(t in spec.transforms for t in chosen.transforms)
+               for spec in local)
+
+
 def verify_choice(reply: Sequence[Proposal], offered: Sequence[Proposal], allowed: Allowed) -> Proposal:
     """Initiator: the responder must return exactly one proposal, one transform of each type, each
     of which we offered in the proposal of that number (RFC 7296 3.3.6)."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fipsike.ike.tasks import TaskKind
+
 
 @dataclass(frozen=True)
 class RetransmitPolicy:
@@ -34,7 +36,7 @@ class PendingRequest:
 
     message_id: int
     packets: list[bytes]  # the datagram(s) (several when fragmented, RFC 7383)
-    exchange: str  # what the response completes, for dispatch
+    exchange: TaskKind  # what the response completes, for dispatch
     sent_at: float
     tries: int = 1
     deadline: float = 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certs.identity import Identity
 from fipsike.ike.actions import Address, TrafficSelectorSpec
@@ -12,7 +12,11 @@ from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.keymat import ChildKeys, IkeKeys
 from fipsike.ike.proposals import EspSuite, IkeSuite, Proposal
 from fipsike.ike.retransmit import PendingRequest
+from fipsike.ike.tasks import TaskKind
 from providers.handles import KeyShare
+
+if TYPE_CHECKING:
+    from fipsike.ike.wire import Protection
 
 
 class IkeState(enum.Enum):
@@ -53,6 +57,7 @@ class ChildSa:
     # a colliding rekey of this SA that we answered: the Child SA it made (RFC 7296 2.8.1)
     collision: ChildSa | None = None
     replaced_by: int = 0  # inbound SPI of the SA that took over
+    rekey_tries: int = 0  # rekeys of this SA the peer refused with TEMPORARY_FAILURE so far
     @property
     def name(self) -> str:
         return self.config.name
@@ -62,7 +67,7 @@ class ChildSa:
 class Task:
     """A request waiting for the window (RFC 7296 2.3: one request in flight)."""
 
-    kind: str  # "create-child" | "rekey-child" | "rekey-ike" | "delete-child" | "delete-ike" | "dpd"
+    kind: TaskKind
     child: str = ""  # child config name (create) or
     spi: int = 0  # the inbound SPI of the Child SA concerned
     group: int = 0  # a key exchange group to use (after INVALID_KE_PAYLOAD)
@@ -73,7 +78,7 @@ class Task:
 class Exchange:
     """Per-exchange state of our outstanding request (nonces, KE shares, new SPIs)."""
 
-    kind: str
+    kind: TaskKind
     nonce: bytes = b""
     share: KeyShare | None = None
     child_cfg: ChildConfig | None = None
@@ -99,7 +104,9 @@ class IkeSa:
     remote: Address
     state: IkeState
     created: float
-    candidates: tuple[Connection, ...] = ()  # responder: connections that fit the addresses
+    # responder: the connections whose IKE config fits the addresses. Until IKE_AUTH names the peer,
+    # `conn` is only the first of them that admits the suite (ike_auth._pick_connection decides)
+    candidates: tuple[Connection, ...] = ()
     suite: IkeSuite | None = None
     keys: IkeKeys | None = field(default=None, repr=False)
     ni: bytes = b""
@@ -136,12 +143,13 @@ class IkeSa:
     dpd_at: float = 0.0
     first_child: ChildConfig | None = None
     auth_exchange: Exchange | None = None
-    codec: Any = None  # the codec's SK protection state (keys + IV counter), set after IKE_SA_INIT
+    codec: Protection | None = None  # SK protection (keys, AEAD IV counters, reassembly), after IKE_SA_INIT
     rekeyed_to: str = ""
     # a colliding IKE SA rekey we answered while ours was in flight: (new IKE SA, its Ni, its Nr)
     collision: tuple[IkeSa, bytes, bytes] | None = None
     half_open_deadline: float = 0.0
     init_tries: int = 0
+    rekey_tries: int = 0  # rekeys of this IKE SA the peer refused with TEMPORARY_FAILURE so far
     armed: float = 0.0  # the deadline last pushed on the engine's timer heap
 
     @property
@@ -151,44 +159,3 @@ class IkeSa:
     @property
     def our_spi(self) -> bytes:
         return self.spi_i if self.initiator else self.spi_r
-
-
-class SaTable:
-    """IKE SAs by our SPI (unique per engine), plus half-open bookkeeping for cookies."""
-
-    def __init__(self) -> None:
-        self.on_add: Any = None  # the engine's touch(): a new SA needs its deadlines armed
-        self.by_spi: dict[bytes, IkeSa] = {}
-        # responder: (peer SPIi, peer address) -> our SA, so a retransmitted IKE_SA_INIT
-        # request maps to the same half-open SA (RFC 7296 2.1)
-        self.by_init: dict[tuple[bytes, str, int], IkeSa] = {}
-        self._half_open: set[bytes] = set()  # our SPIs of SAs not yet through IKE_AUTH (O(1) count)
-
-    def add(self, sa: IkeSa) -> None:
-        self.by_spi[sa.our_spi] = sa
-        if sa.state in (IkeState.INIT_SENT, IkeState.INIT_DONE, IkeState.AUTH_SENT):
-            self._half_open.add(sa.our_spi)
-        if self.on_add is not None:
-            self.on_add(sa)
-        if not sa.initiator:
-            self.by_init[(sa.spi_i, sa.remote[0], sa.remote[1])] = sa
-
-    def remove(self, sa: IkeSa) -> None:
-        self.by_spi.pop(sa.our_spi, None)
-        self._half_open.discard(sa.our_spi)
-        self.by_init.pop((sa.spi_i, sa.remote[0], sa.remote[1]), None)
-
-    def half_open(self) -> int:
-        return len(self._half_open)
-
-    def mark_established(self, sa: IkeSa) -> None:
-        self._half_open.discard(sa.our_spi)
-
-    def established(self) -> list[IkeSa]:
-        return [sa for sa in self.by_spi.values() if sa.state == IkeState.ESTABLISHED]
-
-    def __iter__(self) -> Any:
-        return iter(list(self.by_spi.values()))
-
-    def __len__(self) -> int:
-        return len(self.by_spi)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fipsike.ike.actions import TrafficSelectorSpec
 from fipsike.ike.encrypted import SkCrypto, SkKeys
@@ -25,6 +25,10 @@ from fipsike.ike.proposals import Proposal, Transform, TransformType
 from fipsike.ike.registry import ExchangeType, ProtocolId
 from fipsike.ike.ts import _ip
 from providers.algorithms import Integrity
+from providers.api import IkeRouter
+
+if TYPE_CHECKING:
+    from fipsike.ike.sa import IkeSa
 
 
 def to_wire_sa(proposals: Sequence[Proposal]) -> SecurityAssociation:
@@ -138,25 +142,28 @@ class Protection:
         self.limit = limit
 
 
-def setup_protection(router: Any, sa: Any) -> None:
+def setup_protection(router: IkeRouter, sa: IkeSa) -> None:
     """Build the codec's SK state for an IKE SA whose keys and suite are set."""
     s, k = sa.suite, sa.keys
+    assert s is not None and k is not None
     keys = SkKeys(s.encr, s.encr_key_bits, s.integ or Integrity.NONE, k.sk_ei, k.sk_er, k.sk_ai, k.sk_ar)
     ipv6 = ":" in sa.remote[0]
     limit = fragment_datagram_limit(FRAGMENT_MTU, ipv6=ipv6, nat_t=sa.remote[1] == 4500)
     sa.codec = Protection(SkCrypto(router, keys, sa.initiator), limit)
 
 
-def protect(router: Any, sa: Any, msg: Message) -> list[bytes]:
-    prot: Protection = sa.codec
+def protect(router: IkeRouter, sa: IkeSa, msg: Message) -> list[bytes]:
+    prot = sa.codec
+    assert prot is not None
     if sa.peer_fragmentation and msg.exchange != ExchangeType.IKE_SA_INIT:
         return prot.crypto.seal_fragments(msg, prot.limit)
     return [prot.crypto.seal(msg)]
 
 
-def unprotect(router: Any, sa: Any, msg: Message, data: bytes) -> Message | None:
+def unprotect(router: IkeRouter, sa: IkeSa, msg: Message, data: bytes) -> Message | None:
     """The decrypted message, or None while fragments are still missing. Raises CodecError."""
-    prot: Protection = sa.codec
+    prot = sa.codec
+    assert prot is not None
     if isinstance(msg.encrypted, EncryptedFragment):
         return prot.reassembler.add(prot.crypto.open_fragment(data))
     return prot.crypto.open_message(msg, data)  # `msg` is Message.parse(data): not parsed again

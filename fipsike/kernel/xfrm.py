@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from pyroute2.netlink import nlmsg
@@ -306,8 +307,6 @@ class XfrmKernel:
         self.router = router
         self.ownership = ownership or Ownership()
         self.netns = netns
-        if router is not None:
-            xm.set_key_fingerprinter(router.keyed_fingerprint)
         self._sock = XfrmSocket(netns, timeout=timeout)
         self._events: XfrmSocket | None = None
         if events:
@@ -389,18 +388,24 @@ class XfrmKernel:
         self._sock.request("DELSA", m, xm.XFRM_MSG_DELSA, NLM_F_REQUEST | NLM_F_ACK, lambda t, r: None)
         self._larval.discard((dst, spi))
 
+    def _fingerprints(self) -> AbstractContextManager[None]:
+        """Keys in the messages decoded now are fingerprinted with this kernel's router (or not at all)."""
+        return xm.key_fingerprints(self.router.keyed_fingerprint if self.router is not None else None)
+
     def get_sa(self, dst: IPAddress, spi: int, proto: int = IPPROTO_ESP) -> SaState:
         m = build_sa_id_message(dst, spi, proto, self.ownership)
-        found = self._sock.request("GETSA", m, xm.XFRM_MSG_GETSA, NLM_F_REQUEST,
-                                   lambda t, r: sa_state_of(r) if t == xm.XFRM_MSG_NEWSA else None)
+        with self._fingerprints():
+            found = self._sock.request("GETSA", m, xm.XFRM_MSG_GETSA, NLM_F_REQUEST,
+                                       lambda t, r: sa_state_of(r) if t == xm.XFRM_MSG_NEWSA else None)
         if not found:
             raise KernelError("GETSA", "ENOENT", f"spi {spi:#x} dst {dst}")
         return found[0]
 
     def list_sas(self, owned_only: bool = True) -> list[SaState]:
         m = xm.empty_msg()
-        states = self._sock.request("dump SAs", m, xm.XFRM_MSG_GETSA, NLM_F_REQUEST | NLM_F_DUMP,
-                                    lambda t, r: sa_state_of(r) if t == xm.XFRM_MSG_NEWSA else None)
+        with self._fingerprints():
+            states = self._sock.request("dump SAs", m, xm.XFRM_MSG_GETSA, NLM_F_REQUEST | NLM_F_DUMP,
+                                        lambda t, r: sa_state_of(r) if t == xm.XFRM_MSG_NEWSA else None)
         return [s for s in states if not owned_only or self._owns_sa(s)]
 
     def _owns_sa(self, s: SaState) -> bool:
@@ -461,7 +466,8 @@ class XfrmKernel:
     def read_events(self, timeout: float | None = 0.0) -> list[KernelEvent]:
         if self._events is None:
             return []
-        return self._events.read_events(self._event_of, timeout, on_overflow=EventsLost)
+        with self._fingerprints():
+            return self._events.read_events(self._event_of, timeout, on_overflow=EventsLost)
 
     def _event_of(self, mtype: int, m: nlmsg) -> KernelEvent | None:
         own = self.ownership

@@ -182,14 +182,21 @@ def _defaults(fields: Fields) -> dict[str, Any]:
 # --- key redaction ---------------------------------------------------------------------------------
 
 Fingerprinter = Callable[[bytes], str]
-_fingerprinter: Fingerprinter | None = None
+# Both are set per call (a context), never for the process: the fingerprinter belongs to the caller
+# (XfrmKernel's router), so two kernels with two routers never mix their fingerprints.
+_fingerprinter: contextvars.ContextVar[Fingerprinter | None] = contextvars.ContextVar(
+    "fipsike_xfrm_fingerprinter", default=None)
 _reveal: contextvars.ContextVar[bool] = contextvars.ContextVar("fipsike_xfrm_reveal", default=False)
 
 
-def set_key_fingerprinter(fn: Fingerprinter | None) -> None:
-    """Install router.keyed_fingerprint (per process: the router's HMAC secret is per process)."""
-    global _fingerprinter
-    _fingerprinter = fn
+@contextlib.contextmanager
+def key_fingerprints(fn: Fingerprinter | None) -> Iterator[None]:
+    """Fingerprint the keys of messages decoded in this context with `fn` (router.keyed_fingerprint)."""
+    token = _fingerprinter.set(fn)
+    try:
+        yield
+    finally:
+        _fingerprinter.reset(token)
 
 
 @contextlib.contextmanager
@@ -238,7 +245,7 @@ class _KeyedAlgorithm(nla):  # type: ignore[misc]
         # all-zero material is reported as such, not fingerprinted (every blank key would match).
         blank = key_octets > 0 and not any(key_view)
         self["key_blanked"] = blank
-        fp = _fingerprinter
+        fp = _fingerprinter.get()
         self["key_fingerprint"] = fp(bytes(key_view)) if fp is not None and key_octets and not blank else None
         if _reveal.get():
             self["key_hex"] = key_view.hex()

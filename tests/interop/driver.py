@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fipsike.ike.actions import (
@@ -124,7 +125,8 @@ class UdpDriver:
                 if data[:4] != NON_ESP_MARKER:
                     continue  # ESP in UDP: the in-memory kernel does not carry traffic
                 data = data[4:]
-            self.handle(self.engine.receive(data, src, (self.address, port), self.now()))
+            # the driver owns the clocks: monotonic `now`, and the wall clock for certificate validity
+            self.handle(self.engine.receive(data, src, (self.address, port), self.now(), wall=datetime.now(UTC)))
 
     def run_until(self, cond: Callable[[], bool], timeout: float = 10.0) -> None:
         end = time.monotonic() + timeout

@@ -57,14 +57,14 @@ def test_dump_reply_with_canary_keys_reaches_no_report_form(
         fake_kernel: tuple[XfrmSocket, socket.socket], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     logging.getLogger("pyroute2").setLevel(logging.DEBUG)
-    xm.set_key_fingerprinter(ROUTER.keyed_fingerprint)
     sock, kernel_end = fake_kernel
     ek, ik = canary(32), canary(32)
     # the reply to our first request (seq 1), and a stale one for another sequence number
     kernel_end.send(_sa_reply(99, sock.port, ek, ik) + _sa_reply(1, sock.port, ek, ik))
     kernel_end.send(_done(1, sock.port))
-    states = sock.request("dump SAs", xm.empty_msg(), xm.XFRM_MSG_GETSA, NLM_F_REQUEST | NLM_F_DUMP,
-                          lambda t, m: sa_state_of(m))
+    with xm.key_fingerprints(ROUTER.keyed_fingerprint):
+        states = sock.request("dump SAs", xm.empty_msg(), xm.XFRM_MSG_GETSA, NLM_F_REQUEST | NLM_F_DUMP,
+                              lambda t, m: sa_state_of(m))
     assert len(states) == 1
     (state,) = states
     assert [(a.kind, a.key.octets, a.key.fingerprint) for a in state.algorithms] == [

@@ -58,26 +58,26 @@ def _spec(router, enc_key, integ_key=None, **kw):  # type: ignore[no-untyped-def
                   router.import_secret(integ_key, "ESP_ai") if integ_key else None, **kw)
 
 
-def _roundtrip(msg):  # type: ignore[no-untyped-def]
+def _roundtrip(msg, fingerprint=None):  # type: ignore[no-untyped-def]
     msg["header"]["type"] = xm.XFRM_MSG_NEWSA
     msg.encode()
     data = bytearray(msg.data)
     decoded = xm.usersa_info_msg(data)
-    decoded.decode()
-    return data, sa_state_of(decoded)
+    with xm.key_fingerprints(fingerprint):  # nested attributes decode when first read
+        decoded.decode()
+        return data, sa_state_of(decoded)
 
 
 def test_sa_roundtrip_keeps_only_length_and_fingerprint(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     router = open_router("default")
-    xm.set_key_fingerprinter(router.keyed_fingerprint)
     enc_key, integ_key = canary(32), canary(32)
     spec = _spec(router, enc_key, integ_key, encryption=Encryption.ENCR_AES_CBC,
                  integrity=Integrity.AUTH_HMAC_SHA2_256_128, esn=True, replay_window=128,
                  encap=UdpEncap(), lifetime=Lifetime(900, 1000, 90, 100))
     msg = build_sa_message(spec, enc_key, integ_key, Ownership())
     assert_no_canary(repr(msg), [enc_key, integ_key], "the message object before encoding")
-    data, state = _roundtrip(msg)
+    data, state = _roundtrip(msg, router.keyed_fingerprint)
     assert enc_key in data and integ_key in data  # the wire message really carries them
     assert [(a.kind, a.name, a.key.octets, a.bits) for a in state.algorithms] == [
         ("enc", "cbc(aes)", 32, 0), ("auth-trunc", "hmac(sha256)", 32, 128)]
@@ -134,9 +134,8 @@ def test_truncated_key_attribute_never_reads_past_the_attribute() -> None:
 def test_keys_blanked_by_a_locked_down_kernel_are_not_fingerprinted() -> None:
     """lockdown=confidentiality: the kernel sends zeros instead of keys (xfrm_redact)."""
     router = open_router("default")
-    xm.set_key_fingerprinter(router.keyed_fingerprint)
     zero = bytes(20)
-    _, state = _roundtrip(build_sa_message(_spec(router, zero), zero, None, Ownership()))
+    _, state = _roundtrip(build_sa_message(_spec(router, zero), zero, None, Ownership()), router.keyed_fingerprint)
     (alg,) = state.algorithms
     assert alg.key.blanked_by_kernel and alg.key.fingerprint is None and alg.key.octets == 20
     from fipsike.kernel.report import render_text

@@ -5,12 +5,13 @@ the policy, traffic selectors with narrowing (RFC 7296 2.9), the mode
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fipsike.ike import ts as tsmod
 from fipsike.ike import wire
 from fipsike.ike.actions import TrafficSelectorSpec
 from fipsike.ike.config import ChildConfig
+from fipsike.ike.context import IkeContext
 from fipsike.ike.keymat import derive_child_keys
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import (
@@ -33,9 +34,6 @@ from fipsike.ike.proposals import (
 from fipsike.ike.registry import NotifyType
 from fipsike.ike.sa import ChildSa, Exchange, IkeSa
 from providers.handles import SecretKey
-
-if TYPE_CHECKING:
-    from fipsike.ike.engine import Engine
 
 
 class ChildError(Exception):
@@ -72,12 +70,12 @@ def pfs_group(cfg: ChildConfig) -> int | None:
     return None
 
 
-def request_payloads(eng: Engine, sa: IkeSa, ex: Exchange, cfg: ChildConfig, in_ike_auth: bool,
+def request_payloads(ctx: IkeContext, sa: IkeSa, ex: Exchange, cfg: ChildConfig, in_ike_auth: bool,
                      local_ts: tuple[TrafficSelectorSpec, ...] | None = None,
                      remote_ts: tuple[TrafficSelectorSpec, ...] | None = None) -> tuple[list[Payload], list[Payload]]:
     """(notifies and SA, TSi/TSr): the caller puts Nonce/KE between them as RFC 7296 orders them."""
     ex.child_cfg = cfg
-    ex.spi_in = eng.new_child_spi()
+    ex.spi_in = ctx.new_child_spi()
     spi = ex.spi_in.to_bytes(4, "big")
     ex.esp_proposals = tuple(s.to_proposal(i + 1, spi) for i, s in enumerate(_specs(cfg, in_ike_auth)))
     dl, dr = default_ts(sa, cfg)
@@ -102,7 +100,7 @@ class Negotiated:
     transport: bool
 
 
-def negotiate(eng: Engine, sa: IkeSa, msg: Message, in_ike_auth: bool,
+def negotiate(ctx: IkeContext, sa: IkeSa, msg: Message, in_ike_auth: bool,
               only: ChildConfig | None = None) -> Negotiated:
     """Responder: pick the child config, narrow the selectors, choose a proposal. Raises ChildError."""
     sa_p = msg.get(SecurityAssociation)
@@ -116,8 +114,8 @@ def negotiate(eng: Engine, sa: IkeSa, msg: Message, in_ike_auth: bool,
     # the chosen proposal's SPI is filled in per request.
     key = ("child-choice", tuple((p.number, p.protocol, len(p.spi), p.transforms) for p in sa_p.proposals),
            tsi_p.selectors, tsr_p.selectors, transport, in_ike_auth, sa.local[0], sa.remote[0],
-           tuple(_config_key(eng, c) for c in ([only] if only is not None else sa.conn.children)))
-    got = eng.memo(key, lambda: _negotiate(eng, sa, sa_p, tsi_p.selectors, tsr_p.selectors, transport,
+           tuple(_config_key(ctx, c) for c in ([only] if only is not None else sa.conn.children)))
+    got = ctx.memo(key, lambda: _negotiate(ctx, sa, sa_p, tsi_p.selectors, tsr_p.selectors, transport,
                                            in_ike_auth, only))
     if isinstance(got, ChildError):
         raise ChildError(got.notify, str(got), got.data)
@@ -127,23 +125,23 @@ def negotiate(eng: Engine, sa: IkeSa, msg: Message, in_ike_auth: bool,
                       got.transport)
 
 
-def _config_key(eng: Engine, cfg: ChildConfig) -> tuple[Any, ...]:
+def _config_key(ctx: IkeContext, cfg: ChildConfig) -> tuple[Any, ...]:
     """What of a child config the negotiation reads, by object identity (so a config edited in
     place, by assigning new tuples, is not matched with an old outcome)."""
-    return (eng.ident(cfg), eng.ident(cfg.esp_proposals), eng.ident(cfg.local_ts), eng.ident(cfg.remote_ts),
+    return (ctx.ident(cfg), ctx.ident(cfg.esp_proposals), ctx.ident(cfg.local_ts), ctx.ident(cfg.remote_ts),
             cfg.mode)
 
 
-def _negotiate(eng: Engine, sa: IkeSa, sa_p: SecurityAssociation, tsi_sel: tuple[Any, ...],
+def _negotiate(ctx: IkeContext, sa: IkeSa, sa_p: SecurityAssociation, tsi_sel: tuple[Any, ...],
                tsr_sel: tuple[Any, ...], transport: bool, in_ike_auth: bool,
                only: ChildConfig | None) -> Negotiated | ChildError:
     try:
-        return _negotiate_raising(eng, sa, sa_p, tsi_sel, tsr_sel, transport, in_ike_auth, only)
+        return _negotiate_raising(ctx, sa, sa_p, tsi_sel, tsr_sel, transport, in_ike_auth, only)
     except ChildError as e:
         return e
 
 
-def _negotiate_raising(eng: Engine, sa: IkeSa, sa_p: SecurityAssociation, tsi_sel: tuple[Any, ...],
+def _negotiate_raising(ctx: IkeContext, sa: IkeSa, sa_p: SecurityAssociation, tsi_sel: tuple[Any, ...],
                        tsr_sel: tuple[Any, ...], transport: bool, in_ike_auth: bool,
                        only: ChildConfig | None) -> Negotiated:
     tsi = wire.from_wire_ts(tsi_sel)
@@ -163,7 +161,7 @@ def _negotiate_raising(eng: Engine, sa: IkeSa, sa_p: SecurityAssociation, tsi_se
             continue
         ts_found = True
         try:
-            chosen = eng.select(offered, _specs(cfg, in_ike_auth), Protocol.ESP)
+            chosen = ctx.select(offered, _specs(cfg, in_ike_auth), Protocol.ESP)
         except NoProposalChosen:
             continue
         if len(chosen.spi) != 4:
@@ -185,22 +183,22 @@ def response_payloads(n: Negotiated, spi_in: int) -> tuple[list[Payload], list[P
     return head, tail
 
 
-def make_child(eng: Engine, sa: IkeSa, cfg: ChildConfig, proposal: Proposal, spi_in: int, spi_out: int,
+def make_child(ctx: IkeContext, sa: IkeSa, cfg: ChildConfig, proposal: Proposal, spi_in: int, spi_out: int,
                local_ts: tuple[TrafficSelectorSpec, ...], remote_ts: tuple[TrafficSelectorSpec, ...],
                transport: bool, ni: bytes, nr: bytes, shared: SecretKey | None, initiator: bool, now: float,
                reqid: int = 0) -> ChildSa:
     assert sa.keys is not None and sa.suite is not None
-    suite: EspSuite = eng.memo(("esp-suite", proposal.transforms), lambda: esp_suite(proposal))
-    keys = derive_child_keys(eng.router, sa.suite.prf, sa.keys.sk_d, suite.encr, suite.encr_key_bits, suite.integ,
+    suite: EspSuite = ctx.memo(("esp-suite", proposal.transforms), lambda: esp_suite(proposal))
+    keys = derive_child_keys(ctx.router, sa.suite.prf, sa.keys.sk_d, suite.encr, suite.encr_key_bits, suite.integ,
                              ni, nr, shared)
-    return ChildSa(config=cfg, reqid=reqid or eng.reqid(sa.conn.name, cfg.name, cfg.reqid), suite=suite,
+    return ChildSa(config=cfg, reqid=reqid or ctx.reqid(sa.conn.name, cfg.name, cfg.reqid), suite=suite,
                    spi_in=spi_in, spi_out=spi_out, mode="transport" if transport else "tunnel",
                    local_ts=local_ts, remote_ts=remote_ts, keys=keys, installed_at=now,
                    rekey_at=now + cfg.rekey_time, expire_at=now + cfg.life_time, initiator=initiator,
                    nonces=(ni, nr))
 
 
-def complete(eng: Engine, sa: IkeSa, ex: Exchange, msg: Message, ni: bytes, nr: bytes, shared: SecretKey | None,
+def complete(ctx: IkeContext, sa: IkeSa, ex: Exchange, msg: Message, ni: bytes, nr: bytes, shared: SecretKey | None,
              now: float, reqid: int = 0) -> ChildSa:
     """Initiator: check the responder's choice and selectors, derive the keys. Raises ChildError."""
     sa_p = msg.get(SecurityAssociation)
@@ -209,7 +207,7 @@ def complete(eng: Engine, sa: IkeSa, ex: Exchange, msg: Message, ni: bytes, nr: 
     if sa_p is None or tsi_p is None or tsr_p is None:
         raise ChildError(NotifyType.INVALID_SYNTAX, "Child SA response without SA, TSi or TSr")
     try:
-        chosen = verify_choice(wire.from_wire_sa(sa_p), ex.esp_proposals, eng.allowed)
+        chosen = verify_choice(wire.from_wire_sa(sa_p), ex.esp_proposals, ctx.allowed)
         suite = esp_suite(chosen)
     except (NoProposalChosen, ValueError) as e:
         raise ChildError(NotifyType.NO_PROPOSAL_CHOSEN, str(e)) from None
@@ -224,5 +222,5 @@ def complete(eng: Engine, sa: IkeSa, ex: Exchange, msg: Message, ni: bytes, nr: 
         raise ChildError(NotifyType.NO_PROPOSAL_CHOSEN, "we need transport mode; the responder chose tunnel")
     del suite
     assert ex.child_cfg is not None
-    return make_child(eng, sa, ex.child_cfg, chosen, ex.spi_in, int.from_bytes(chosen.spi, "big"), tsi, tsr,
+    return make_child(ctx, sa, ex.child_cfg, chosen, ex.spi_in, int.from_bytes(chosen.spi, "big"), tsi, tsr,
                       transport, ni, nr, shared, True, now, reqid)

@@ -1,5 +1,10 @@
-"""Routing of received messages to their exchange, message-ID checks (RFC 7296 2.2, 2.3, 2.21)
-and the timer sweep (retransmission, rekeying, lifetimes, liveness)."""
+"""The task manager: routing of received messages to their ExchangeTask (the registry, by the
+pending request's TaskKind for responses, by exchange type and IKE SA state for requests),
+message-ID checks (RFC 7296 2.2, 2.3, 2.21), starting queued tasks, and the timer sweep
+(retransmission, rekeying, lifetimes, liveness).
+
+An IKE_SA_INIT request is the one message that comes before any IKE SA: it goes straight to
+ike_sa_init.handle_request, which makes the SA (or answers statelessly)."""
 
 from __future__ import annotations
 
@@ -7,12 +12,14 @@ from typing import TYPE_CHECKING
 
 from fipsike.ike import wire
 from fipsike.ike.actions import Address, SendDatagram
-from fipsike.ike.errors import CodecError, UnsupportedCriticalPayload
-from fipsike.ike.exchanges import create_child_sa, ike_auth, ike_sa_init, informational
+from fipsike.ike.errors import AuthenticInvalidSyntax, CodecError, UnsupportedCriticalPayload
+from fipsike.ike.exchanges import ike_sa_init
+from fipsike.ike.exchanges.registrations import LIVE
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import Notify
 from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.sa import ChildState, IkeSa, IkeState, Task
+from fipsike.ike.tasks import Received, TaskKind
 
 if TYPE_CHECKING:
     from fipsike.ike.engine import Engine
@@ -37,31 +44,38 @@ def receive(eng: Engine, msg: Message, data: bytes, src: Address, dst: Address, 
                             (Notify.error(NotifyType.INVALID_IKE_SPI),))
             eng.emit(SendDatagram(reply.serialize(), dst, src))
         return
+    try:
+        _receive_in(eng, sa, msg, data, src, dst, now)
+    except Exception as e:  # noqa: BLE001 - any error in one SA's handling closes that SA only
+        eng.close_on_error(sa, e)
+
+
+def _receive_in(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address, dst: Address,
+                now: float) -> None:
+    """A message for our IKE SA `sa`."""
     if msg.response:
         pending = sa.pending
         if pending is None or pending.message_id != msg.message_id:
             eng.log("debug", "stale-response", f"{sa.name}: response {msg.message_id} matches no request")
             return
-        if msg.exchange == ExchangeType.IKE_SA_INIT:
-            if sa.state != IkeState.INIT_SENT:
-                return
-            ike_sa_init.handle_response(eng, sa, msg, data, src, dst, now)
-            return
-        inner = _open(eng, sa, msg, data)
-        if inner is None:
-            return
-        _follow(eng, sa, src, dst)
-        sa.last_heard = now
-        sa.pending = None
         kind = pending.exchange
-        if kind == "ike-auth":
-            ike_auth.handle_response(eng, sa, inner, now)
-        elif kind.startswith(("create-child", "rekey-child", "rekey-ike")):
-            create_child_sa.handle_response(eng, sa, inner, now)
+        task = eng.registry.for_kind(kind)
+        if msg.exchange != task.exchange:
+            eng.log("debug", "drop", f"{sa.name}: {msg.exchange} response to our {task.exchange.name} request")
+            return
+        if msg.exchange == ExchangeType.IKE_SA_INIT:
+            # unprotected; the task clears `pending` itself once the answer is taken (not for COOKIE
+            # or INVALID_KE_PAYLOAD, which it answers with a new request)
+            task.on_response(eng, sa, Received(msg, data, src, dst), kind, now)
         else:
-            informational.handle_response(eng, sa, inner, now)
-        if sa.state != IkeState.DELETED:
-            eng.kick(sa, now)
+            inner = _open(eng, sa, msg, data)
+            if inner is None:
+                return
+            _follow(eng, sa, src, dst)
+            sa.last_heard = now
+            sa.pending = None
+            task.on_response(eng, sa, Received(inner, data, src, dst), kind, now)
+        eng.kick(sa, now)  # the next task in the queue (the next setup exchange, or queued work)
         return
     # a request
     if sa.keys is None:
@@ -72,7 +86,7 @@ def receive(eng: Engine, msg: Message, data: bytes, src: Address, dst: Address, 
         if _open(eng, sa, msg, data) is None:
             return
         eng.log("debug", "retransmit-response", f"{sa.name}: request {msg.message_id} repeated, cached answer")
-        eng._send(sa, sa.last_response[1])
+        eng.resend(sa, sa.last_response[1])
         return
     if msg.message_id != sa.expected_request_id:
         eng.log("debug", "bad-message-id",
@@ -84,25 +98,26 @@ def receive(eng: Engine, msg: Message, data: bytes, src: Address, dst: Address, 
         # decrypted and authentic, but it needs a payload we do not know (RFC 7296 2.5)
         eng.send_response(sa, msg, [Notify.error(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, e.notify_data)])
         return
+    except AuthenticInvalidSyntax as e:
+        # authentic but malformed inside: INVALID_SYNTAX in the protected answer (RFC 7296 3.10.1)
+        eng.log("debug", "invalid-syntax", f"{sa.name}: request {msg.message_id}: {e}")
+        eng.send_response(sa, msg, [Notify.error(NotifyType.INVALID_SYNTAX)])
+        return
     if inner is None:
         return
     _follow(eng, sa, src, dst)
     sa.last_heard = now
     ex = msg.exchange
-    if ex == ExchangeType.IKE_AUTH and sa.state == IkeState.INIT_DONE:
-        ike_auth.handle_request(eng, sa, inner, now)
-    elif sa.state not in (IkeState.ESTABLISHED, IkeState.REKEYED, IkeState.DELETING):
+    handler = eng.registry.for_request(int(ex), sa.state)
+    if handler is not None:
+        handler.on_request(eng, sa, Received(inner, data, src, dst), now)
+    elif sa.state not in LIVE:
         eng.log("debug", "unexpected-request", f"{sa.name}: {ex} request in state {sa.state.value}: dropped")
         return
-    elif ex == ExchangeType.CREATE_CHILD_SA:
-        create_child_sa.handle_request(eng, sa, inner, now)
-    elif ex == ExchangeType.INFORMATIONAL:
-        informational.handle_request(eng, sa, inner, now)
     else:
         # RFC 7296 1.5 / 2.21: an exchange we do not know gets an error answer in the IKE SA
         eng.send_response(sa, inner, [Notify.error(NotifyType.INVALID_SYNTAX)])
-    if sa.state is not IkeState.DELETED:  # type: ignore[comparison-overlap]  # the handler may delete it
-        eng.kick(sa, now)
+    eng.kick(sa, now)
 
 
 def _follow(eng: Engine, sa: IkeSa, src: Address, dst: Address) -> None:
@@ -110,7 +125,7 @@ def _follow(eng: Engine, sa: IkeSa, src: Address, dst: Address) -> None:
     authenticated message came from; answers and requests go there."""
     if (sa.nat_local or sa.nat_remote or dst[1] == 4500) and (src != sa.remote or dst != sa.local):
         eng.log("info", "address-update", f"{sa.name}: peer now at {src[0]}:{src[1]}")
-        sa.remote, sa.local = src, dst
+        eng.sas.move_peer(sa, src, dst)
 
 
 def _open(eng: Engine, sa: IkeSa, msg: Message, data: bytes, strict: bool = False) -> Message | None:
@@ -123,38 +138,30 @@ def _open(eng: Engine, sa: IkeSa, msg: Message, data: bytes, strict: bool = Fals
             raise
         return None
     except CodecError as e:
+        if strict and isinstance(e, AuthenticInvalidSyntax):
+            raise  # a request: answered with INVALID_SYNTAX
         # integrity failures are dropped silently (RFC 7296 2.21.2); so is garbage
         eng.log("debug", "drop", f"{sa.name}: {type(e).__name__}: {e}")
         return None
 
 
 def start_task(eng: Engine, sa: IkeSa, task: Task, now: float) -> None:
-    if sa.state == IkeState.REKEYED and task.kind != "delete-ike":
+    if sa.state == IkeState.REKEYED and task.kind is not TaskKind.DELETE_IKE:
         # the SA is being replaced: its pending work moves to the new one
         new = eng.find_ike(sa.rekeyed_to)
         if new is not None:
             eng.queue(new, task, now)
         return
-    if task.kind == "create-child":
-        create_child_sa.start_create(eng, sa, task, now)
-    elif task.kind == "rekey-child":
-        create_child_sa.start_rekey_child(eng, sa, task, now)
-    elif task.kind == "rekey-ike":
-        create_child_sa.start_rekey_ike(eng, sa, now)
-    elif task.kind == "delete-child":
-        informational.start_delete_child(eng, sa, task, now)
-    elif task.kind == "delete-spi":
-        informational.start_delete_spi(eng, sa, task, now)
-    elif task.kind == "delete-ike":
-        informational.start_delete_ike(eng, sa, now)
-    elif task.kind == "dpd":
-        informational.start_dpd(eng, sa, now)
+    eng.registry.for_kind(task.kind).start(eng, sa, task, now)
 
 
 def timer(eng: Engine, now: float) -> None:
     for sa in eng.due_sas(now):
         eng.touch(sa)
-        timer_sa(eng, sa, now)
+        try:
+            timer_sa(eng, sa, now)
+        except Exception as e:  # noqa: BLE001 - any error in one SA's timer closes that SA only
+            eng.close_on_error(sa, e)
 
 
 def timer_sa(eng: Engine, sa: IkeSa, now: float) -> None:
@@ -165,10 +172,10 @@ def timer_sa(eng: Engine, sa: IkeSa, now: float) -> None:
     if p is not None and p.due(now):
         policy = sa.conn.retransmit
         give_up = p.exhausted(policy)
-        if p.exchange == "dpd" and now - p.sent_at >= sa.conn.dpd_timeout:
+        if p.exchange == TaskKind.DPD and now - p.sent_at >= sa.conn.dpd_timeout:
             give_up = True
         if give_up:
-            if p.exchange == "delete-ike":
+            if p.exchange == TaskKind.DELETE_IKE:
                 eng.drop_ike(sa, "deleted (no answer)")
             elif sa.state in (IkeState.INIT_SENT, IkeState.AUTH_SENT):
                 eng.log("warning", "ike-sa-timeout", f"{sa.conn.name}: no answer from {sa.remote[0]}")
@@ -178,11 +185,11 @@ def timer_sa(eng: Engine, sa: IkeSa, now: float) -> None:
             return
         p.tries += 1
         p.arm(policy, now)
-        if p.exchange == "dpd":
+        if p.exchange == TaskKind.DPD:
             # a liveness check gives up after dpd_timeout, whatever the retransmission schedule says
             p.deadline = min(p.deadline, p.sent_at + sa.conn.dpd_timeout)
         eng.log("debug", "retransmit", f"{sa.name}: request {p.message_id} try {p.tries}")
-        eng._send(sa, p.packets)
+        eng.resend(sa, p.packets)
     if sa.state in (IkeState.INIT_DONE, IkeState.REKEYED) and sa.half_open_deadline \
             and now >= sa.half_open_deadline:
         eng.drop_ike(sa, "half-open timeout" if sa.state == IkeState.INIT_DONE else "rekeyed")
@@ -192,11 +199,11 @@ def timer_sa(eng: Engine, sa: IkeSa, now: float) -> None:
     if sa.expire_at and now >= sa.expire_at:
         eng.log("info", "ike-sa-expired", f"{sa.name}: lifetime reached")
         sa.expire_at = 0.0
-        eng.queue(sa, Task("delete-ike"), now)
+        eng.queue(sa, Task(TaskKind.DELETE_IKE), now)
         return
     if sa.rekey_at and now >= sa.rekey_at:
         sa.rekey_at = 0.0
-        eng.queue(sa, Task("rekey-ike"), now)
+        eng.queue(sa, Task(TaskKind.REKEY_IKE), now)
     if sa.deferred and any(when <= now for when, _ in sa.deferred):
         due = [t for when, t in sa.deferred if when <= now]
         sa.deferred = [(when, t) for when, t in sa.deferred if when > now]
@@ -205,10 +212,10 @@ def timer_sa(eng: Engine, sa: IkeSa, now: float) -> None:
     for child in list(sa.children.values()):
         if child.expire_at and now >= child.expire_at:
             child.expire_at = 0.0
-            eng.queue(sa, Task("delete-child", spi=child.spi_in), now)
+            eng.queue(sa, Task(TaskKind.DELETE_CHILD, spi=child.spi_in), now)
         elif child.state == ChildState.INSTALLED and child.rekey_at and now >= child.rekey_at:
             child.rekey_at = 0.0
-            eng.queue(sa, Task("rekey-child", spi=child.spi_in), now)
+            eng.queue(sa, Task(TaskKind.REKEY_CHILD, spi=child.spi_in), now)
     if sa.conn.dpd_delay > 0 and sa.pending is None and not sa.tasks \
             and now >= sa.last_heard + sa.conn.dpd_delay:
-        eng.queue(sa, Task("dpd"), now)
+        eng.queue(sa, Task(TaskKind.DPD), now)

@@ -9,11 +9,12 @@ connection allows it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certs.identity import Identity, IdentityError, IdType
+from certs.keyid import cert_key_id
 from fipsike.ike import identity as ident
 from fipsike.ike.actions import ChildSaFailed, IkeSaEstablished
 from fipsike.ike.auth import (
@@ -27,6 +28,7 @@ from fipsike.ike.auth import (
     verify_signature_auth,
 )
 from fipsike.ike.config import Connection
+from fipsike.ike.context import IkeContext
 from fipsike.ike.exchanges import child as childmod
 from fipsike.ike.exchanges.common import certreq
 from fipsike.ike.message import Message
@@ -41,57 +43,60 @@ from fipsike.ike.payloads import (
     Payload,
     SecurityAssociation,
 )
+from fipsike.ike.proposals import admits
 from fipsike.ike.registry import AuthMethod, CertEncoding, ExchangeType, NotifyType, ProtocolId
 from fipsike.ike.sa import Exchange, IkeSa, IkeState, Task
+from fipsike.ike.tasks import Received, TaskKind
 from providers.errors import ProviderError
 
-if TYPE_CHECKING:
-    from fipsike.ike.engine import Engine
 
-
-def _local_id(eng: Engine, conn: Connection) -> Identity:
+def _local_id(ctx: IkeContext, conn: Connection) -> Identity:
     if conn.local_auth == "null" and conn.local_id in ("%fromcert", "", "%null"):
         return Identity(IdType.ID_NULL, b"")
-    got: Identity = eng.memo(("local-id", conn.local_id, eng.ident(conn.certificate)),
+    got: Identity = ctx.memo(("local-id", conn.local_id, ctx.ident(conn.certificate)),
                              lambda: ident.local_identity(conn.local_id, conn.certificate))
     return got
 
 
-def _cert_payloads(eng: Engine, conn: Connection, sa: IkeSa) -> list[Payload]:
+def _cert_payloads(ctx: IkeContext, conn: Connection, sa: IkeSa) -> list[Payload]:
     if conn.local_auth != "pubkey" or conn.certificate is None or conn.send_cert == "never":
         return []
     if conn.send_cert == "ifasked" and not sa.peer_certreq:
         return []
-    return [Certificate(int(CertEncoding.X509_CERT_SIGNATURE),
-                        eng.memo(("der", eng.ident(c)), lambda c=c: c.public_bytes(Encoding.DER)))
+    return [Certificate(int(CertEncoding.X509_CERT_SIGNATURE), _der(ctx, c))
             for c in (conn.certificate, *conn.intermediates)]
 
 
-def _our_auth(eng: Engine, sa: IkeSa, conn: Connection, octets: bytes) -> Authentication:
+def _der(ctx: IkeContext, cert: Any) -> bytes:
+    der: bytes = ctx.memo(("der", ctx.ident(cert)), lambda: cert.public_bytes(Encoding.DER))
+    return der
+
+
+def _our_auth(ctx: IkeContext, sa: IkeSa, conn: Connection, octets: bytes) -> Authentication:
     assert sa.keys is not None and sa.suite is not None
     if conn.local_auth == "null":
         sk_p = sa.keys.sk_pi if sa.initiator else sa.keys.sk_pr
-        return Authentication(int(AuthMethod.NULL_AUTH), null_auth(eng.router, sa.suite.prf, sk_p, octets))
+        return Authentication(int(AuthMethod.NULL_AUTH), null_auth(ctx.router, sa.suite.prf, sk_p, octets))
     if conn.private_key is None:
         raise AuthError("no private key configured")
     key, legacy = conn.private_key, conn.signature_auth == "legacy"
     # the choice depends only on the key, the peer's announced hashes and the (fixed) policy
-    method, scheme = eng.memo(("signature", key, sa.peer_hashes, legacy),
-                              lambda: choose_signature(key, sa.peer_hashes, legacy, eng.policy))
-    a = make_signature_auth(eng.router, conn.private_key, method, scheme, octets)
+    method, scheme = ctx.memo(("signature", key, sa.peer_hashes, legacy),
+                              lambda: choose_signature(key, sa.peer_hashes, legacy, ctx.policy))
+    a = make_signature_auth(ctx.router, conn.private_key, method, scheme, octets)
     return Authentication(a.method, a.data)
 
 
-def _octets(eng: Engine, sa: IkeSa, sent_by_initiator: bool, id_type: int, id_data: bytes) -> bytes:
+def _octets(ctx: IkeContext, sa: IkeSa, sent_by_initiator: bool, id_type: int, id_data: bytes) -> bytes:
     """The signed octets of the initiator (RealMessage1 | Nr | prf(SK_pi, IDi')) or the responder
     (RealMessage2 | Ni | prf(SK_pr, IDr')) (RFC 7296 2.15)."""
     assert sa.keys is not None and sa.suite is not None
     if sent_by_initiator:
-        return signed_octets(eng.router, sa.suite.prf, sa.keys.sk_pi, sa.init_request, sa.nr, id_type, id_data)
-    return signed_octets(eng.router, sa.suite.prf, sa.keys.sk_pr, sa.init_response, sa.ni, id_type, id_data)
+        return signed_octets(ctx.router, sa.suite.prf, sa.keys.sk_pi, sa.init_request, sa.nr, id_type, id_data)
+    return signed_octets(ctx.router, sa.suite.prf, sa.keys.sk_pr, sa.init_response, sa.ni, id_type, id_data)
 
 
-def _verify_peer(eng: Engine, sa: IkeSa, conn: Connection, msg: Message, peer_id: Identity,
+def _verify_peer(ctx: IkeContext, sa: IkeSa, conn: Connection, msg: Message, peer_id: Identity,
                  id_type: int, id_data: bytes) -> None:
     """Raises AuthError unless the peer proved its identity as `conn` demands."""
     auth = msg.get(Authentication)
@@ -99,13 +104,13 @@ def _verify_peer(eng: Engine, sa: IkeSa, conn: Connection, msg: Message, peer_id
         raise AuthError("no AUTH payload")
     if not ident.remote_accepts(conn.remote_id, peer_id):
         raise AuthError(f"peer identity {peer_id} is not {conn.remote_id}")
-    octets = _octets(eng, sa, not sa.initiator, id_type, id_data)
+    octets = _octets(ctx, sa, not sa.initiator, id_type, id_data)
     assert sa.keys is not None and sa.suite is not None
     if auth.method == AuthMethod.NULL_AUTH:
         if conn.remote_auth != "null" or not conn.allow_null:
             raise AuthError("NULL authentication is not allowed for this connection")
         sk_p = sa.keys.sk_pr if sa.initiator else sa.keys.sk_pi
-        if not null_auth_verifies(eng.router, sa.suite.prf, sk_p, octets, auth.data):
+        if not null_auth_verifies(ctx.router, sa.suite.prf, sk_p, octets, auth.data):
             raise AuthError("NULL AUTH does not verify")
         return
     if conn.remote_auth != "pubkey":
@@ -115,19 +120,30 @@ def _verify_peer(eng: Engine, sa: IkeSa, conn: Connection, msg: Message, peer_id
         raise AuthError("no certificate from the peer")
     if not conn.trust_anchors:
         raise AuthError("no trust anchors configured")
-    ee = eng.validated_peer(tuple(c.data for c in certs), conn.trust_anchors)
-    bound = eng.memo(("id-in-cert", peer_id, certs[0].data), lambda: peer_id.matches_cert(ee))
-    if peer_id.id_type is not IdType.ID_KEY_ID and not bound:
-        raise AuthError(f"identity {peer_id} is not in the peer's certificate")
-    scheme = verify_signature_auth(eng.router, ee.public_key(), AuthPayload(auth.method, auth.data), octets)
+    ee = ctx.peers.validated_peer(tuple(c.data for c in certs), conn.trust_anchors, ctx.wall(),
+                                  crl_strict=conn.crl_strict)
+    bound = ctx.memo(("id-in-cert", peer_id, certs[0].data), lambda: _bound(ctx, peer_id, ee))
+    if not bound:
+        raise AuthError(f"identity {peer_id} is not bound to the peer's certificate")
+    scheme = verify_signature_auth(ctx.router, ee.public_key(), AuthPayload(auth.method, auth.data), octets)
     sa.peer_cert = ee
-    eng.log("info", "peer-authenticated", f"{sa.conn.name}: {peer_id} with {scheme.name}")
+    ctx.log("info", "peer-authenticated", f"{sa.conn.name}: {peer_id} with {scheme.name}")
 
 
-def established(eng: Engine, sa: IkeSa, now: float, announce: bool = True) -> None:
+def _bound(ctx: IkeContext, peer_id: Identity, ee: Any) -> bool:
+    """Is the peer's ID bound to its end-entity certificate (RFC 4945 3.1)? An ID_KEY_ID (`@#hex`)
+    names the certificate's subject key identifier (or its RFC 7093 key identifier when it has none),
+    as certs.store resolves `@#hex` for our own side: otherwise any holder of a certificate from the
+    same CA could claim it."""
+    if peer_id.id_type is IdType.ID_KEY_ID:
+        return bool(peer_id.data) and cert_key_id(ctx.router, ee) == peer_id.data
+    return bool(peer_id.matches_cert(ee))
+
+
+def established(ctx: IkeContext, sa: IkeSa, now: float, announce: bool = True) -> None:
     conn = sa.conn
     sa.state = IkeState.ESTABLISHED
-    eng.sas.mark_established(sa)
+    ctx.sas.mark_established(sa)
     sa.established_at = now
     sa.rekey_at = now + conn.rekey_time if conn.rekey_time else 0.0
     sa.expire_at = now + conn.life_time if conn.life_time else 0.0
@@ -135,28 +151,28 @@ def established(eng: Engine, sa: IkeSa, now: float, announce: bool = True) -> No
     sa.half_open_deadline = 0.0
     if not announce:
         return
-    lid, rid, suite = eng.text(sa.local_id), str(sa.remote_id), eng.text(sa.suite)
-    eng.emit(IkeSaEstablished(sa.name, conn.name, lid, rid, sa.initiator, suite))
-    eng.log("info", "ike-sa-established", f"{conn.name} {sa.name} {sa.local[0]}[{lid}]...{sa.remote[0]}[{rid}] {suite}")
+    lid, rid, suite = ctx.text(sa.local_id), str(sa.remote_id), ctx.text(sa.suite)
+    ctx.emit(IkeSaEstablished(sa.name, conn.name, lid, rid, sa.initiator, suite))
+    ctx.log("info", "ike-sa-established", f"{conn.name} {sa.name} {sa.local[0]}[{lid}]...{sa.remote[0]}[{rid}] {suite}")
 
 
 # --- initiator -----------------------------------------------------------------------------
 
 
-def start(eng: Engine, sa: IkeSa, now: float) -> None:
+def start(ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
     conn = sa.conn
     try:
-        sa.local_id = _local_id(eng, conn)
+        sa.local_id = _local_id(ctx, conn)
     except IdentityError as e:
-        eng.log("error", "config", f"{conn.name}: {e}")
-        eng.drop_ike(sa, "bad local identity", failed=True)
+        ctx.log("error", "config", f"{conn.name}: {e}")
+        ctx.drop_ike(sa, "bad local identity", failed=True)
         return
     id_type, id_data = sa.local_id.to_payload()
     payloads: list[Payload] = [IdentificationInitiator(id_type, id_data)]
-    payloads += _cert_payloads(eng, conn, sa)
+    payloads += _cert_payloads(ctx, conn, sa)
     if conn.initial_contact:
         payloads.append(Notify.initial_contact())
-    payloads += certreq(eng, conn)
+    payloads += certreq(ctx, conn)
     if conn.remote_id not in ("%any", "%fromcert", ""):
         try:
             t, d = Identity.parse(conn.remote_id).to_payload()
@@ -164,21 +180,21 @@ def start(eng: Engine, sa: IkeSa, now: float) -> None:
         except IdentityError:
             pass
     try:
-        payloads.append(_our_auth(eng, sa, conn, _octets(eng, sa, True, id_type, id_data)))
+        payloads.append(_our_auth(ctx, sa, conn, _octets(ctx, sa, True, id_type, id_data)))
     except (AuthError, ProviderError, ValueError) as e:
-        eng.log("error", "auth", f"{conn.name}: cannot sign AUTH: {e}")
-        eng.drop_ike(sa, "cannot sign", failed=True)
+        ctx.log("error", "auth", f"{conn.name}: cannot sign AUTH: {e}")
+        ctx.drop_ike(sa, "cannot sign", failed=True)
         return
-    ex = Exchange("ike-auth", nonce=sa.ni)
+    ex = Exchange(TaskKind.IKE_AUTH, nonce=sa.ni)
     if sa.first_child is not None:
-        head, tail = childmod.request_payloads(eng, sa, ex, sa.first_child, in_ike_auth=True)
+        head, tail = childmod.request_payloads(ctx, sa, ex, sa.first_child, in_ike_auth=True)
         payloads += head + tail
     sa.auth_exchange = ex
     sa.state = IkeState.AUTH_SENT
-    eng.send_request(sa, ExchangeType.IKE_AUTH, payloads, "ike-auth", now)
+    ctx.send_request(sa, ExchangeType.IKE_AUTH, payloads, TaskKind.IKE_AUTH, now)
 
 
-def handle_response(eng: Engine, sa: IkeSa, msg: Message, now: float) -> None:
+def handle_response(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None:
     if sa.state != IkeState.AUTH_SENT:
         return
     conn = sa.conn
@@ -186,20 +202,20 @@ def handle_response(eng: Engine, sa: IkeSa, msg: Message, now: float) -> None:
     if idr is None or msg.get(Authentication) is None:
         err = next((n for n in msg.notifies() if n.is_error), None)
         name = _notify_name(err.notify_type) if err else "INVALID_SYNTAX"
-        eng.notify_error(sa, name, "IKE_AUTH refused by the responder")
-        eng.drop_ike(sa, name, failed=True)
+        ctx.notify_error(sa, name, "IKE_AUTH refused by the responder")
+        ctx.drop_ike(sa, name, failed=True)
         return
     try:
         peer_id = Identity.from_payload(idr.id_type, idr.data)
-        _verify_peer(eng, sa, conn, msg, peer_id, idr.id_type, idr.data)
+        _verify_peer(ctx, sa, conn, msg, peer_id, idr.id_type, idr.data)
     except (AuthError, IdentityError, ProviderError, ValueError) as e:
         # RFC 7296 2.21.2: the initiator's answer to a bad responder AUTH is to delete the IKE SA
-        eng.notify_error(sa, "AUTHENTICATION_FAILED", str(e))
-        _delete_quietly(eng, sa, now)
-        eng.drop_ike(sa, "AUTHENTICATION_FAILED", failed=True)
+        ctx.notify_error(sa, "AUTHENTICATION_FAILED", str(e))
+        _delete_quietly(ctx, sa, now)
+        ctx.drop_ike(sa, "AUTHENTICATION_FAILED", failed=True)
         return
     sa.remote_id = peer_id
-    established(eng, sa, now)
+    established(ctx, sa, now)
     ex = sa.auth_exchange
     sa.auth_exchange = None
     if ex is None or ex.child_cfg is None:
@@ -207,26 +223,26 @@ def handle_response(eng: Engine, sa: IkeSa, msg: Message, now: float) -> None:
     if msg.get(SecurityAssociation) is None:
         err = next((n for n in msg.notifies() if n.is_error), None)
         name = _notify_name(err.notify_type) if err else "NO_PROPOSAL_CHOSEN"
-        eng.emit(ChildSaFailed(sa.name, conn.name, ex.child_cfg.name, name))
-        eng.notify_error(sa, name, f"Child SA {ex.child_cfg.name} refused")
+        ctx.emit(ChildSaFailed(sa.name, conn.name, ex.child_cfg.name, name))
+        ctx.notify_error(sa, name, f"Child SA {ex.child_cfg.name} refused")
         return
     try:
-        c = childmod.complete(eng, sa, ex, msg, sa.ni, sa.nr, None, now)
+        c = childmod.complete(ctx, sa, ex, msg, sa.ni, sa.nr, None, now)
     except childmod.ChildError as e:
-        eng.emit(ChildSaFailed(sa.name, conn.name, ex.child_cfg.name, e.notify.name))
-        eng.notify_error(sa, e.notify.name, str(e))
+        ctx.emit(ChildSaFailed(sa.name, conn.name, ex.child_cfg.name, e.notify.name))
+        ctx.notify_error(sa, e.notify.name, str(e))
         # the responder installed it: tell it to remove it (RFC 7296 1.4.1, our inbound SPI names it)
-        eng.queue(sa, Task("delete-spi", spi=ex.spi_in), now)
+        ctx.queue(sa, Task(TaskKind.DELETE_SPI, spi=ex.spi_in), now)
         return
-    eng.install_child(sa, c)
+    ctx.install_child(sa, c)
 
 
-def _delete_quietly(eng: Engine, sa: IkeSa, now: float) -> None:
+def _delete_quietly(ctx: IkeContext, sa: IkeSa, now: float) -> None:
     """Send an INFORMATIONAL Delete for the IKE SA without waiting for its answer."""
     try:
-        eng.send_request(sa, ExchangeType.INFORMATIONAL, [Delete(int(ProtocolId.IKE))], "delete-ike", now)
+        ctx.send_request(sa, ExchangeType.INFORMATIONAL, [Delete(int(ProtocolId.IKE))], TaskKind.DELETE_IKE, now)
     except Exception as e:  # noqa: BLE001 - best effort only
-        eng.log("debug", "delete-failed", f"{sa.name}: {type(e).__name__}")
+        ctx.log("debug", "delete-failed", f"{sa.name}: {type(e).__name__}")
 
 
 def _notify_name(t: int) -> str:
@@ -236,61 +252,71 @@ def _notify_name(t: int) -> str:
 # --- responder -----------------------------------------------------------------------------
 
 
-def _pick_connection(sa: IkeSa, peer_id: Identity, method: int) -> Connection | None:
+def _pick_connection(sa: IkeSa, peer_id: Identity, method: int) -> Connection:
+    """The connection (peer config) for this peer, chosen by identity and authentication method
+    among those that fit the addresses (the IKE config of IKE_SA_INIT). The IKE SA's suite was
+    negotiated before the identity was known, against every candidate's proposals together: the
+    chosen connection's own proposals must admit it, or the SA is refused (AUTHENTICATION_FAILED,
+    RFC 7296 2.21.2; strongSwan likewise finds no peer config). Raises AuthError."""
     null = method == AuthMethod.NULL_AUTH
+    refused: Connection | None = None
     for c in sa.candidates or (sa.conn,):
         if null != (c.remote_auth == "null"):
             continue
-        if ident.remote_accepts(c.remote_id, peer_id):
-            return c
-    return None
+        if not ident.remote_accepts(c.remote_id, peer_id):
+            continue
+        if sa.offered and not admits(c.ike_proposals, sa.offered[0]):
+            refused = refused or c
+            continue
+        return c
+    if refused is not None:
+        raise AuthError(f"the IKE SA's suite is not allowed by connection {refused.name}")
+    raise AuthError(f"no connection accepts {peer_id}")
 
 
-def handle_request(eng: Engine, sa: IkeSa, msg: Message, now: float) -> None:
+def handle_request(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None:
     idi = msg.get(IdentificationInitiator)
     auth = msg.get(Authentication)
     if idi is None or auth is None:
-        eng.send_response(sa, msg, [Notify.error(NotifyType.INVALID_SYNTAX)])
-        eng.drop_ike(sa, "INVALID_SYNTAX", failed=True)
+        ctx.send_response(sa, msg, [Notify.error(NotifyType.INVALID_SYNTAX)])
+        ctx.drop_ike(sa, "INVALID_SYNTAX", failed=True)
         return
     try:
         peer_id = Identity.from_payload(idi.id_type, idi.data)
         conn = _pick_connection(sa, peer_id, auth.method)
-        if conn is None:
-            raise AuthError(f"no connection accepts {peer_id}")
         sa.conn = conn
         sa.peer_certreq = [a for c in msg.all(CertificateRequest) for a in _safe_authorities(c)]
-        _verify_peer(eng, sa, conn, msg, peer_id, idi.id_type, idi.data)
-        sa.local_id = _local_id(eng, conn)
+        _verify_peer(ctx, sa, conn, msg, peer_id, idi.id_type, idi.data)
+        sa.local_id = _local_id(ctx, conn)
         id_type, id_data = sa.local_id.to_payload()
-        our_auth = _our_auth(eng, sa, conn, _octets(eng, sa, False, id_type, id_data))
+        our_auth = _our_auth(ctx, sa, conn, _octets(ctx, sa, False, id_type, id_data))
     except (AuthError, IdentityError, ProviderError, ValueError) as e:
-        eng.notify_error(sa, "AUTHENTICATION_FAILED", str(e))
-        eng.send_response(sa, msg, [Notify.error(NotifyType.AUTHENTICATION_FAILED)])
-        eng.drop_ike(sa, "AUTHENTICATION_FAILED", failed=True)
+        ctx.notify_error(sa, "AUTHENTICATION_FAILED", str(e))
+        ctx.send_response(sa, msg, [Notify.error(NotifyType.AUTHENTICATION_FAILED)])
+        ctx.drop_ike(sa, "AUTHENTICATION_FAILED", failed=True)
         return
     sa.remote_id = peer_id
     if msg.notify(NotifyType.INITIAL_CONTACT) is not None:
-        _initial_contact(eng, sa)
+        _initial_contact(ctx, sa)
     reply: list[Payload] = [IdentificationResponder(id_type, id_data)]
-    reply += _cert_payloads(eng, conn, sa)
+    reply += _cert_payloads(ctx, conn, sa)
     reply.append(our_auth)
     new_child = None
     if msg.get(SecurityAssociation) is not None:
         try:
-            n = childmod.negotiate(eng, sa, msg, in_ike_auth=True)
-            spi_in = eng.new_child_spi()
+            n = childmod.negotiate(ctx, sa, msg, in_ike_auth=True)
+            spi_in = ctx.new_child_spi()
             head, tail = childmod.response_payloads(n, spi_in)
-            new_child = childmod.make_child(eng, sa, n.cfg, n.proposal, spi_in, int.from_bytes(n.proposal.spi, "big"),
+            new_child = childmod.make_child(ctx, sa, n.cfg, n.proposal, spi_in, int.from_bytes(n.proposal.spi, "big"),
                                             n.local_ts, n.remote_ts, n.transport, sa.ni, sa.nr, None, False, now)
             reply += head + tail
         except childmod.ChildError as e:
-            eng.notify_error(sa, e.notify.name, str(e))
+            ctx.notify_error(sa, e.notify.name, str(e))
             reply.append(Notify.error(e.notify, e.data))
-    eng.send_response(sa, msg, reply)
-    established(eng, sa, now)
+    ctx.send_response(sa, msg, reply)
+    established(ctx, sa, now)
     if new_child is not None:
-        eng.install_child(sa, new_child)
+        ctx.install_child(sa, new_child)
 
 
 def _safe_authorities(c: CertificateRequest) -> tuple[bytes, ...]:
@@ -300,12 +326,28 @@ def _safe_authorities(c: CertificateRequest) -> tuple[bytes, ...]:
         return ()
 
 
-def _initial_contact(eng: Engine, sa: IkeSa) -> None:
+def _initial_contact(ctx: IkeContext, sa: IkeSa) -> None:
     """RFC 7296 2.4: INITIAL_CONTACT: the peer rebooted; its other IKE SAs with us are stale."""
-    for other in list(eng.sas):
+    for other in list(ctx.sas):
         if other is sa or other.state != IkeState.ESTABLISHED:
             continue
         if other.remote_id == sa.remote_id and other.conn.name == sa.conn.name:
-            eng.log("info", "initial-contact", f"{other.name}: replaced after INITIAL_CONTACT")
-            eng.drop_ike(other, "INITIAL_CONTACT")
+            ctx.log("info", "initial-contact", f"{other.name}: replaced after INITIAL_CONTACT")
+            ctx.drop_ike(other, "INITIAL_CONTACT")
 
+
+
+class IkeAuth:
+    """The IKE_AUTH task: the last of the setup chain."""
+
+    exchange = ExchangeType.IKE_AUTH
+    kinds = frozenset({TaskKind.IKE_AUTH})
+
+    def start(self, ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
+        start(ctx, sa, task, now)
+
+    def on_response(self, ctx: IkeContext, sa: IkeSa, rx: Received, kind: TaskKind, now: float) -> None:
+        handle_response(ctx, sa, rx.msg, now)
+
+    def on_request(self, ctx: IkeContext, sa: IkeSa, rx: Received, now: float) -> None:
+        handle_request(ctx, sa, rx.msg, now)

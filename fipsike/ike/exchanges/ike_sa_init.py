@@ -4,14 +4,11 @@ signature hash (RFC 7427) announcements."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from certs.signature_hash import HashAlgorithmId, announced_hashes
 from fipsike.ike import wire
 from fipsike.ike.actions import Address, SendDatagram
 from fipsike.ike.auth import HASH_BY_ID
 from fipsike.ike.config import ChildConfig, Connection
-from fipsike.ike.exchanges import ike_auth
+from fipsike.ike.context import IkeContext
 from fipsike.ike.exchanges.common import certreq, ke_first
 from fipsike.ike.keymat import derive_ike_keys
 from fipsike.ike.message import Message
@@ -23,91 +20,96 @@ from fipsike.ike.payloads import (
     Payload,
     SecurityAssociation,
 )
-from fipsike.ike.proposals import IkeSuite, NoProposalChosen, Proposal, Protocol, ike_suite, verify_choice
+from fipsike.ike.proposals import (
+    IkeSuite,
+    NoProposalChosen,
+    Proposal,
+    Protocol,
+    admits,
+    ike_suite,
+    verify_choice,
+)
 from fipsike.ike.registry import ExchangeType, NotifyType
-from fipsike.ike.sa import IkeSa, IkeState
+from fipsike.ike.sa import IkeSa, IkeState, Task
+from fipsike.ike.tasks import Received, TaskKind
 from providers.algorithms import KeyExchange
 from providers.errors import InvalidKeyShare, ProviderError
-
-if TYPE_CHECKING:
-    from fipsike.ike.engine import Engine
 
 MAX_INIT_RETRIES = 3
 
 
-def _announced_hashes(eng: Engine) -> list[int]:
-    """SIGNATURE_HASH_ALGORITHMS: the SHA-2 hashes we can verify signatures with under the policy
-    (SHA-1 is never announced, even where the default profile still verifies it)."""
-    cached: list[int] | None = getattr(eng, "_announced", None)
-    if cached is not None:
-        return cached
-    out = [int(h) for h in announced_hashes(eng.policy) if h is not HashAlgorithmId.SHA1]
-    eng._announced = out  # type: ignore[attr-defined]  # the policy never changes under an engine
-    return out
+def _sha_notify(ctx: IkeContext) -> Notify:
+    return ctx.memo("sha-notify", lambda: Notify.signature_hash_algorithms(list(ctx.announced_hashes)))
 
 
-def _sha_notify(eng: Engine) -> Notify:
-    n: Notify = eng.memo("sha-notify", lambda: Notify.signature_hash_algorithms(_announced_hashes(eng)))
-    return n
+def _nat_notifies(ctx: IkeContext, spi_i: bytes, spi_r: bytes, local: Address, remote: Address) -> list[Payload]:
+    return [Notify.nat_detection(NotifyType.NAT_DETECTION_SOURCE_IP, ctx.nat_hash(spi_i, spi_r, local)),
+            Notify.nat_detection(NotifyType.NAT_DETECTION_DESTINATION_IP, ctx.nat_hash(spi_i, spi_r, remote))]
 
 
-def _nat_notifies(eng: Engine, spi_i: bytes, spi_r: bytes, local: Address, remote: Address) -> list[Payload]:
-    return [Notify.nat_detection(NotifyType.NAT_DETECTION_SOURCE_IP, eng.nat_hash(spi_i, spi_r, local)),
-            Notify.nat_detection(NotifyType.NAT_DETECTION_DESTINATION_IP, eng.nat_hash(spi_i, spi_r, remote))]
-
-
-def _check_nat(eng: Engine, sa: IkeSa, msg: Message, local: Address, remote: Address) -> None:
+def _check_nat(ctx: IkeContext, sa: IkeSa, msg: Message, local: Address, remote: Address) -> None:
     """RFC 7296 2.23: a mismatching source hash means the peer is behind a NAT, a mismatching
     destination hash that we are."""
     srcs = [n.data for n in msg.notifies() if n.notify_type == NotifyType.NAT_DETECTION_SOURCE_IP]
     dst = msg.notify(NotifyType.NAT_DETECTION_DESTINATION_IP)
     if not srcs or dst is None:
         return
-    sa.nat_remote = eng.nat_hash(msg.spi_i, msg.spi_r, remote) not in srcs
-    sa.nat_local = eng.nat_hash(msg.spi_i, msg.spi_r, local) != dst.data
+    sa.nat_remote = ctx.nat_hash(msg.spi_i, msg.spi_r, remote) not in srcs
+    sa.nat_local = ctx.nat_hash(msg.spi_i, msg.spi_r, local) != dst.data
 
 
-def _capabilities(eng: Engine, sa: IkeSa, msg: Message) -> None:
+def _capabilities(ctx: IkeContext, sa: IkeSa, msg: Message) -> None:
     sa.peer_fragmentation = sa.conn.fragmentation and msg.notify(
         NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is not None
     n = msg.notify(NotifyType.SIGNATURE_HASH_ALGORITHMS)
     if n is not None:
         # a pure function of the notify data, which a peer repeats in every IKE_SA_INIT
-        sa.peer_hashes = eng.memo(("peer-hashes", n.data), lambda: tuple(
+        sa.peer_hashes = ctx.memo(("peer-hashes", n.data), lambda: tuple(
             HASH_BY_ID[int(h)] for h in n.hash_algorithms if int(h) in HASH_BY_ID))
 
 
-def _derive(eng: Engine, sa: IkeSa, shared: object) -> None:
+def _derive(ctx: IkeContext, sa: IkeSa, shared: object) -> None:
     assert sa.suite is not None
     s = sa.suite
-    sa.keys = derive_ike_keys(eng.router, s.prf, s.encr, s.encr_key_bits, s.integ, sa.ni, sa.nr,
+    sa.keys = derive_ike_keys(ctx.router, s.prf, s.encr, s.encr_key_bits, s.integ, sa.ni, sa.nr,
                               shared, sa.spi_i, sa.spi_r)  # type: ignore[arg-type]
-    wire.setup_protection(eng.router, sa)
+    wire.setup_protection(ctx.router, sa)
 
 
 # --- initiator -----------------------------------------------------------------------------
 
 
-def start(eng: Engine, conn: Connection, child: ChildConfig | None, now: float) -> IkeSa:
+def create(ctx: IkeContext, conn: Connection, child: ChildConfig | None, now: float) -> IkeSa:
+    """A new IKE SA we initiate for `conn`, its setup chain queued (IKE_SA_INIT, then IKE_AUTH; the
+    IKE_INTERMEDIATE exchanges go between them once IKE_SA_INIT has chosen additional key exchanges)
+    and started."""
     local = (conn.local_addrs[0], conn.port)
     remote = (conn.remote_addrs[0], conn.port)
-    sa = IkeSa(conn=conn, spi_i=eng.new_ike_spi(), spi_r=bytes(8), initiator=True, local=local, remote=remote,
+    sa = IkeSa(conn=conn, spi_i=ctx.new_ike_spi(), spi_r=bytes(8), initiator=True, local=local, remote=remote,
                state=IkeState.INIT_SENT, created=now, first_child=child)
-    sa.ni = eng.nonce()
+    sa.ni = ctx.nonce()
     first = conn.ike_proposals[0].ke_groups()
     sa.ke_group = first[0] if first else int(KeyExchange.ECP_256)
-    eng.sas.add(sa)
-    _send_init(eng, sa, now)
-    eng.log("info", "ike-sa-initiate", f"{conn.name}: IKE_SA_INIT to {remote[0]}")
+    sa.tasks = [Task(TaskKind.IKE_SA_INIT), Task(TaskKind.IKE_AUTH)]
+    ctx.sas.add(sa)
+    ctx.log("info", "ike-sa-initiate", f"{conn.name}: IKE_SA_INIT to {remote[0]}")
+    ctx.kick(sa, now)  # an error (the module refuses the key share, ...) closes the SA there
     return sa
 
 
-def _send_init(eng: Engine, sa: IkeSa, now: float) -> None:
+def intermediate_rounds(sa: IkeSa) -> int:
+    """How many IKE_INTERMEDIATE exchanges (RFC 9242) go between IKE_SA_INIT and IKE_AUTH: one per
+    additional key exchange negotiated (RFC 9370 2.2.2). None is negotiated yet: the IKE_INTERMEDIATE
+    task (branch `intermediate`) registers itself and makes this count the ADDKE transforms."""
+    return 0
+
+
+def _send_init(ctx: IkeContext, sa: IkeSa, now: float) -> None:
     conn = sa.conn
     if sa.share is None or int(sa.share.group) != sa.ke_group:
         if sa.share is not None:
             sa.share.wipe()
-        sa.share = eng.router.ke_generate(KeyExchange(sa.ke_group))
+        sa.share = ctx.router.ke_generate(KeyExchange(sa.ke_group))
     # proposals that can use the group of our KE payload go first, with that group first (RFC 7296 1.2)
     specs = [p for p in conn.ike_proposals if sa.ke_group in p.ke_groups()] + \
             [p for p in conn.ike_proposals if sa.ke_group not in p.ke_groups()]
@@ -117,26 +119,26 @@ def _send_init(eng: Engine, sa: IkeSa, now: float) -> None:
     if sa.cookie:
         payloads.append(Notify.cookie(sa.cookie))  # RFC 7296 2.6: COOKIE comes first
     payloads += [wire.to_wire_sa(sa.offered), KeyExchangePayload(sa.ke_group, sa.share.public), Nonce(sa.ni)]
-    payloads += _nat_notifies(eng, sa.spi_i, bytes(8), sa.local, sa.remote)
+    payloads += _nat_notifies(ctx, sa.spi_i, bytes(8), sa.local, sa.remote)
     if conn.fragmentation:
         payloads.append(Notify.fragmentation_supported())
-    payloads.append(_sha_notify(eng))
+    payloads.append(_sha_notify(ctx))
     sa.pending = None
     sa.next_request_id = 0
-    eng.send_request(sa, ExchangeType.IKE_SA_INIT, payloads, "ike-sa-init", now)
+    ctx.send_request(sa, ExchangeType.IKE_SA_INIT, payloads, TaskKind.IKE_SA_INIT, now)
 
 
-def handle_response(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address, dst: Address,
+def handle_response(ctx: IkeContext, sa: IkeSa, msg: Message, data: bytes, src: Address, dst: Address,
                     now: float) -> None:
     cookie = msg.notify(NotifyType.COOKIE)
     if cookie is not None:
         sa.init_tries += 1
         if sa.init_tries > MAX_INIT_RETRIES:
-            eng.drop_ike(sa, "COOKIE loop", failed=True)
+            ctx.drop_ike(sa, "COOKIE loop", failed=True)
             return
         sa.cookie = cookie.data
-        eng.log("info", "cookie", f"{sa.conn.name}: responder asked for a COOKIE, retrying")
-        _send_init(eng, sa, now)
+        ctx.log("info", "cookie", f"{sa.conn.name}: responder asked for a COOKIE, retrying")
+        _send_init(ctx, sa, now)
         return
     invalid_ke = msg.notify(NotifyType.INVALID_KE_PAYLOAD)
     if invalid_ke is not None:
@@ -144,67 +146,65 @@ def handle_response(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Addr
         offered = {g for spec in sa.conn.ike_proposals for g in spec.ke_groups()}
         sa.init_tries += 1
         if group not in offered or group == sa.ke_group or sa.init_tries > MAX_INIT_RETRIES:
-            eng.notify_error(sa, "INVALID_KE_PAYLOAD", f"responder wants group {group}, which we cannot use")
-            eng.drop_ike(sa, "INVALID_KE_PAYLOAD", failed=True)
+            ctx.notify_error(sa, "INVALID_KE_PAYLOAD", f"responder wants group {group}, which we cannot use")
+            ctx.drop_ike(sa, "INVALID_KE_PAYLOAD", failed=True)
             return
-        eng.log("info", "invalid-ke-payload", f"{sa.conn.name}: responder wants group {group}, retrying")
+        ctx.log("info", "invalid-ke-payload", f"{sa.conn.name}: responder wants group {group}, retrying")
         sa.ke_group = group
-        _send_init(eng, sa, now)
+        _send_init(ctx, sa, now)
         return
     for n in msg.notifies():
         if n.is_error:
             name = NotifyType(n.notify_type).name if n.notify_type in NotifyType._value2member_map_ \
                 else str(n.notify_type)
-            eng.notify_error(sa, name, "IKE_SA_INIT refused by the responder")
-            eng.drop_ike(sa, name, failed=True)
+            ctx.notify_error(sa, name, "IKE_SA_INIT refused by the responder")
+            ctx.drop_ike(sa, name, failed=True)
             return
     sa_p = msg.get(SecurityAssociation)
     ke = msg.get(KeyExchangePayload)
     nonce = msg.get(Nonce)
     if sa_p is None or ke is None or nonce is None or msg.spi_r == bytes(8):
-        eng.log("warning", "invalid-syntax", f"{sa.conn.name}: IKE_SA_INIT response lacks SA, KE or Nr")
-        eng.drop_ike(sa, "INVALID_SYNTAX", failed=True)
+        ctx.log("warning", "invalid-syntax", f"{sa.conn.name}: IKE_SA_INIT response lacks SA, KE or Nr")
+        ctx.drop_ike(sa, "INVALID_SYNTAX", failed=True)
         return
     try:
-        chosen = verify_choice(wire.from_wire_sa(sa_p), sa.offered, eng.allowed)
+        chosen = verify_choice(wire.from_wire_sa(sa_p), sa.offered, ctx.allowed)
         suite = ike_suite(chosen)
     except (NoProposalChosen, ValueError) as e:
-        eng.notify_error(sa, "NO_PROPOSAL_CHOSEN", str(e))
-        eng.drop_ike(sa, "NO_PROPOSAL_CHOSEN", failed=True)
+        ctx.notify_error(sa, "NO_PROPOSAL_CHOSEN", str(e))
+        ctx.drop_ike(sa, "NO_PROPOSAL_CHOSEN", failed=True)
         return
     if int(suite.ke) != ke.group or ke.group != sa.ke_group:
-        eng.drop_ike(sa, "INVALID_KE_PAYLOAD", failed=True)
+        ctx.drop_ike(sa, "INVALID_KE_PAYLOAD", failed=True)
         return
     if not 16 <= len(nonce.data) <= 256:
-        eng.drop_ike(sa, "INVALID_SYNTAX", failed=True)
+        ctx.drop_ike(sa, "INVALID_SYNTAX", failed=True)
         return
     assert sa.share is not None
     try:
-        shared = eng.router.ke_derive(sa.share, ke.data)
+        shared = ctx.router.ke_derive(sa.share, ke.data)
     except (InvalidKeyShare, ProviderError) as e:
-        eng.log("warning", "invalid-ke", f"{sa.conn.name}: responder's KE refused: {type(e).__name__}")
-        eng.drop_ike(sa, "INVALID_SYNTAX", failed=True)
+        ctx.log("warning", "invalid-ke", f"{sa.conn.name}: responder's KE refused: {type(e).__name__}")
+        ctx.drop_ike(sa, "INVALID_SYNTAX", failed=True)
         return
     sa.pending = None
-    eng.sas.remove(sa)
-    sa.spi_r = msg.spi_r
-    eng.sas.add(sa)
+    ctx.sas.set_spi_r(sa, msg.spi_r)
     sa.nr = nonce.data
     sa.suite = suite
     sa.init_response = data
-    _derive(eng, sa, shared)
+    _derive(ctx, sa, shared)
     shared.wipe()
     sa.share.wipe()
     sa.share = None
-    _check_nat(eng, sa, msg, dst, src)
-    _capabilities(eng, sa, msg)
+    _check_nat(ctx, sa, msg, dst, src)
+    _capabilities(ctx, sa, msg)
     sa.peer_certreq = [a for c in msg.all(CertificateRequest) for a in _authorities(c)]
     if sa.nat_local or sa.nat_remote or sa.conn.encap:
         # RFC 7296 2.23: once a NAT is found, move to port 4500 for IKE_AUTH and after
         if sa.remote[1] == 500:
-            sa.local = (sa.local[0], 4500)
-            sa.remote = (sa.remote[0], 4500)
-    ike_auth.start(eng, sa, now)
+            ctx.sas.move_peer(sa, (sa.remote[0], 4500), (sa.local[0], 4500))
+    # the setup chain goes on from the queue: [IKE_INTERMEDIATE x n,] IKE_AUTH
+    sa.tasks[0:0] = [Task(TaskKind.IKE_INTERMEDIATE) for _ in range(intermediate_rounds(sa))]
 
 
 def _authorities(c: CertificateRequest) -> tuple[bytes, ...]:
@@ -217,97 +217,97 @@ def _authorities(c: CertificateRequest) -> tuple[bytes, ...]:
 # --- responder -----------------------------------------------------------------------------
 
 
-def _candidates(eng: Engine, src: Address, dst: Address) -> list[Connection]:
-    out = []
-    for c in eng.connections.values():
-        if dst[0] not in c.local_addrs and "%any" not in c.local_addrs:
-            continue
-        if src[0] not in c.remote_addrs and "%any" not in c.remote_addrs:
-            continue
-        out.append(c)
-    return out
+def _candidates(ctx: IkeContext, src: Address, dst: Address) -> list[Connection]:
+    """The connections whose IKE config fits the addresses: all that IKE_SA_INIT can know."""
+    return [c for c in ctx.connections.values() if c.ike_cfg.fits(dst[0], src[0])]
 
 
-def handle_request(eng: Engine, msg: Message, data: bytes, src: Address, dst: Address, now: float) -> None:
+def handle_request(ctx: IkeContext, msg: Message, data: bytes, src: Address, dst: Address, now: float) -> None:
     if msg.spi_r != bytes(8) or msg.message_id != 0 or not msg.initiator:
-        eng.log("debug", "drop", f"malformed IKE_SA_INIT request from {src[0]}")
+        ctx.log("debug", "drop", f"malformed IKE_SA_INIT request from {src[0]}")
         return
-    existing = eng.sas.by_init.get((msg.spi_i, src[0], src[1]))
+    existing = ctx.sas.by_init.get((msg.spi_i, src[0], src[1]))
     if existing is not None:
         # a retransmission (RFC 7296 2.1): same answer; a different request with the same SPIi is dropped
         if existing.init_request == data and existing.init_response:
-            eng.emit(SendDatagram(existing.init_response, dst, src))
+            ctx.emit(SendDatagram(existing.init_response, dst, src))
         return
     sa_p = msg.get(SecurityAssociation)
     ke = msg.get(KeyExchangePayload)
     nonce = msg.get(Nonce)
     if sa_p is None or ke is None or nonce is None or not 16 <= len(nonce.data) <= 256:
-        eng.send_plain(msg, [Notify.error(NotifyType.INVALID_SYNTAX)], src, dst)
+        ctx.send_plain(msg, [Notify.error(NotifyType.INVALID_SYNTAX)], src, dst)
         return
     # COOKIE (RFC 7296 2.6): stateless until the initiator proves it can receive at its address
-    if eng.cookies.required(eng.sas.half_open()):
+    if ctx.cookies.required(ctx.sas.half_open()):
         got = msg.notify(NotifyType.COOKIE)
-        if got is None or not eng.cookies.check(got.data, nonce.data, src[0], msg.spi_i, now):
-            cookie = eng.cookies.make(nonce.data, src[0], msg.spi_i, now)
-            eng.send_plain(msg, [Notify.cookie(cookie)], src, dst)
-            eng.log("info", "cookie-sent", f"IKE_SA_INIT from {src[0]} answered with a COOKIE")
+        if got is None or not ctx.cookies.check(got.data, nonce.data, src[0], msg.spi_i, now):
+            cookie = ctx.cookies.make(nonce.data, src[0], msg.spi_i, now)
+            ctx.send_plain(msg, [Notify.cookie(cookie)], src, dst)
+            ctx.log("info", "cookie-sent", f"IKE_SA_INIT from {src[0]} answered with a COOKIE")
             return
-    cands = _candidates(eng, src, dst)
+    if ctx.sas.half_open_from(src[0]) >= ctx.half_open_per_source:
+        # silently dropped, as a request over the cookie threshold without a cookie costs no state
+        ctx.log("warning", "half-open-limit", f"IKE_SA_INIT from {src[0]} dropped: "
+                                               f"{ctx.half_open_per_source} half-open IKE SAs from it already")
+        return
+    cands = _candidates(ctx, src, dst)
     if not cands:
-        eng.log("warning", "no-connection", f"IKE_SA_INIT from {src[0]} to {dst[0]}: no connection")
-        eng.send_plain(msg, [Notify.error(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
+        ctx.log("warning", "no-connection", f"IKE_SA_INIT from {src[0]} to {dst[0]}: no connection")
+        ctx.send_plain(msg, [Notify.error(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
         return
     # The choice is a pure function of the offer (IKE_SA_INIT proposals carry no SPI), the KE
     # group, the candidate connections and the engine's fixed policy; a peer repeats its offer on
     # every connect, so it is remembered (keyed by the parsed SA payload, which compares by value).
-    got = eng.memo(("ike-choice", sa_p, ke.group, tuple((eng.ident(c), eng.ident(c.ike_proposals)) for c in cands)),
-                   lambda: _choose(eng, sa_p, ke.group, cands))
-    if isinstance(got, str):
-        eng.log("warning", "no-proposal-chosen", f"IKE_SA_INIT from {src[0]}: nothing acceptable in {got}")
-        eng.send_plain(msg, [Notify.error(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
+    choice = ctx.memo(("ike-choice", sa_p, ke.group,
+                       tuple((ctx.ident(c), ctx.ident(c.ike_proposals)) for c in cands)),
+                      lambda: _choose(ctx, sa_p, ke.group, cands))
+    if isinstance(choice, str):
+        ctx.log("warning", "no-proposal-chosen", f"IKE_SA_INIT from {src[0]}: nothing acceptable in {choice}")
+        ctx.send_plain(msg, [Notify.error(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
         return
-    chosen, suite, conn, reply_sa = got
+    chosen, suite, conn, reply_sa = choice
     if int(suite.ke) != ke.group:
         # stateless: no SA is kept (RFC 7296 1.2)
-        eng.send_plain(msg, [Notify.invalid_ke_payload(int(suite.ke))], src, dst)
-        eng.log("info", "invalid-ke-payload", f"IKE_SA_INIT from {src[0]}: asked for group {suite.ke.name}")
+        ctx.send_plain(msg, [Notify.invalid_ke_payload(int(suite.ke))], src, dst)
+        ctx.log("info", "invalid-ke-payload", f"IKE_SA_INIT from {src[0]}: asked for group {suite.ke.name}")
         return
-    sa = IkeSa(conn=conn, spi_i=msg.spi_i, spi_r=eng.new_ike_spi(), initiator=False, local=dst, remote=src,
+    sa = IkeSa(conn=conn, spi_i=msg.spi_i, spi_r=ctx.new_ike_spi(), initiator=False, local=dst, remote=src,
                state=IkeState.INIT_DONE, created=now, candidates=tuple(cands))
     sa.ni = nonce.data
-    sa.nr = eng.nonce()
+    sa.nr = ctx.nonce()
     sa.suite = suite
     sa.init_request = data
     sa.offered = (chosen,)
     try:
         if suite.ke.is_kem:
-            ke_data, shared = eng.router.ke_encapsulate(suite.ke, ke.data)
+            ke_data, shared = ctx.router.ke_encapsulate(suite.ke, ke.data)
         else:
-            share = eng.router.ke_generate(suite.ke)
-            shared = eng.router.ke_derive(share, ke.data)
+            share = ctx.router.ke_generate(suite.ke)
+            shared = ctx.router.ke_derive(share, ke.data)
             ke_data = share.public
             share.wipe()
     except (InvalidKeyShare, ProviderError) as e:
-        eng.log("warning", "invalid-ke", f"IKE_SA_INIT from {src[0]}: KE refused: {type(e).__name__}")
-        eng.send_plain(msg, [Notify.error(NotifyType.INVALID_SYNTAX)], src, dst)
+        ctx.log("warning", "invalid-ke", f"IKE_SA_INIT from {src[0]}: KE refused: {type(e).__name__}")
+        ctx.send_plain(msg, [Notify.error(NotifyType.INVALID_SYNTAX)], src, dst)
         return
-    _derive(eng, sa, shared)
+    _derive(ctx, sa, shared)
     shared.wipe()
-    _check_nat(eng, sa, msg, dst, src)
-    _capabilities(eng, sa, msg)
+    _check_nat(ctx, sa, msg, dst, src)
+    _capabilities(ctx, sa, msg)
     sa.half_open_deadline = now + 30.0
-    eng.sas.add(sa)
+    ctx.sas.add(sa)
     reply: list[Payload] = [reply_sa, KeyExchangePayload(int(suite.ke), ke_data), Nonce(sa.nr)]
-    reply += _nat_notifies(eng, sa.spi_i, sa.spi_r, dst, src)
-    reply += certreq(eng, conn)
+    reply += _nat_notifies(ctx, sa.spi_i, sa.spi_r, dst, src)
+    reply += certreq(ctx, conn)
     if conn.fragmentation:
         reply.append(Notify.fragmentation_supported())
-    reply.append(_sha_notify(eng))
-    eng.send_response(sa, msg, reply)
-    eng.log("info", "ike-sa-init", f"{conn.name}: IKE_SA_INIT from {src[0]} answered, {eng.text(suite)}")
+    reply.append(_sha_notify(ctx))
+    ctx.send_response(sa, msg, reply)
+    ctx.log("info", "ike-sa-init", f"{conn.name}: IKE_SA_INIT from {src[0]} answered, {ctx.text(suite)}")
 
 
-def _choose(eng: Engine, sa_p: SecurityAssociation, group: int,
+def _choose(ctx: IkeContext, sa_p: SecurityAssociation, group: int,
             cands: list[Connection]) -> tuple[Proposal, IkeSuite, Connection, Payload] | str:
     """(chosen proposal, its suite, the connection it fits, our SA payload), or the offer as text
     when nothing is acceptable."""
@@ -316,14 +316,28 @@ def _choose(eng: Engine, sa_p: SecurityAssociation, group: int,
     offered = [ke_first(p, group) for p in offered]
     local = [spec for c in cands for spec in c.ike_proposals]
     try:
-        chosen = eng.select(offered, local, Protocol.IKE)
+        chosen = ctx.select(offered, local, Protocol.IKE)
         suite = ike_suite(chosen)
     except (NoProposalChosen, ValueError):
         return ", ".join(str(p) for p in offered)
-    conn = next((c for c in cands if any(_fits(chosen, s) for s in c.ike_proposals)), cands[0])
+    # provisional: IKE_AUTH picks the connection by identity, among those whose own proposals admit
+    # this suite (ike_auth._pick_connection)
+    conn = next((c for c in cands if admits(c.ike_proposals, chosen)), cands[0])
     return chosen, suite, conn, wire.Prepared(wire.to_wire_sa([chosen]))
 
 
-def _fits(chosen: Proposal, spec: object) -> bool:
-    transforms = getattr(spec, "transforms", ())
-    return all(t in transforms for t in chosen.transforms)
+class IkeSaInit:
+    """The IKE_SA_INIT task. A request has no IKE SA yet: the manager hands it to handle_request."""
+
+    exchange = ExchangeType.IKE_SA_INIT
+    kinds = frozenset({TaskKind.IKE_SA_INIT})
+
+    def start(self, ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
+        _send_init(ctx, sa, now)
+
+    def on_response(self, ctx: IkeContext, sa: IkeSa, rx: Received, kind: TaskKind, now: float) -> None:
+        if sa.state == IkeState.INIT_SENT:
+            handle_response(ctx, sa, rx.msg, rx.data, rx.src, rx.dst, now)
+
+    def on_request(self, ctx: IkeContext, sa: IkeSa, rx: Received, now: float) -> None:
+        pass  # never registered for requests inside an IKE SA

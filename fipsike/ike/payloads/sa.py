@@ -128,7 +128,9 @@ class SecurityAssociation(Payload):
                 raise InvalidSyntax(f"proposal Last Substruc {last} is neither 0 nor 2")
             if not (8 + spi_size <= length <= end - off):
                 raise InvalidSyntax(f"proposal length {length} outside its SA payload")
-            if num != len(proposals) + 1:  # RFC 7296 3.3.1
+            # RFC 7296 3.3.1: an offer numbers its proposals 1, 2, ...; an answer carries the one
+            # accepted proposal with the number it had in the offer, whatever that was
+            if num != len(proposals) + 1 and (proposals or num == 0 or last == MORE_PROPOSALS):
                 raise InvalidSyntax(f"proposal number {num} out of sequence")
             pend = off + length
             spi = buf[off + 8:off + 8 + spi_size]

@@ -95,16 +95,29 @@ def test_gcm_ivs_are_a_counter_and_never_repeat(default_router: Router) -> None:
 
 def test_gcm_iv_exhaustion_refuses(default_router: Router) -> None:
     i, _ = pair(default_router, (Encryption.ENCR_AES_GCM_16, 128, Integrity.NONE))
-    encrypted_mod._IV_COUNTERS[i.keys.sk_ei] = 2**64 - 1
+    i.keys.ivs.initiator = 2**64 - 1
     with pytest.raises(IvExhausted):
         i.seal(AUTH)
 
 
-def test_gcm_iv_counter_follows_the_key_not_the_object(default_router: Router) -> None:
+def test_gcm_iv_counter_follows_the_keys_not_the_object(default_router: Router) -> None:
     keys = make_keys(default_router, Encryption.ENCR_AES_GCM_16, 128, Integrity.NONE)
     first = SkCrypto(default_router, keys, initiator=True).seal(AUTH)[32:40]
     second = SkCrypto(default_router, keys, initiator=True).seal(AUTH)[32:40]
     assert first != second and int.from_bytes(second, "big") == int.from_bytes(first, "big") + 1
+
+
+def test_gcm_iv_counters_belong_to_each_sa(default_router: Router) -> None:
+    """No module-global state: another SA's keys count from 1 on their own, each direction apart."""
+    a = SkCrypto(default_router, make_keys(default_router, Encryption.ENCR_AES_GCM_16, 128, Integrity.NONE),
+                 initiator=True)
+    b = SkCrypto(default_router, make_keys(default_router, Encryption.ENCR_AES_GCM_16, 128, Integrity.NONE),
+                 initiator=True)
+    for _ in range(3):
+        a.seal(AUTH)
+    assert int.from_bytes(b.seal(AUTH)[32:40], "big") == 1
+    assert (a.keys.ivs.initiator, a.keys.ivs.responder) == (3, 0)
+    assert not hasattr(encrypted_mod, "_IV_COUNTERS")
 
 
 def test_cbc_ivs_are_random(default_router: Router) -> None:

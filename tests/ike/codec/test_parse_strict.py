@@ -184,7 +184,9 @@ def test_sa_parses_key_length_attribute() -> None:
 
 
 @pytest.mark.parametrize("sa", [
-    _sa_body(_proposal(0, 2, [_transform(0, 1, 20)])),  # first proposal not number 1
+    # an offer's first proposal not number 1 (a lone one may be: an answer keeps its number)
+    _sa_body(_proposal(2, 2, [_transform(0, 1, 20)]), _proposal(0, 3, [_transform(0, 1, 20)])),
+    _sa_body(_proposal(0, 0, [_transform(0, 1, 20)])),  # number 0
     _sa_body(_proposal(2, 1, [_transform(0, 1, 20)]), _proposal(0, 3, [_transform(0, 1, 20)])),  # skips 2
     _sa_body(_proposal(0, 1, [_transform(0, 1, 20)], declared=2)),  # transform count
     _sa_body(_proposal(0, 1, [_transform(3, 1, 20)])),  # last transform marked "more"
@@ -322,3 +324,17 @@ def test_serialize_rejects_out_of_range_fields() -> None:
         msg(Encrypted(35, b""), Nonce(b"n" * 16)).serialize()
     with pytest.raises(ValueError):
         Message(b"short", SPI_R, 34, 0, True, False).serialize()
+
+
+def test_answer_keeps_the_number_of_the_accepted_proposal() -> None:
+    """RFC 7296 3.3.1: an offer numbers its proposals 1, 2, ...; the answer carries the accepted one
+    with its number from the offer (2 here). Two proposals out of sequence stay an error."""
+    p = Proposal(2, ProtocolId.ESP, b"\xde\xad\xbe\xef", (Transform.make(1, 20, 128),))
+    lone = SecurityAssociation((p,))
+    assert Message.parse(msg(lone).serialize()).payloads == (lone,)
+    two = SecurityAssociation((p, Proposal(3, ProtocolId.ESP, b"\x00\x00\x01\x00", p.transforms)))
+    with pytest.raises(InvalidSyntax, match="out of sequence"):
+        Message.parse(msg(two).serialize())
+    zero = SecurityAssociation((Proposal(0, ProtocolId.ESP, b"\xde\xad\xbe\xef", p.transforms),))
+    with pytest.raises(InvalidSyntax, match="out of sequence"):
+        Message.parse(msg(zero).serialize())

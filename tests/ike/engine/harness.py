@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from fipsike.ike.actions import (
@@ -76,6 +77,8 @@ class Net:
         self.wire: list[Packet] = []
         self.now = 0.0
         self.delivered: list[Packet] = []
+        # when set, receive() gets wall = wall_base + now (the driver's wall clock, RFC 5280 validity)
+        self.wall_base: datetime | None = None
 
     def side(self, ip: str) -> Side:
         return self.sides[ip]
@@ -113,7 +116,8 @@ class Net:
     def deliver(self, pkt: Packet) -> None:
         side = self.side(pkt.dst[0])
         self.delivered.append(pkt)
-        self.take(side, side.engine.receive(pkt.data, pkt.src, pkt.dst, self.now))
+        wall = self.wall_base + timedelta(seconds=self.now) if self.wall_base is not None else None
+        self.take(side, side.engine.receive(pkt.data, pkt.src, pkt.dst, self.now, wall=wall))
 
     def step(self, index: int = 0) -> Packet:
         pkt = self.wire.pop(index)

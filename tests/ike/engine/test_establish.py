@@ -107,7 +107,14 @@ def test_establish_message_by_message(pair: PairFactory, moon_initiates: bool) -
     assert str(isa.suite) == "ENCR_AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_256"
     (ic,), (rc,) = i.kernel.values(), r.kernel.values()
     assert ic.inbound.spi == rc.outbound.spi and ic.outbound.spi == rc.inbound.spi
-    assert ic.inbound.encr_key is not rc.outbound.encr_key
+    # the same key on both ends of each direction, a different one per direction (RFC 7296 2.17)
+    def key_of(side: Side, k: object) -> str:
+        fp: str = side.engine.router.keyed_fingerprint(side.engine.router.release_esp_key(k, "test"))
+        return fp
+
+    assert key_of(i, ic.inbound.encr_key) == key_of(r, rc.outbound.encr_key)
+    assert key_of(i, ic.outbound.encr_key) == key_of(r, rc.inbound.encr_key)
+    assert key_of(i, ic.inbound.encr_key) != key_of(i, ic.outbound.encr_key)
     assert len(ic.inbound.encr_key) == 32 + 4  # AES-256-GCM key + 4-octet salt (RFC 4106 8.1)
     assert ic.mode == "tunnel" and ic.reqid == rc.reqid
     assert [e.initiator for e in i.established()] == [True]
@@ -164,25 +171,34 @@ def test_cookie_round_trip(pair: PairFactory) -> None:
 def test_forged_cookie_refused(pair: PairFactory) -> None:
     net = pair()
     net.b.engine.cookies.threshold = 0
-    net.a.engine.ike_sas  # noqa: B018
     net.initiate(net.a, "gw")
     net.step()
     net.step()
     pkt = net.wire.pop(0)
+    cookie = pkt.msg.payloads[0]
+    assert cookie.notify_type == NotifyType.COOKIE
     data = bytearray(pkt.data)
     # flip one octet of the cookie value (it starts after the header and the notify's fixed part)
-    data[28 + 4 + 4 + 5] ^= 0x01
+    pos = 28 + 4 + 4 + 5
+    assert data[28 + 8:28 + 8 + len(cookie.data)] == cookie.data
+    data[pos] ^= 0x01
     net.take(net.b, net.b.engine.receive(bytes(data), pkt.src, pkt.dst, net.now))
-    assert net.wire[0].msg.notify(NotifyType.COOKIE) is not None
+    assert net.wire.pop(0).msg.notify(NotifyType.COOKIE) is not None
     assert len(net.b.engine.ike_sas()) == 0
+    # the same request with the cookie intact is taken: only the flipped octet made the difference
+    net.deliver(pkt)
+    assert net.wire[0].msg.get(KeyExchangePayload) is not None and len(net.b.engine.ike_sas()) == 1
 
 
 def test_no_proposal_chosen(pair: PairFactory) -> None:
     net = pair(moon_kw={"ike": ["aes128-sha256-modp2048"]}, sun_kw={"ike": ["aes256gcm16-prfsha384-ecp384"]})
     net.initiate(net.a, "gw")
     net.run()
-    assert net.a.of(type(net.a.engine).__mro__[0]) == []
-    from fipsike.ike.actions import IkeSaFailed
+    from fipsike.ike.actions import IkeSaEstablished, IkeSaFailed
+
+    assert net.a.of(IkeSaEstablished) == [] and net.b.of(IkeSaEstablished) == []
+    (answer,) = [p.msg for p in net.delivered if p.src[0] == net.b.ip]
+    assert [n.notify_type for n in answer.notifies()] == [NotifyType.NO_PROPOSAL_CHOSEN]
 
     assert [e.reason for e in net.a.of(IkeSaFailed)] == ["NO_PROPOSAL_CHOSEN"]
     assert not net.b.engine.ike_sas() and not net.a.engine.ike_sas()
@@ -313,13 +329,13 @@ def test_verdict_cache_expires_and_follows_the_anchors(pair: PairFactory, pki: P
     eng = net.b.engine
     eng.wallclock = lambda: clock[0]
     calls = []
-    real = eng.validator
-    eng.validator = lambda anchors: calls.append(anchors) or real(anchors)  # type: ignore[method-assign]
+    real = eng.peers.validator
+    eng.peers.validator = lambda anchors, strict=False: calls.append(anchors) or real(anchors, strict)  # type: ignore[method-assign]
     for _ in range(2):
         net.initiate(net.a, "gw")
         net.run()
     assert len(calls) == 1  # the second handshake used the remembered verdict
-    clock[0] += timedelta(seconds=eng.verdict_cache_ttl + 1)
+    clock[0] += timedelta(seconds=eng.peers.verdict_cache_ttl + 1)
     net.initiate(net.a, "gw")
     net.run()
     assert len(calls) == 2

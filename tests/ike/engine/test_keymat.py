@@ -104,9 +104,28 @@ def test_rekey_skeyseed() -> None:
 
 
 def test_keys_never_printed() -> None:
+    """No derived key (nor SKEYSEED, nor g^ir) shows in the repr or str of the keys or of any handle,
+    in hex, upper-case hex, base64 or as a bytes literal. The expected SK_* are computed independently
+    and checked to be the real ones first, so their absence from the text means something."""
+    import base64
+
     r = open_router("fips")
     shared = r.import_secret(SHARED, "g^ir")
     keys = derive_ike_keys(r, Prf.PRF_HMAC_SHA2_256, Encryption.ENCR_AES_GCM_16, 128, None, NI, NR, shared,
                            SPI_I, SPI_R)
-    text = repr(keys)
-    assert "SecretKey(" in text and SHARED.hex()[:8] not in text
+    skeyseed = hmac.new(NI + NR, SHARED, "sha256").digest()
+    stream = prf_plus("sha256", skeyseed, NI + NR + SPI_I + SPI_R, 32 + 2 * 20 + 2 * 32)
+    sk_d, sk_ei, sk_er, sk_pi, sk_pr = stream[:32], stream[32:52], stream[52:72], stream[72:104], stream[104:]
+    for mine, want in ((keys.sk_d, sk_d), (keys.sk_pi, sk_pi), (keys.sk_pr, sk_pr)):
+        assert mac_with(r, Prf.PRF_HMAC_SHA2_256, mine) == hmac.new(want, b"probe", "sha256").digest()
+    for mine, want in ((keys.sk_ei, sk_ei), (keys.sk_er, sk_er)):
+        sealed = r.aead_seal(Encryption.ENCR_AES_GCM_16, mine, bytes(8), b"plain", b"aad")
+        assert sealed == AESGCM(want[:16]).encrypt(want[16:] + bytes(8), b"plain", b"aad")
+    handles = (keys.sk_d, keys.sk_ei, keys.sk_er, keys.sk_pi, keys.sk_pr, shared)
+    texts = [repr(keys), str(keys), *(repr(h) for h in handles), *(str(h) for h in handles)]
+    assert "SecretKey(" in texts[0]
+    for secret in (sk_d, sk_ei, sk_er, sk_pi, sk_pr, skeyseed, SHARED):
+        forms = (secret.hex(), secret.hex().upper(), base64.b64encode(secret).decode(), repr(secret)[2:-1])
+        for text in texts:
+            for form in forms:
+                assert form[:12] not in text, (text, form[:12])
