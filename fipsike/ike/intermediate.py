@@ -48,7 +48,9 @@ class AdditionalKeyExchangeError(InvalidSyntax):
     (answer INVALID_SYNTAX); or a call out of order."""
 
 
-def _ke_of(payloads: Sequence[Payload], method: KeyExchange, n: int, role: str) -> bytes:
+def ke_data_of(payloads: Sequence[Payload], method: KeyExchange, n: int, role: str) -> bytes:
+    """The data of the one KE payload of additional exchange n's `role` ("request" / "response"), checked
+    against the negotiated method and, for ML-KEM, the FIPS 203 size of what that role sends."""
     kes = [p for p in payloads if isinstance(p, KeyExchangePayload)]
     if len(kes) != 1:
         raise AdditionalKeyExchangeError(f"IKE_INTERMEDIATE {role} {n} carries {len(kes)} KE payloads, not 1")
@@ -169,7 +171,7 @@ class IntermediateKeyExchanges:
             raise AdditionalKeyExchangeError("an IKE_INTERMEDIATE response with no request outstanding")
         assert self._share is not None
         method = self.methods[self._n]
-        peer = _ke_of(payloads, method, self._n + 1, "response")
+        peer = ke_data_of(payloads, method, self._n + 1, "response")
         try:
             shared = self.router.ke_derive(self._share, peer)
         except InvalidKeyShare as e:
@@ -195,7 +197,7 @@ class IntermediateKeyExchanges:
                 return list(self._reply)
             raise AdditionalKeyExchangeError("a new IKE_INTERMEDIATE request before the last one was answered")
         method = self._next_method("request")
-        peer = _ke_of(payloads, method, self._n + 1, "request")
+        peer = ke_data_of(payloads, method, self._n + 1, "request")
         try:
             if method.is_kem:
                 ciphertext, shared = self.router.ke_encapsulate(method, peer)
