@@ -48,10 +48,6 @@ def link_of(payloads: Sequence[Payload]) -> bytes | None:
     return links[0].data if links else None
 
 
-def _link_notify(link: bytes) -> Notify:
-    return Notify(int(NotifyType.ADDITIONAL_KEY_EXCHANGE), link)
-
-
 class FollowupKeyExchanges:
     """The additional key exchanges of one CREATE_CHILD_SA (a new or rekeyed Child SA, or an IKE SA
     rekey). `shared` is SK(0), the CREATE_CHILD_SA's own KE secret (None without a KE payload); this
@@ -91,7 +87,7 @@ class FollowupKeyExchanges:
             raise AdditionalKeyExchangeError("only the responder opens the follow-up exchanges")
         if self._link is None:
             self._link = self.router.random(LINK_SIZE)
-        return _link_notify(self._link)
+        return Notify.additional_key_exchange(self._link)
 
     def on_request(self, payloads: Sequence[Payload]) -> list[Payload]:
         """KEi(n), N(link n) -> KEr(n) [, N(link n+1)]. A retransmitted request gets the same reply."""
@@ -121,7 +117,7 @@ class FollowupKeyExchanges:
         reply: list[Payload] = [KeyExchangePayload(method, value)]
         if not self.done:
             self._link = self.router.random(LINK_SIZE)
-            reply.append(_link_notify(self._link))
+            reply.append(Notify.additional_key_exchange(self._link))
         else:
             self._link = None
         self._answered[link] = reply
@@ -143,7 +139,7 @@ class FollowupKeyExchanges:
         method = self.methods[len(self._sk)]
         if self._share is None:
             self._share = self.router.ke_generate(method)
-        return [KeyExchangePayload(method, self._share.public), _link_notify(self._link)]
+        return [KeyExchangePayload(method, self._share.public), Notify.additional_key_exchange(self._link)]
 
     def on_response(self, payloads: Sequence[Payload]) -> None:
         """KEr(n) [, N(link n+1)]: SK(n). A late copy of a response already taken changes nothing."""

@@ -258,3 +258,26 @@ def test_calls_out_of_order() -> None:
 def test_no_additional_exchange_is_done_at_once() -> None:
     p = make_pair(KeyExchange.ECP_256, [])
     assert p.i.done and p.i.int_auth_octets(1) == b""  # AUTH octets stay RFC 7296's
+
+
+def test_from_negotiation_to_keys() -> None:
+    """The pieces as the IKE_SA_INIT / IKE_INTERMEDIATE tasks will chain them: the responder selects
+    from an offer with ADDKE, the initiator checks the reply, both take additional_key_exchanges() and
+    run them; INTERMEDIATE_EXCHANGE_SUPPORTED is an empty status notify (RFC 9242 3.1)."""
+    from fipsike.ike.proposals import Protocol, additional_key_exchanges, parse_proposal, select, verify_choice
+    from tests.ike.intermediate.test_addke_negotiation import allowed
+
+    spec = parse_proposal("aes256gcm16-prfsha384-ecp384", Protocol.IKE)
+    offer = spec.with_additional_key_exchanges({1: [KeyExchange.ML_KEM_1024], 2: [KeyExchange.ML_KEM_768,
+                                                                                     KeyExchange.NONE]})
+    offered = [offer.to_proposal(1, SPI_I)]
+    chosen = select(offered, [spec.with_additional_key_exchanges({1: [KeyExchange.ML_KEM_1024]})], allowed,
+                    Protocol.IKE)
+    assert verify_choice([chosen], offered, allowed) == chosen
+    methods = additional_key_exchanges(chosen)
+    assert methods == (KeyExchange.ML_KEM_1024,)  # ADDKE2 answered NONE: one exchange
+    p = make_pair(KeyExchange.ECP_384, methods)
+    p.run()
+    assert_same_keys(p)
+    n = Notify.intermediate_exchange_supported()
+    assert Notify.parse_body(n.body(), 0, len(n.body())) == n and n.body() == b"\x00\x00\x40\x36"
