@@ -145,3 +145,22 @@ def test_initiator_and_responder_ike_header_flags_differ() -> None:
     assert sent_intauth_data(resp) == expected_a_p(flags=0x20)
     assert NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED == 16438  # RFC 9242 3.1 (IANA)
     assert ExchangeType.IKE_INTERMEDIATE == 43  # RFC 9242 3.2 (IANA)
+
+
+def test_auth_signed_octets_end_with_intauth() -> None:
+    """InitiatorSignedOctets = RealMessage1 | NonceRData | MACedIDForI | IntAuth (RFC 9242 3.3.2): the
+    IKE_AUTH task appends IntAuth to fipsike.ike.auth.signed_octets' result, for both AUTH payloads."""
+    from fipsike.ike.auth import signed_octets
+
+    r = open_router("fips")
+    pi = bytes([9]) * 32
+    keys = _keys(r, pi, bytes([8]) * 32)
+    chain = IntAuth(Prf.PRF_HMAC_SHA2_256)
+    chain.add(r, keys, b"A|P of request 1", sent_by_initiator=True)
+    chain.add(r, keys, b"A|P of response 1", sent_by_initiator=False)
+    real1, nonce_r, id_data = b"IKE_SA_INIT request octets", bytes(range(32)), b"moon.example"
+    octets = signed_octets(r, Prf.PRF_HMAC_SHA2_256, keys.sk_pi, real1, nonce_r, 2, id_data) + chain.octets(2)
+    maced_id = hmac.new(pi, bytes([2, 0, 0, 0]) + id_data, "sha256").digest()
+    int_auth = (hmac.new(pi, b"A|P of request 1", "sha256").digest()
+                + hmac.new(bytes([8]) * 32, b"A|P of response 1", "sha256").digest() + b"\x00\x00\x00\x02")
+    assert octets == real1 + nonce_r + maced_id + int_auth
