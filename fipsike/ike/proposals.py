@@ -157,13 +157,15 @@ def _is_aead(t: Transform) -> bool:
 
 
 def select(offered: Sequence[Proposal], local: Sequence[ProposalSpec], allowed: Allowed,
-           protocol: Protocol, *, additional: bool = True) -> Proposal:
+           protocol: Protocol, *, additional: bool = False) -> Proposal:
     """Responder: choose one proposal with one transform per type (RFC 7296 2.7).
 
     Returns the chosen proposal as the reply carries it: the peer's proposal number and SPI, one
     transform per type (NONE-valued types omitted, except an ADDKE type the peer offered, whose NONE
-    is returned as RFC 9370 2.2.1 shows). `additional=False` (IKE_SA_INIT without
-    INTERMEDIATE_EXCHANGE_SUPPORTED from both, RFC 9370 2.2.1) lets every ADDKE slot take NONE only.
+    is returned as RFC 9370 2.2.1 shows). ADDKE slots take NONE only unless `additional=True`: pass it
+    where the additional exchanges can run (IKE_SA_INIT with INTERMEDIATE_EXCHANGE_SUPPORTED from both,
+    RFC 9370 2.2.1; CREATE_CHILD_SA with IKE_FOLLOWUP_KE), so a caller that cannot run them never
+    agrees to them.
     Raises NoProposalChosen.
     """
     required = set(_required_types(protocol))

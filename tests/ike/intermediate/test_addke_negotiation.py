@@ -45,6 +45,11 @@ def allowed(t: Transform) -> bool:
     return t.type == TransformType.ESN
 
 
+def choose(offered: list[Proposal], specs: list[ProposalSpec]) -> Proposal:
+    """The responder's choice where the additional exchanges can run."""
+    return select(offered, specs, allowed, Protocol.IKE, additional=True)
+
+
 def offer(slots: dict[int, list[KeyExchange]], number: int = 1, spec: ProposalSpec = BASE) -> Proposal:
     return spec.with_additional_key_exchanges(slots).to_proposal(number, b"")
 
@@ -59,7 +64,7 @@ def addke(p: Proposal) -> dict[int, int]:
 
 def test_required_hybrid_is_chosen() -> None:
     o = offer({1: [K1024]})
-    chosen = select([o], local({1: [K1024]}), allowed, Protocol.IKE)
+    chosen = choose([o], local({1: [K1024]}))
     assert addke(chosen) == {1: K1024}
     assert additional_key_exchanges(chosen) == (K1024,)
     assert verify_choice([chosen], [o], allowed) == chosen
@@ -69,7 +74,7 @@ def test_optional_hybrid_against_a_plain_responder_answers_none() -> None:
     """The initiator offers ADDKE1 = ML-KEM-768 or NONE; a responder configured without ADDKE picks NONE
     and says so (RFC 9370 2.2.1 example); no additional exchange runs."""
     o = offer({1: [K768, NONE]})
-    chosen = select([o], [BASE], allowed, Protocol.IKE)
+    chosen = choose([o], [BASE])
     assert addke(chosen) == {1: 0}
     assert additional_key_exchanges(chosen) == ()
     verify_choice([chosen], [o], allowed)
@@ -77,34 +82,34 @@ def test_optional_hybrid_against_a_plain_responder_answers_none() -> None:
 
 def test_plain_offer_against_required_hybrid_is_no_proposal_chosen() -> None:
     with pytest.raises(NoProposalChosen):
-        select([BASE.to_proposal(1, b"")], local({1: [K1024]}), allowed, Protocol.IKE)
+        choose([BASE.to_proposal(1, b"")], local({1: [K1024]}))
 
 
 def test_plain_offer_against_optional_hybrid_gets_a_plain_sa() -> None:
-    chosen = select([BASE.to_proposal(1, b"")], local({1: [K1024, NONE]}), allowed, Protocol.IKE)
+    chosen = choose([BASE.to_proposal(1, b"")], local({1: [K1024, NONE]}))
     assert addke(chosen) == {}  # a slot the peer did not offer goes unsaid
     assert chosen.of_type(TransformType.KE) == [Transform(TransformType.KE, KeyExchange.ECP_384)]
 
 
 def test_offer_order_decides_within_a_slot() -> None:
-    chosen = select([offer({1: [K768, K1024]})], local({1: [K1024, K768]}), allowed, Protocol.IKE)
+    chosen = choose([offer({1: [K768, K1024]})], local({1: [K1024, K768]}))
     assert addke(chosen) == {1: K768}
 
 
 def test_no_method_twice_the_choice_backtracks() -> None:
     """ADDKE1 can only be ML-KEM-768; ADDKE2's first choice is also 768, so 1024 is taken there."""
     o = offer({1: [K768], 2: [K768, K1024]})
-    chosen = select([o], local({1: [K768, K1024], 2: [K768, K1024]}), allowed, Protocol.IKE)
+    chosen = choose([o], local({1: [K768, K1024], 2: [K768, K1024]}))
     assert addke(chosen) == {1: K768, 2: K1024}
     assert additional_key_exchanges(chosen) == (K768, K1024)
     with pytest.raises(NoProposalChosen):  # 768 in both slots is the only assignment: refused
-        select([offer({1: [K768], 2: [K768]})], local({1: [K768], 2: [K768]}), allowed, Protocol.IKE)
+        choose([offer({1: [K768], 2: [K768]})], local({1: [K768], 2: [K768]}))
 
 
 def test_none_may_repeat_and_slots_keep_their_order() -> None:
     """RFC 9370 2.2.1's example shape: ADDKE2, ADDKE3 from two methods, ADDKE5 method-or-NONE."""
     o = offer({2: [K768, K1024], 3: [K768, K1024], 5: [KeyExchange.ECP_256, NONE], 6: [NONE]})
-    chosen = select([o], local({2: [K768, K1024], 3: [K768, K1024], 6: [NONE, K768]}), allowed, Protocol.IKE)
+    chosen = choose([o], local({2: [K768, K1024], 3: [K768, K1024], 6: [NONE, K768]}))
     assert addke(chosen) == {2: K768, 3: K1024, 5: 0, 6: 0}
     assert additional_key_exchanges(chosen) == (K768, K1024)
 
@@ -112,31 +117,33 @@ def test_none_may_repeat_and_slots_keep_their_order() -> None:
 def test_policy_judges_the_method_of_an_addke_slot() -> None:
     """MODP-1024 is refused by the fips policy: never chosen, in ADDKE as in KE."""
     with pytest.raises(NoProposalChosen):
-        select([offer({1: [KeyExchange.MODP_1024]})], local({1: [KeyExchange.MODP_1024]}), allowed, Protocol.IKE)
-    chosen = select([offer({1: [KeyExchange.MODP_1024, K768]})], local({1: [KeyExchange.MODP_1024, K768]}),
-                    allowed, Protocol.IKE)
+        choose([offer({1: [KeyExchange.MODP_1024]})], local({1: [KeyExchange.MODP_1024]}))
+    chosen = choose([offer({1: [KeyExchange.MODP_1024, K768]})], local({1: [KeyExchange.MODP_1024, K768]}))
     assert addke(chosen) == {1: K768}
 
 
 def test_without_intermediate_exchange_only_none() -> None:
     """IKE_SA_INIT without INTERMEDIATE_EXCHANGE_SUPPORTED from both: no additional exchange can run."""
-    chosen = select([offer({1: [K768, NONE]})], local({1: [K768, NONE]}), allowed, Protocol.IKE, additional=False)
-    assert additional_key_exchanges(chosen) == ()
+    chosen = select([offer({1: [K768, NONE]})], local({1: [K768, NONE]}), allowed, Protocol.IKE)
+    assert additional_key_exchanges(chosen) == () and addke(chosen) == {1: 0}
     with pytest.raises(NoProposalChosen):
         select([offer({1: [K768]})], local({1: [K768]}), allowed, Protocol.IKE, additional=False)
+    # additional=False is the default: a caller that cannot run the exchanges never agrees to them
+    assert addke(choose([offer({1: [K768, NONE]})], local({1: [K768, NONE]}))) == {1: K768}
 
 
 def test_next_proposal_when_the_first_cannot_meet_addke() -> None:
     first = offer({1: [K768]}, number=1)
     second = offer({1: [K1024]}, number=2)
-    assert select([first, second], local({1: [K1024]}), allowed, Protocol.IKE).number == 2
+    assert choose([first, second], local({1: [K1024]})).number == 2
 
 
 def test_esp_proposals_take_addke_too() -> None:
     """ADDKE is optional in ESP (RFC 9370 2.2.1): CREATE_CHILD_SA negotiates it the same way."""
     esp = parse_proposal("aes256gcm16-ecp384", Protocol.ESP)
     o = esp.with_additional_key_exchanges({1: [K1024]}).to_proposal(1, b"\x01\x02\x03\x04")
-    chosen = select([o], [esp.with_additional_key_exchanges({1: [K1024]})], allowed, Protocol.ESP)
+    chosen = select([o], [esp.with_additional_key_exchanges({1: [K1024]})], allowed, Protocol.ESP,
+                    additional=True)
     assert additional_key_exchanges(chosen) == (K1024,)
     assert chosen.spi == b"\x01\x02\x03\x04"
 

@@ -272,7 +272,7 @@ def test_from_negotiation_to_keys() -> None:
                                                                                      KeyExchange.NONE]})
     offered = [offer.to_proposal(1, SPI_I)]
     chosen = select(offered, [spec.with_additional_key_exchanges({1: [KeyExchange.ML_KEM_1024]})], allowed,
-                    Protocol.IKE)
+                    Protocol.IKE, additional=True)
     assert verify_choice([chosen], offered, allowed) == chosen
     methods = additional_key_exchanges(chosen)
     assert methods == (KeyExchange.ML_KEM_1024,)  # ADDKE2 answered NONE: one exchange
