@@ -286,6 +286,19 @@ class SkCrypto:
         return Message(outer.spi_i, outer.spi_r, outer.exchange, outer.message_id, outer.initiator, outer.response,
                        payloads[:-1] + tuple(inner_payloads), outer.version_flag)
 
+    def open_plaintext(self, data: bytes) -> tuple[Message, bytes]:
+        """open(), also returning the inner payloads' octets as decrypted (no padding): RFC 9242 3.3.2
+        authenticates exactly those octets, not a re-serialization of what was parsed from them."""
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        outer = Message.parse(data, max_size=self.max_size)
+        sk = outer.encrypted
+        if not isinstance(sk, Encrypted):
+            raise DecryptionFailed("message has no Encrypted (SK) payload")
+        inner = self._unprotect(data, len(data) - len(sk.data), outer.initiator)
+        inner_payloads = parse_payloads(inner, 0, len(inner), sk.first_payload, inner=True)
+        return outer.with_payloads(outer.payloads[:-1] + tuple(inner_payloads)), inner
+
     def open_fragment(self, data: bytes) -> OpenedFragment:
         """Verify and decrypt one SKF datagram (RFC 7383 2.6: each fragment on its own)."""
         if not isinstance(data, bytes):

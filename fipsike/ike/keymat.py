@@ -6,7 +6,9 @@ seeds, the order and the sizes, and the Router does the PRF work under its polic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from providers.algorithms import Encryption, Integrity, Prf
 from providers.api import IkeRouter
@@ -127,3 +129,89 @@ def derive_child_keys(router: IkeRouter, prf: Prf, sk_d: SecretKey, encr: Encryp
     if ak:
         return ChildKeys(keys[0], keys[1], keys[2], keys[3])
     return ChildKeys(keys[0], None, keys[1], None)
+
+
+# --- multiple key exchanges (RFC 9370) ---------------------------------------------------------
+
+def derive_intermediate_keys(router: Provider, keys: IkeKeys, encr: Encryption, encr_key_bits: int,
+                             integ: Integrity | None, shared: SecretKey, ni: bytes, nr: bytes, spi_i: bytes,
+                             spi_r: bytes) -> IkeKeys:
+    """After the n-th IKE_INTERMEDIATE key exchange (RFC 9370 2.2.2):
+
+        SKEYSEED(n) = prf(SK_d(n-1), SK(n) | Ni | Nr)
+        {SK_d(n) | SK_ai(n) | SK_ar(n) | SK_ei(n) | SK_er(n) | SK_pi(n) | SK_pr(n)}
+                    = prf+(SKEYSEED(n), Ni | Nr | SPIi | SPIr)
+
+    `keys` are the (n-1) keys (n = 1: those of IKE_SA_INIT); Ni, Nr, SPIi and SPIr are the IKE SA's
+    own, from IKE_SA_INIT. It is the rekey formula of RFC 7296 2.18 with the IKE SA's one PRF.
+    The caller wipes the (n-1) keys once nothing protected by them is outstanding.
+    """
+    return derive_rekeyed_ike_keys(router, keys.prf, keys.sk_d, keys.prf, encr, encr_key_bits, integ, shared,
+                                   ni, nr, spi_i, spi_r)
+
+
+@runtime_checkable
+class SecretJoiner(Protocol):
+    """The provider operation RFC 9370 2.2.4 needs beyond providers.api.Provider.
+
+    Its PRF input is SK(0) | Ni | Nr | SK(1) | ... | SK(n): secrets on both sides of public octets,
+    which neither `rekey_skeyseed` nor `prf_plus(secret_prefix=)` can express. `join_secrets` makes one
+    secret handle of the parts in order (SP 800-133r2 6.3 "combining keys" by concatenation; SP 800-56C r2
+    2 allows Z' = Z || T), inside the module, so no shared secret is ever exported.
+    """
+
+    def join_secrets(self, parts: Sequence[SecretKey | bytes], kind: str) -> SecretKey: ...
+
+
+def _followup_secret(router: Provider, shared: SecretKey | None, ni: bytes, nr: bytes,
+                     additional: Sequence[SecretKey]) -> SecretKey:
+    """SK(0) | Ni | Nr | SK(1) | ... | SK(n) as one handle (RFC 9370 2.2.4)."""
+    if not isinstance(router, SecretJoiner):
+        raise TypeError(f"{type(router).__name__} cannot join secrets (RFC 9370 2.2.4 needs join_secrets)")
+    parts: list[SecretKey | bytes] = [shared] if shared is not None else []
+    parts += [ni + nr, *additional]
+    return router.join_secrets(parts, "SK(0) | Ni | Nr | SK(1..n)")
+
+
+def derive_followup_child_keys(router: Provider, prf: Prf, sk_d: SecretKey, encr: Encryption, encr_key_bits: int,
+                               integ: Integrity | None, ni: bytes, nr: bytes, shared: SecretKey | None,
+                               additional: Sequence[SecretKey]) -> ChildKeys:
+    """Child SA made or rekeyed with additional key exchanges (CREATE_CHILD_SA, then IKE_FOLLOWUP_KE):
+
+        KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n))     (RFC 9370 2.2.4)
+
+    SK(0), Ni and Nr are those of the CREATE_CHILD_SA exchange (SK(0) None: no KE payload in it),
+    SK(1..n) those of the IKE_FOLLOWUP_KE exchanges in order. With no additional exchange this is
+    RFC 7296 2.17 exactly. The KEYMAT split is derive_child_keys'.
+    """
+    if not additional:
+        return derive_child_keys(router, prf, sk_d, encr, encr_key_bits, integ, ni, nr, shared)
+    joined = _followup_secret(router, shared, ni, nr, additional)
+    try:
+        return derive_child_keys(router, prf, sk_d, encr, encr_key_bits, integ, b"", b"", joined)
+    finally:
+        joined.wipe()
+
+
+def derive_followup_rekeyed_ike_keys(router: Provider, old_prf: Prf, old_sk_d: SecretKey, prf: Prf,
+                                     encr: Encryption, encr_key_bits: int, integ: Integrity | None,
+                                     shared: SecretKey, ni: bytes, nr: bytes, spi_i: bytes, spi_r: bytes,
+                                     additional: Sequence[SecretKey]) -> IkeKeys:
+    """IKE SA rekeyed with additional key exchanges:
+
+        SKEYSEED = prf(SK_d (old), SK(0) | Ni | Nr | SK(1) | ... | SK(n))  (RFC 9370 2.2.4)
+
+    then the split of RFC 7296 2.14 with the new SA's PRF, nonces and SPIs, as derive_rekeyed_ike_keys.
+    """
+    if not additional:
+        return derive_rekeyed_ike_keys(router, old_prf, old_sk_d, prf, encr, encr_key_bits, integ, shared,
+                                       ni, nr, spi_i, spi_r)
+    joined = _followup_secret(router, shared, ni, nr, additional)
+    try:
+        skeyseed = router.rekey_skeyseed(old_prf, old_sk_d, joined, b"", b"")
+    finally:
+        joined.wipe()
+    try:
+        return _split_ike(router, prf, skeyseed, ni, nr, spi_i, spi_r, encr, encr_key_bits, integ)
+    finally:
+        skeyseed.wipe()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from compliance import proposals as libreswan
@@ -22,10 +22,14 @@ from providers.errors import PolicyViolation
 from providers.policy import Policy
 
 __all__ = ["Protocol", "TransformType", "Transform", "Proposal", "ProposalSpec", "select", "verify_choice",
-           "from_libreswan", "spec_from_proposal"]
+           "from_libreswan", "spec_from_proposal", "ADDKE_TYPES", "additional_key_exchanges"]
 
 NO_ESN = 0
 ESN = 1
+# Additional Key Exchange 1..7 (RFC 9370 2.2.1): optional in IKE, AH and ESP, performed in this order.
+# Their IDs are Transform Type 4's; NONE (0) offered beside a method makes that exchange optional.
+ADDKE_TYPES = (TransformType.ADDKE1, TransformType.ADDKE2, TransformType.ADDKE3, TransformType.ADDKE4,
+               TransformType.ADDKE5, TransformType.ADDKE6, TransformType.ADDKE7)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,17 @@ class ProposalSpec:
 
     def ke_groups(self) -> list[int]:
         return [t.id for t in self.transforms if t.type == TransformType.KE]
+
+    def with_additional_key_exchanges(self, slots: Mapping[int, Sequence[KeyExchange]]) -> ProposalSpec:
+        """This proposal plus ADDKE<n> transforms, {n: methods in order} (libreswan's `;addke<n>=`);
+        KeyExchange.NONE among the methods makes that exchange optional (RFC 9370 2.2.1)."""
+        extra: list[Transform] = []
+        for n, methods in sorted(slots.items()):
+            if not 1 <= n <= len(ADDKE_TYPES):
+                raise ValueError(f"ADDKE{n}: RFC 9370 defines ADDKE1 to ADDKE7")
+            extra += [Transform(ADDKE_TYPES[n - 1], int(m)) for m in methods]
+        replaced = {ADDKE_TYPES[n - 1] for n in slots}
+        return ProposalSpec(self.protocol, tuple(t for t in self.transforms if t.type not in replaced) + tuple(extra))
 
 
 @dataclass(frozen=True)
@@ -142,19 +157,23 @@ def _is_aead(t: Transform) -> bool:
 
 
 def select(offered: Sequence[Proposal], local: Sequence[ProposalSpec], allowed: Allowed,
-           protocol: Protocol) -> Proposal:
+           protocol: Protocol, *, additional: bool = False) -> Proposal:
     """Responder: choose one proposal with one transform per type (RFC 7296 2.7).
 
     Returns the chosen proposal as the reply carries it: the peer's proposal number and SPI, one
-    transform per type (NONE-valued types omitted). Raises NoProposalChosen.
+    transform per type (NONE-valued types omitted, except an ADDKE type the peer offered, whose NONE
+    is returned as RFC 9370 2.2.1 shows). ADDKE slots take NONE only unless `additional=True`: pass it
+    where the additional exchanges can run (IKE_SA_INIT with INTERMEDIATE_EXCHANGE_SUPPORTED from both,
+    RFC 9370 2.2.1; CREATE_CHILD_SA with IKE_FOLLOWUP_KE), so a caller that cannot run them never
+    agrees to them.
+    Raises NoProposalChosen.
     """
     required = set(_required_types(protocol))
     for prop in offered:
         if prop.protocol != protocol:
             continue
-        if any(t.type not in required for t in prop.transforms):
-            # a transform type we do not implement (e.g. RFC 9370 ADDKE): the proposal as a whole is
-            # not acceptable (RFC 7296 3.3.6)
+        if any(t.type not in required and t.type not in ADDKE_TYPES for t in prop.transforms):
+            # a transform type we do not implement: the proposal as a whole is not acceptable (RFC 7296 3.3.6)
             continue
         for spec in local:
             if spec.protocol != protocol:
@@ -183,10 +202,11 @@ def select(offered: Sequence[Proposal], local: Sequence[ProposalSpec], allowed: 
                     ok = False
                     break
                 chosen.append(pick)
-            if ok:
+            addke = _select_additional(prop, spec_p, allowed, additional) if ok else None
+            if addke is not None:
                 kept = tuple(t for t in chosen
                              if not (t.id == 0 and t.type in (TransformType.INTEG, TransformType.KE)))
-                return Proposal(prop.number, protocol, prop.spi, kept)
+                return Proposal(prop.number, protocol, prop.spi, kept + addke)
     raise NoProposalChosen("no acceptable proposal")
 
 
@@ -195,6 +215,59 @@ def admits(local: Sequence[ProposalSpec], chosen: Proposal) -> bool:
     that a connection's own policy holds for an SA negotiated before the connection was known."""
     return any(spec.protocol == chosen.protocol and all(t in spec.transforms for t in chosen.transforms)
                for spec in local)
+
+
+def _permitted(allowed: Allowed, t: Transform) -> bool:
+    """The policy's word on a transform; an ADDKE one is judged as the Key Exchange Method it names."""
+    if t.type in ADDKE_TYPES:
+        return t.id == 0 or allowed(Transform(TransformType.KE, t.id))
+    return t.type == TransformType.ESN or allowed(t)
+
+
+def _select_additional(prop: Proposal, spec: Proposal, allowed: Allowed,
+                       additional: bool) -> tuple[Transform, ...] | None:
+    """One value per ADDKE slot that is in the offer AND in the local proposal (a slot either leaves out
+    counts as NONE only), approved by the policy, with no method chosen twice (RFC 9370 2.2.1: "the
+    responder's choice MUST NOT contain duplicated algorithms ... except for the Transform ID of NONE").
+    The offer's order decides among the candidates. None when no assignment exists."""
+    slots = [t for t in ADDKE_TYPES if prop.of_type(t) or spec.of_type(t)]
+    candidates: list[list[Transform]] = []
+    for ttype in slots:
+        mine = {t.id for t in _default_variants(ttype, spec)}
+        theirs = _default_variants(ttype, prop)
+        candidates.append([t for t in theirs if t.id in mine and (t.id == 0 or additional) and _permitted(allowed, t)])
+
+    def assign(i: int, used: frozenset[int]) -> list[Transform] | None:
+        if i == len(slots):
+            return []
+        for t in candidates[i]:
+            if t.id and t.id in used:
+                continue
+            rest = assign(i + 1, used | {t.id} if t.id else used)
+            if rest is not None:
+                return [t, *rest]
+        return None
+
+    picks = assign(0, frozenset())
+    if picks is None:
+        return None
+    # a slot the peer did not offer is NONE and goes unsaid; one it offered is answered, NONE included
+    return tuple(t for t in picks if prop.of_type(t.type))
+
+
+def additional_key_exchanges(p: Proposal) -> tuple[KeyExchange, ...]:
+    """The negotiated additional key exchanges of a chosen proposal, in the order they run (ADDKE1
+    first, RFC 9370 2.2.1), NONE left out. Unknown methods raise NoProposalChosen."""
+    out: list[KeyExchange] = []
+    for ttype in ADDKE_TYPES:
+        for t in p.of_type(ttype)[:1]:
+            if t.id:
+                try:
+                    out.append(KeyExchange(t.id))
+                except ValueError:
+                    raise NoProposalChosen(f"{ttype.name} names key exchange method {t.id}, "
+                                           "which we do not know") from None
+    return tuple(out)
 
 
 def verify_choice(reply: Sequence[Proposal], offered: Sequence[Proposal], allowed: Allowed) -> Proposal:
@@ -213,8 +286,16 @@ def verify_choice(reply: Sequence[Proposal], offered: Sequence[Proposal], allowe
         seen.add(t.type)
         if t not in mine.transforms:
             raise NoProposalChosen(f"responder chose {t}, which we did not offer")
-        if t.type != TransformType.ESN and not allowed(t):
+        if not _permitted(allowed, t):
             raise NoProposalChosen(f"responder chose {t}, which the policy refuses")
+    chosen_addke = [t.id for t in r.transforms if t.type in ADDKE_TYPES and t.id]
+    if len(set(chosen_addke)) != len(chosen_addke):
+        raise NoProposalChosen("responder chose one key exchange method for two ADDKE slots (RFC 9370 2.2.1)")
+    for ttype in ADDKE_TYPES:
+        # a slot we offered and the reply leaves out was not performed: fine only if NONE was ours to accept
+        offered_ids = {t.id for t in mine.of_type(ttype)}
+        if offered_ids and ttype not in seen and 0 not in offered_ids:
+            raise NoProposalChosen(f"responder left out {ttype.name}, which we require")
     if TransformType.ENCR not in seen:
         raise NoProposalChosen("responder chose no encryption algorithm")
     encr = r.of_type(TransformType.ENCR)[0]

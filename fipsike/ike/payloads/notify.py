@@ -164,3 +164,16 @@ class Notify(Payload):
     @classmethod
     def initial_contact(cls) -> Notify:
         return cls(int(NotifyType.INITIAL_CONTACT))
+
+    @classmethod
+    def intermediate_exchange_supported(cls) -> Notify:
+        """RFC 9242 3.1: in both IKE_SA_INIT messages; Protocol ID and SPI Size 0, no data."""
+        return cls(int(NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED))
+
+    @classmethod
+    def additional_key_exchange(cls, link: bytes) -> Notify:
+        """RFC 9370 2.2.4: links a CREATE_CHILD_SA to its IKE_FOLLOWUP_KE exchanges; Protocol ID and
+        SPI Size 0, the responder's opaque link as data."""
+        if not link:
+            raise ValueError("ADDITIONAL_KEY_EXCHANGE carries a link")
+        return cls(int(NotifyType.ADDITIONAL_KEY_EXCHANGE), link)
