@@ -8,7 +8,6 @@ unoriented (libreswan adds it but cannot bring it up), which is a warning here.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ from fipsike.config import keywords as K
 from fipsike.config.defaults import default_proposals
 from fipsike.config.errors import Diagnostic, Location
 from fipsike.config.hosts import HostAddresses, Resolver
-from fipsike.config.syntax import ParsedConfig, Section, Setting
+from fipsike.config.syntax import ParsedConfig, Section
 from fipsike.config.values import convert
 from fipsike.ike.actions import TrafficSelectorSpec
 from fipsike.ike.config import ChildConfig, Connection
@@ -385,8 +384,6 @@ class Resolve:
                         nets = _subnets(str(get(key)))
                     except ValueError as exc:
                         bad(key, str(exc))
-            if key == f"{side}subnet" and len(nets) > 1 and subnet is not None and "," not in str(subnet):
-                pass
             pp: tuple[int, int, int] = (0, 0, 65535)
             if get(f"{side}protoport") is not None:
                 try:
@@ -435,10 +432,6 @@ class Resolve:
         ctype = str(get("type", "tunnel"))
         ctype = "passthrough" if ctype == "pass" else ctype
         opportunistic = rside.host.lower() in OPPO_GROUP or rside.host.lower() == "%group"
-        # authentication
-        for sd in (lside, rside):
-            if sd.auth == "null" and not opportunistic and not _null_ok(sd):
-                pass
         if authby == "never" and ctype not in SHUNT_TYPES:
             bad("authby", "authby=never is for shunt conns (type=passthrough, drop or reject)")
 
@@ -542,9 +535,3 @@ class Resolve:
             return str(v.value), [], False
 
 
-def _null_ok(sd: Side) -> bool:
-    return True
-
-
-def with_replaced(conn: Connection, **changes: Any) -> Connection:
-    return dataclasses.replace(conn, **changes)

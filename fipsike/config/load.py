@@ -61,8 +61,6 @@ def load(config: Path | str = DEFAULT_CONFIG, *, secrets: Path | str | None = No
         str(setup["ipsecdir"].value) if "ipsecdir" in setup else DEFAULT_IPSECDIR)
     secrets_p = Path(secrets) if secrets is not None else Path(
         str(setup["secretsfile"].value) if "secretsfile" in setup else DEFAULT_SECRETS)
-    for key, ok in (("ikev1-policy", None),):
-        _ = key, ok
     errors: list[Diagnostic] = []
     sec = Secrets()
     if secrets_p.exists() or secrets is not None:

@@ -147,7 +147,7 @@ def _ids(text: str) -> tuple[str, ...]:
     out: list[str] = []
     for m in re.finditer(r'"([^"]*)"|(\S+)', text):
         ident = m.group(1) if m.group(1) is not None else m.group(2)
-        if ident not in ("%any", "%any6", "0.0.0.0", "::"):
+        if ident not in ("%any", "%any6", "0.0.0.0", "::"):  # noqa: S104 - the "any" IDs, not a bind
             out.append(ident)
     return tuple(out)
 
