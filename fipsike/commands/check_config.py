@@ -165,9 +165,10 @@ def text(loaded: LoadedConfig) -> str:
         lines.append(f"  auto={c.auto} type={c.type} authby={c.authby}"
                      + (f" opportunistic group={c.policy_group or '%group'}" if c.opportunistic else ""))
         for label, sd, ident in (("local", loc, c.connection.local_id), ("remote", rem, c.connection.remote_id)):
-            lines.append(f"  {label}: {sd.host}" + (f" ({sd.address})" if sd.address and sd.address != sd.host else "")
-                         + f" id={ident} auth={sd.auth}" + (f" cert={sd.cert}" if sd.cert else "")
-                         + (f" ca={sd.ca}" if sd.ca else "") + (f" subnets={','.join(sd.subnets)}" if sd.subnets else ""))
+            addr = f" ({sd.address})" if sd.address and sd.address != sd.host else ""
+            extra = ((f" cert={sd.cert}" if sd.cert else "") + (f" ca={sd.ca}" if sd.ca else "")
+                     + (f" subnets={','.join(sd.subnets)}" if sd.subnets else ""))
+            lines.append(f"  {label}: {sd.host}{addr} id={ident} auth={sd.auth}{extra}")
         lines.append(f"  ike={c.ike}" + (" (default)" if c.ike_default else "") + f": {_props(c.ike_parsed)}")
         lines.append(f"  esp={c.esp}" + (" (default)" if c.esp_default else "")
                      + f": {_props(c.esp_parsed)}; pfs={'yes' if c.pfs else 'no'}")
