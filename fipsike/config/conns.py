@@ -51,6 +51,7 @@ class Side:
     host: str  # as written: an address, a name, or one of HOST_SPECIAL
     address: str | None  # resolved address (None for %any / groups)
     subnets: tuple[str, ...]
+    plural: bool  # given as leftsubnets= (one Child SA per pair) rather than leftsubnet= (one Child SA)
     protoport: tuple[int, int, int]  # protocol, start port, end port (0, 0, 65535: any)
     id: str
     cert: str
@@ -144,7 +145,10 @@ def typed_settings(section: Section, out: _Collector) -> dict[str, Value]:
         found = K.lookup(kind, s.key)
         if found is None:
             where = "conn" if kind == K.CONN else "config setup"
-            out.err(s.location, f"unrecognized '{where}' keyword '{s.key}'", conn, s.key)
+            if K.needs_side(kind, s.key):
+                out.err(s.location, f"keyword '{s.key}' requires a 'left' or 'right' prefix", conn, s.key)
+            else:
+                out.err(s.location, f"unrecognized '{where}' keyword '{s.key}'", conn, s.key)
             continue
         kw = found.keyword
         canon = kw.spelled(found.side) if kw.leftright else kw.name
@@ -163,6 +167,10 @@ def typed_settings(section: Section, out: _Collector) -> dict[str, Value]:
         if canon in result:
             out.err(s.location, f"duplicate keyword (first at line {result[canon].location.line}); "
                                 "libreswan 4 refuses this and 5 keeps the first: fipsike refuses", conn, s.key)
+            continue
+        if s.value == "" and kw.type not in ("string", "proposals"):
+            # libreswan: "rightsubnet= invalid, empty field"; only strings may be emptied (unset)
+            out.err(s.location, "empty value", conn, s.key)
             continue
         try:
             value = convert(kw, s.value) if s.value != "" else None
@@ -314,6 +322,10 @@ def _id(text: str) -> str:
     return text
 
 
+def _version(net: str) -> int:
+    return ipaddress.ip_network(net).version
+
+
 def _ts(subnet: str, pp: tuple[int, int, int]) -> TrafficSelectorSpec:
     net = ipaddress.ip_network(subnet)
     return TrafficSelectorSpec(str(net.network_address), str(net.broadcast_address), pp[0], pp[1], pp[2])
@@ -400,7 +412,7 @@ class Resolve:
             auth = AUTHBY_LOCAL.get(auth, auth)
             if auth == "eaponly":
                 bad(f"{side}auth", "EAP authentication is not implemented")
-            sides[side] = Side(text, addr, nets, pp, ident, str(get(f"{side}cert", "")), str(get(f"{side}ca", "")),
+            sides[side] = Side(text, addr, nets, subnets is not None and subnet is None, pp, ident, str(get(f"{side}cert", "")), str(get(f"{side}ca", "")),
                                auth, str(get(f"{side}sendcert", "always")), int(get(f"{side}ikeport", 500)))
         if len(self.out.errors) > nerr or len(sides) != 2:
             return None
@@ -473,14 +485,37 @@ class Resolve:
         mode = "transport" if ctype == "transport" else "tunnel"
         auto = str(get("auto", "ignore"))
         start = {"start": "start", "up": "start", "route": "trap", "ondemand": "trap"}.get(auto, "none")
+        # a pair of selectors must be of one family (libreswan: "address family of ... conflicts")
+        for sd, other in ((lside, rside), (rside, lside)):
+            if sd.plural and len(other.subnets) > 1 and not other.plural:
+                key = f"{'left' if other is left else 'right'}subnet"
+                bad(key, f"multi-selector {key}={','.join(other.subnets)} combined with "
+                         f"{'left' if sd is left else 'right'}subnets= (libreswan refuses this too)")
+                return None
+        pairs = [(a, b) for a in lnets for b in rnets if _version(a) == _version(b)] if rnets else \
+            [(a, "") for a in lnets]
+        if not pairs:
+            key = next((k for k in (f"{local}subnet", f"{local}subnets") if k in s), local)
+            bad(key, f"address family of {local}'s {','.join(lnets)} conflicts with the other side's "
+                     f"{','.join(rnets)}")
+            return None
         children: list[ChildConfig] = []
-        pairs = [(a, b) for a in lnets for b in rnets] if rnets else [(a, "") for a in lnets]
-        for i, (a, b) in enumerate(pairs, 1):
-            cname = name if len(pairs) == 1 else f"{name}/{i}"
-            children.append(ChildConfig(
-                name=cname, local_ts=(_ts(a, lside.protoport),), remote_ts=(_ts(b, rside.protoport),) if b else (),
-                esp_proposals=tuple(esp_specs), mode=mode, rekey_time=max(1.0, salife - margin), life_time=salife,
-                start_action=start, reqid=int(get("reqid", 0))))
+
+        def child(cname: str, lts: tuple[str, ...], rts: tuple[str, ...]) -> ChildConfig:
+            return ChildConfig(
+                name=cname, local_ts=tuple(_ts(a, lside.protoport) for a in lts),
+                remote_ts=tuple(_ts(b, rside.protoport) for b in rts), esp_proposals=tuple(esp_specs), mode=mode,
+                rekey_time=max(1.0, salife - margin), life_time=salife, start_action=start,
+                reqid=int(get("reqid", 0)))
+
+        if lside.plural or rside.plural:
+            for a, b in pairs:
+                li, ri = lnets.index(a) + 1, (rnets.index(b) + 1 if b else 1)
+                # libreswan names them NAME/LxR in left/right terms
+                cname = f"{name}/{li}x{ri}" if local == "left" else f"{name}/{ri}x{li}"
+                children.append(child(cname, (a,), (b,) if b else ()))
+        else:
+            children.append(child(name, lnets, rnets))
         local_id = lside.id or ("%fromcert" if lside.cert else ("%null" if lside.auth == "null" else
                                                                    str(lside.address)))
         remote_id = rside.id or ("%null" if rside.auth == "null" else

@@ -353,6 +353,12 @@ def lookup(section: str, spelled: str) -> Lookup | None:
     return Lookup(kw, side, spelled)
 
 
+def needs_side(section: str, spelled: str) -> bool:
+    """A per-side keyword written without its left/right prefix (libreswan refuses it)."""
+    kw = _BY_SECTION[section].get(spelled.lower())
+    return kw is not None and kw.leftright
+
+
 def all_keywords() -> tuple[Keyword, ...]:
     return CONN_KEYWORDS + SETUP_KEYWORDS
 
