@@ -239,12 +239,12 @@ def merge(parsed: ParsedConfig, out: _Collector) -> tuple[dict[str, Value], list
     return setup, conns
 
 
-def referenced_by_also(conns: list[tuple[Section, dict[str, Value]]], parsed: ParsedConfig) -> set[str]:
+def referenced_by_also(parsed: ParsedConfig) -> set[str]:
     names: set[str] = set()
     for sec in parsed.conns():
-        for s in sec.settings:
-            if s.key.lower() == "also":
-                names.update(s.value.replace(",", " ").split())
+        for st in sec.settings:
+            if st.key.lower() == "also":
+                names.update(st.value.replace(",", " ").split())
     return names
 
 
@@ -339,8 +339,10 @@ AUTHBY_LOCAL = {"rsasig": "rsasig", "rsa": "rsasig", "rsa-sha2": "rsasig", "rsa-
 
 
 class Resolve:
-    def __init__(self, out: _Collector, host: HostAddresses, resolver: Resolver, policy: Policy) -> None:
+    def __init__(self, out: _Collector, host: HostAddresses, resolver: Resolver, policy: Policy,
+                 templates: set[str] | None = None) -> None:
         self.out, self.host, self.resolver, self.policy = out, host, resolver, policy
+        self.templates = templates or set()  # conns named by some also=
 
     def conn(self, sec: Section, s: dict[str, Value]) -> ConnSpec | None:
         name = sec.name
@@ -373,8 +375,8 @@ class Resolve:
             bad("authby", "EAP authentication is not implemented")
         for side in ("left", "right"):
             if f"{side}" not in s:
-                if get("auto", "ignore") == "ignore" and not any(k.startswith(side) for k in s):
-                    return None  # a template (also= target) without hosts: nothing to resolve
+                if name in self.templates and not any(k.startswith(side) for k in s):
+                    return None  # a template (an also= target) without hosts: nothing to resolve
                 self.out.err(sec.location, f"{side}= is not set", name, side)
                 continue
             text = str(get(side))
@@ -412,8 +414,9 @@ class Resolve:
             auth = AUTHBY_LOCAL.get(auth, auth)
             if auth == "eaponly":
                 bad(f"{side}auth", "EAP authentication is not implemented")
-            sides[side] = Side(text, addr, nets, subnets is not None and subnet is None, pp, ident, str(get(f"{side}cert", "")), str(get(f"{side}ca", "")),
-                               auth, str(get(f"{side}sendcert", "always")), int(get(f"{side}ikeport", 500)))
+            sides[side] = Side(text, addr, nets, subnets is not None and subnet is None, pp, ident,
+                               str(get(f"{side}cert", "")), str(get(f"{side}ca", "")), auth,
+                               str(get(f"{side}sendcert", "always")), int(get(f"{side}ikeport", 500)))
         if len(self.out.errors) > nerr or len(sides) != 2:
             return None
         left, right = sides["left"], sides["right"]

@@ -10,7 +10,7 @@ from typing import Any
 from compliance.invariants import InvariantConfig
 from compliance.modes import FipsMode
 from fipsike.config import fips as fipscheck
-from fipsike.config.conns import ConnSpec, Resolve, Value, _Collector, merge
+from fipsike.config.conns import ConnSpec, Resolve, Value, _Collector, merge, referenced_by_also
 from fipsike.config.errors import ConfigError, Diagnostic
 from fipsike.config.hosts import HostAddresses, Resolver, SystemHost, SystemResolver
 from fipsike.config.policies import PolicyGroups, load_groups
@@ -77,7 +77,8 @@ def load(config: Path | str = DEFAULT_CONFIG, *, secrets: Path | str | None = No
         if type(exc) is not ConfigError:
             raise
         errors += exc.diagnostics
-    resolve = Resolve(out, host or SystemHost(), resolver or SystemResolver(), policy)
+    resolve = Resolve(out, host or SystemHost(), resolver or SystemResolver(), policy,
+                      referenced_by_also(parsed))
     conns: list[ConnSpec] = []
     templates: list[str] = []
     for section, values in merged:

@@ -124,6 +124,11 @@ class _Parser:
                 self.errors.append(Diagnostic(loc, "NUL character in line"))
                 continue
             if line[0] in " \t":
+                if _XKEY.match(stripped):
+                    # libreswan's scanner takes the rest of an x-/X_ line as the comment, '=' or not
+                    self.out.warnings.append(Diagnostic(loc, "x- style comment ignored", _conn_of(current),
+                                                        re.split(r"[\s=]", stripped, maxsplit=1)[0]))
+                    continue
                 m = _PARAM.match(line)
                 if m is None:
                     self.errors.append(Diagnostic(loc, _param_problem(stripped), _conn_of(current)))
@@ -132,9 +137,6 @@ class _Parser:
                 if current is None:
                     self.errors.append(Diagnostic(loc, "parameter outside a 'config setup' or 'conn' section",
                                                   "", key))
-                    continue
-                if _XKEY.match(key):
-                    self.out.warnings.append(Diagnostic(loc, "x- style comment ignored", _conn_of(current), key))
                     continue
                 current.settings.append(Setting(key, value, loc))
                 continue
