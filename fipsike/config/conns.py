@@ -548,7 +548,7 @@ class Resolve:
             name=name, location=sec.location, connection=connection, local=local, oriented=oriented,
             left=left, right=right, auto=auto, type=ctype, authby=authby,
             failureshunt=str(get("failureshunt", "none")), negotiationshunt=str(get("negotiationshunt", "hold")),
-            opportunistic=opportunistic, policy_group=name if rside.host.lower() in OPPO_GROUP else "",
+            opportunistic=opportunistic, policy_group=name if opportunistic else "",
             ike=ike_text, esp=esp_text, ike_default=ike_default, esp_default=esp_default,
             ike_parsed=tuple(ike_parsed), esp_parsed=tuple(esp_parsed), pfs=pfs,
             ikelifetime=ikelife, ipsec_lifetime=salife, rekey=bool(get("rekey", True)), rekeymargin=margin,
