@@ -375,8 +375,8 @@ class Resolve:
             bad("authby", "EAP authentication is not implemented")
         for side in ("left", "right"):
             if f"{side}" not in s:
-                if name in self.templates and not any(k.startswith(side) for k in s):
-                    return None  # a template (an also= target) without hosts: nothing to resolve
+                if name in self.templates:
+                    return None  # a template (an also= target) without its hosts: nothing to resolve
                 self.out.err(sec.location, f"{side}= is not set", name, side)
                 continue
             text = str(get(side))
