@@ -153,8 +153,13 @@ def _ids(text: str) -> tuple[str, ...]:
 
 
 def parse_secrets(path: Path | str, *, _depth: int = 0, _asked: Location | None = None,
-                  _into: Secrets | None = None, _errors: list[Diagnostic] | None = None) -> Secrets:
+                  _into: Secrets | None = None, _errors: list[Diagnostic] | None = None,
+                  _stack: tuple[str, ...] = ()) -> Secrets:
     p = Path(path)
+    real = os.path.realpath(p)
+    if real in _stack and _errors is not None and _asked is not None:
+        _errors.append(Diagnostic(_asked, f"include of {p} is recursive", "", "include"))
+        return _into if _into is not None else Secrets()
     out = _into if _into is not None else Secrets()
     errors: list[Diagnostic] = _errors if _errors is not None else []
     text = _read(p, _asked or Location(str(p), 0))
@@ -178,7 +183,8 @@ def parse_secrets(path: Path | str, *, _depth: int = 0, _asked: Location | None 
                 errors.append(Diagnostic(loc, f"includes nested deeper than {MAX_DEPTH}", "", "include"))
                 continue
             for f in sorted(glob.glob(full)) if glob.has_magic(full) else [full]:
-                parse_secrets(f, _depth=_depth + 1, _asked=loc, _into=out, _errors=errors)
+                parse_secrets(f, _depth=_depth + 1, _asked=loc, _into=out, _errors=errors,
+                              _stack=_stack + (real,))
             continue
         m = _ENTRY.match(line)
         if m is None:
