@@ -23,6 +23,7 @@ from fipsike.config.values import convert
 from fipsike.ike.actions import TrafficSelectorSpec
 from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.proposals import Protocol, spec_from_proposal
+from providers.pkcs11.uri import Pkcs11UriError, parse_uri
 from providers.policy import Policy
 
 OPPO_GROUP = ("%opportunisticgroup", "%oppogroup")
@@ -410,12 +411,23 @@ class Resolve:
                     ident = _id(ident)
                 except ValueError as exc:
                     bad(f"{side}id", str(exc))
+            cert = str(get(f"{side}cert", ""))
+            if cert.lower().startswith("pkcs11:"):
+                try:
+                    uri = parse_uri(cert)
+                except Pkcs11UriError:
+                    # the URI is not quoted back: it may hold a pin-value
+                    bad(f"{side}cert", "not a valid PKCS#11 URI (RFC 7512)")
+                else:
+                    if uri.pin_value is not None:
+                        bad(f"{side}cert", "the PKCS#11 URI holds a pin-value: give the PIN as ': PIN' in "
+                                           "ipsec.secrets or in a 0600 PIN file, never in ipsec.conf")
             auth = str(get(f"{side}auth", "") or authby)
             auth = AUTHBY_LOCAL.get(auth, auth)
             if auth == "eaponly":
                 bad(f"{side}auth", "EAP authentication is not implemented")
             sides[side] = Side(text, addr, nets, subnets is not None and subnet is None, pp, ident,
-                               str(get(f"{side}cert", "")), str(get(f"{side}ca", "")), auth,
+                               cert, str(get(f"{side}ca", "")), auth,
                                str(get(f"{side}sendcert", "always")), int(get(f"{side}ikeport", 500)))
         if len(self.out.errors) > nerr or len(sides) != 2:
             return None

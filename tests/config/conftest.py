@@ -33,3 +33,15 @@ def ipsecdir(tmp_path: Path) -> Path:
     d = tmp_path / "ipsec.d"
     (d / "policies").mkdir(parents=True)
     return d
+
+
+_EMPTY: list[Path] = []
+
+
+def empty_secrets() -> Path:
+    """An empty 0600 secrets file, so that no test reads the machine's /etc/ipsec.secrets."""
+    if not _EMPTY:
+        import tempfile
+
+        _EMPTY.append(write_secret(Path(tempfile.mkdtemp(prefix="fipsike-secrets-")) / "ipsec.secrets", ""))
+    return _EMPTY[0]

@@ -15,7 +15,7 @@ from compliance.modes import FipsMode
 from fipsike.config import ConfigError, load
 from fipsike.config.policies import load_groups
 from fipsike.config.secrets import parse_secrets, read_pin_file
-from tests.config.conftest import RESOLVER, WEST, write_secret
+from tests.config.conftest import RESOLVER, WEST, empty_secrets, write_secret
 
 CANARY_PSK = "CANARY-psk-7f3a9c1e-DO-NOT-PRINT-5b2d8e4f6a0c1b3d"
 CANARY_PIN = "CANARY-pin-31337"
@@ -107,6 +107,28 @@ def test_check_config_never_prints_the_canary(tmp_path: Path) -> None:
             assert "CANARY" not in out.stdout + out.stderr
             if extra == ["--json"]:
                 assert json.loads(out.stdout)["exit_status"] == rc
+
+
+@pytest.mark.parametrize(("cert", "words"), [
+    (f"pkcs11:token=t;object=west?pin-value={CANARY_PIN}", "holds a pin-value"),
+    (f"pkcs11:token=t;bogus%zz={CANARY_PIN}", "not a valid PKCS#11 URI"),
+])
+def test_pin_in_a_pkcs11_uri_is_refused_unquoted(tmp_path: Path, cert: str, words: str) -> None:
+    conf = tmp_path / "ipsec.conf"
+    conf.write_text(f"conn a\n\tleft=192.1.2.45\n\tright=192.1.2.23\n\tleftcert={cert}\n")
+    (tmp_path / "d" / "policies").mkdir(parents=True)
+    with pytest.raises(ConfigError) as info:
+        load(conf, secrets=empty_secrets(), ipsecdir=tmp_path / "d", host=WEST, resolver=RESOLVER)
+    assert words in info.value.first.message and info.value.first.location.line == 4
+    assert "CANARY" not in str(info.value) + repr(info.value.diagnostics)
+
+
+def test_pkcs11_uri_cert_accepted(tmp_path: Path) -> None:
+    conf = tmp_path / "ipsec.conf"
+    conf.write_text("conn a\n\tleft=192.1.2.45\n\tright=192.1.2.23\n\tleftcert=pkcs11:token=fipsike;object=west\n")
+    (tmp_path / "d" / "policies").mkdir(parents=True)
+    spec = load(conf, secrets=empty_secrets(), ipsecdir=tmp_path / "d", host=WEST, resolver=RESOLVER).conn("a")
+    assert spec.left.cert == "pkcs11:token=fipsike;object=west"
 
 
 def test_short_psk_refused_in_fips_warned_otherwise(tmp_path: Path) -> None:

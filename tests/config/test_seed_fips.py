@@ -12,13 +12,13 @@ from fipsike.config import ConfigError, load
 from fipsike.config.defaults import ESP_DEFAULT, IKE_DEFAULT, default_proposals
 from providers.policy import Policy
 from providers.router import open_router
-from tests.config.conftest import RESOLVER, WEST
+from tests.config.conftest import RESOLVER, WEST, empty_secrets
 
 SEED = Path(__file__).parent / "seed"
 
 
 def _seed(mode: FipsMode):  # type: ignore[no-untyped-def]
-    return load(SEED / "ipsec.conf", secrets=None, ipsecdir=SEED / "ipsec.d", fips_mode=mode, host=WEST,
+    return load(SEED / "ipsec.conf", secrets=empty_secrets(), ipsecdir=SEED / "ipsec.d", fips_mode=mode, host=WEST,
                 resolver=RESOLVER)
 
 
@@ -95,7 +95,7 @@ def _load(tmp_path: Path, text: str, mode: FipsMode = FipsMode.POLICY):  # type:
     conf = tmp_path / "ipsec.conf"
     conf.write_text(BASE + text)
     (tmp_path / "d" / "policies").mkdir(parents=True, exist_ok=True)
-    return load(conf, secrets=None, ipsecdir=tmp_path / "d", fips_mode=mode, host=WEST, resolver=RESOLVER)
+    return load(conf, secrets=empty_secrets(), ipsecdir=tmp_path / "d", fips_mode=mode, host=WEST, resolver=RESOLVER)
 
 
 # The FIPS table: every non-approved transform is refused at load, naming it.

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from compliance.modes import FipsMode
 from fipsike.config import ConfigError, ConfigUnreadable, load
 from fipsike.config.syntax import parse_config, parse_string
-from tests.config.conftest import RESOLVER, WEST
+from tests.config.conftest import RESOLVER, WEST, empty_secrets
 
 
 def _load(path: Path, mode: FipsMode = FipsMode.OFF):  # type: ignore[no-untyped-def]
     (path.parent / "d" / "policies").mkdir(parents=True, exist_ok=True)
-    return load(path, secrets=None, ipsecdir=path.parent / "d", fips_mode=mode, host=WEST, resolver=RESOLVER)
+    return load(path, secrets=empty_secrets(), ipsecdir=path.parent / "d", fips_mode=mode, host=WEST, resolver=RESOLVER)
 
 
 def test_sections_values_quotes_comments() -> None:
