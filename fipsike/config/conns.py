@@ -165,6 +165,10 @@ def typed_settings(section: Section, out: _Collector) -> dict[str, Value]:
             also += s.value.replace(",", " ").split()
             also_loc = also_loc or s.location
             continue
+        if canon in result and kind == K.SETUP:
+            # libreswan: "overriding earlier 'config setup' keyword with new value"
+            out.warn(s.location, f"overrides the value at line {result[canon].location.line}", conn, s.key)
+            del result[canon]
         if canon in result:
             out.err(s.location, f"duplicate keyword (first at line {result[canon].location.line}); "
                                 "libreswan 4 refuses this and 5 keeps the first: fipsike refuses", conn, s.key)

@@ -205,3 +205,9 @@ def test_names_from_hosts_file_and_defaultroute(tmp_path: Path) -> None:
 def test_docs_page_is_current() -> None:
     page = Path(__file__).resolve().parents[2] / "docs" / "config-keywords.md"
     assert page.read_text() == render(), "run: python -m fipsike.config.docs > docs/config-keywords.md"
+
+
+def test_setup_keyword_twice_later_wins_with_warning(tmp_path: Path) -> None:
+    loaded = _load(tmp_path, "config setup\n\tplutodebug=all\n\tplutodebug=none\n" + BASE)
+    assert loaded.setup_value("plutodebug") == "none"
+    assert [(w.keyword, w.location.line) for w in loaded.warnings] == [("plutodebug", 3)]
