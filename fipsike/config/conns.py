@@ -23,6 +23,7 @@ from fipsike.config.values import convert
 from fipsike.ike.actions import TrafficSelectorSpec
 from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.proposals import Protocol, spec_from_proposal
+from fipsike.ike.retransmit import RetransmitPolicy
 from providers.pkcs11.uri import Pkcs11UriError, parse_uri
 from providers.policy import Policy
 
@@ -327,6 +328,14 @@ def _id(text: str) -> str:
     return text
 
 
+def retransmit_policy(interval: float, timeout: float) -> RetransmitPolicy:
+    """libreswan's retransmits: the first after `interval`, doubling, until `timeout` has passed in all."""
+    policy = RetransmitPolicy(base=interval, factor=2.0, tries=1)
+    while policy.total() < timeout and policy.tries < 64:
+        policy = RetransmitPolicy(base=interval, factor=2.0, tries=policy.tries + 1)
+    return policy
+
+
 def _version(net: str) -> int:
     return ipaddress.ip_network(net).version
 
@@ -555,6 +564,9 @@ class Resolve:
             initial_contact=bool(get("initial-contact", True)),
             encap=get("encapsulation", "auto") == "yes", port=rside.ikeport,
             allow_null=lside.auth == "null" or rside.auth == "null")
+        if "retransmit-interval" in s or "retransmit-timeout" in s:
+            conn_kwargs["retransmit"] = retransmit_policy(float(get("retransmit-interval", 0.5)),
+                                                          float(get("retransmit-timeout", 60.0)))
         if get("fragmentation") == "force":
             bad("fragmentation", "fragmentation=force (fragmenting IKE_SA_INIT) is not implemented")
             return None

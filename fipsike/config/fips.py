@@ -99,8 +99,7 @@ def check_conn(spec: ConnSpec, policy: Policy, secrets: Secrets | None,
 def _check_psk(spec: ConnSpec, secrets: Secrets, fips: bool, errors: list[Diagnostic],
                warnings: list[Diagnostic]) -> None:
     c = spec.connection
-    entry = secrets.psk_for(c.local_id.lstrip("@"), c.remote_id.lstrip("@")) or secrets.psk_for(c.local_id,
-                                                                                                c.remote_id)
+    entry = secrets.psk_for(c.local_id, c.remote_id)
     if entry is None:
         errors.append(Diagnostic(spec.where("authby"), "authby=secret but ipsec.secrets has no PSK for "
                                  f"{c.local_id} / {c.remote_id}", spec.name, "authby"))

@@ -48,7 +48,8 @@ RESOLVES: list[tuple[str, str, dict[str, dict[str, Any]]]] = [
     ("ikev2-39-psk-64bytes__west.conf", "west", {"westnet-eastnet-ipv4-psk-ikev2": net2net("left", **PSK)}),
     ("ikev2-asymmetric-12-rsacert-null__west.conf", "west", {
         "westnet-eastnet-ikev2": net2net("left", "westnet-eastnet-ikev2", auth=("pubkey", "null"),
-                                         ids=("%fromcert", "%null"), side_auth=("rsasig", "null"))}),
+                                         ids=("%fromcert", "%null"), side_auth=("rsasig", "null"),
+                                         retransmit=(2.0, 60.0))}),
     ("ikev2-asymmetric-16-auth-mismatch__east.conf", "east", {
         "westnet-eastnet-ikev2": net2net("right", auth=("null", "null"), ids=("@east", "%null"))}),
     ("ikev2-x509-12-san-dn-fromcert__west.conf", "west", {
@@ -110,7 +111,7 @@ RESOLVES: list[tuple[str, str, dict[str, dict[str, Any]]]] = [
     ("ikev2-frag-04-nofrag-east__east.conf", "east", {
         "westnet-eastnet-ikev2": net2net("right", fragmentation=False)}),
     ("ikev2-liveness-01-east-active-clear__east.conf", "east", {
-        "westnet-eastnet-ipv4-psk-ikev2": net2net("right", dpd_delay=5.0)}),
+        "westnet-eastnet-ipv4-psk-ikev2": net2net("right", dpd_delay=5.0, retransmit=(0.5, 15.0))}),
 
     # libreswan: "added unoriented IKEv2 connection (neither left=... nor right=... match an interface)"
     ("excerpt__addconn-12-family__4in4-good.conf", "west", {
@@ -182,6 +183,10 @@ def test_resolves_like_addconn(name: str, host: str, expected: dict[str, dict[st
             assert c.fragmentation is exp["fragmentation"]
         if "dpd_delay" in exp:
             assert c.dpd_delay == exp["dpd_delay"]
+        if "retransmit" in exp:  # (first wait, give up after at least)
+            first, total = exp["retransmit"]
+            assert c.retransmit.timeout(0) == first and c.retransmit.total() >= total
+            assert c.retransmit.total() - c.retransmit.timeout(c.retransmit.tries - 1) < total
     if expected:
         assert {c.name for c in loaded.conns} >= set(expected)
 
