@@ -223,6 +223,9 @@ REFUSES: list[tuple[str, str, list[tuple[int, str, str, str]], bool]] = [
      [(5, "redundant-prefix", "leftupdown", "libreswan keyword 'leftupdown' is not supported by fipsike")], False),
     ("addconn-10-duplicate-key__west.conf", "west", [(18, "westnet-eastnet-ikev2", "left", "duplicate")], False),
     ("addconn-20-conn-default__west.conf", "west", [(11, "second", "ike", "ENCR_3DES")], False),
+    # a raw RSA key in conn %default (libreswan adds test1 and test2 with it)
+    ("addconn-24-conn-default-rsasigkey__west.conf", "west",
+     [(11, "%default", "rightrsasigkey", "libreswan keyword 'rightrsasigkey' is not supported by fipsike")], False),
     ("addconn-45-unknown-parameter__obsolete-conn-key.conf", "west",
      [(8, "obsolete-conn-key", "left", "left= is not set")], False),
 ]
