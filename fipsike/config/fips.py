@@ -11,7 +11,7 @@
   where libreswan applies it at authentication. SP 800-132 does not apply (the PSK is an HMAC key, not
   a password put through a PBKDF); SP 800-63B's 8-character memorized-secret floor is weaker and
   is not the rule here;
-- authby=null only on opportunistic conns (right=%opportunisticgroup or %group);
+- authby=null only on opportunistic conns (right=%opportunisticgroup or %group); authby=rsa-sha1 refused;
 - passthrough shunts: libreswan in FIPS mode ignores negotiationshunt=passthrough (uses hold/drop)
   and any failureshunt other than none, with "packets MUST be blocked in FIPS mode" (pluto's
   extract.c). fipsike does the same, with a warning; a type=passthrough conn and members in the
@@ -64,6 +64,10 @@ def check_conn(spec: ConnSpec, policy: Policy, secrets: Secrets | None,
         _check_psk(spec, secrets, fips, errors, warnings)
     if not fips:
         return spec
+    authby = spec.settings.get("authby")
+    if authby is not None and "sha1" in authby.text.lower():
+        errors.append(Diagnostic(authby.location, "SHA-1 signatures are not approved (SP 800-131A r2 section 9; "
+                                 "RFC 8247 2.4)", name, authby.spelled))
     nulls = [s for s in ("left", "right") if getattr(spec, s).auth == "null"]
     if nulls and not spec.opportunistic:
         errors.append(Diagnostic(spec.where("authby"), "NULL authentication (RFC 7619) is allowed only on "

@@ -147,6 +147,13 @@ def test_usage_limits_only_lowered(tmp_path: Path, line: str, ok: bool) -> None:
         assert d.location.line == 6 and "can only be lowered" in d.message and d.keyword.startswith("ipsec-max-")
 
 
+def test_sha1_signatures_refused_in_fips(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SHA-1 signatures") as info:
+        _load(tmp_path, "\tauthby=rsa-sha1\n")
+    assert (info.value.first.location.line, info.value.first.keyword) == (5, "authby")
+    assert _load(tmp_path, "\tauthby=rsa-sha1\n", FipsMode.OFF).conn("a").authby == "rsasig"
+
+
 def test_null_auth_only_on_opportunistic_conns(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="only on opportunistic") as info:
         _load(tmp_path, "\tauthby=null\n")
