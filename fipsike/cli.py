@@ -18,6 +18,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cert",
     "xfrm",
     "decode",
+    # configuration in libreswan's dialect (issue 12)
+    "check_config",
 )
 
 # 128 + SIGPIPE, what a shell reports for a writer killed by a closed pipe (`fipsike ... | head`)
