@@ -18,6 +18,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cert",
     "xfrm",
     "decode",
+    # the daemon and the operator's verbs on its control socket (fipsike.daemon)
+    "daemon",
+    "control",
 )
 
 # 128 + SIGPIPE, what a shell reports for a writer killed by a closed pipe (`fipsike ... | head`)
