@@ -1,0 +1,59 @@
+"""Fixtures for the daemon tests: two namespaces (moon = left, sun = right), a CA with a
+certificate for each, and a factory for `fipsike daemon` processes that are always stopped."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import strongswan_harness as ssh
+from tests.daemon.harness import DaemonProc, conn
+
+
+@pytest.fixture(scope="module")
+def hosts() -> Iterator[ssh.TwoHosts]:
+    if os.geteuid() != 0:
+        pytest.fail("the daemon tests need root for network namespaces")
+    with ssh.TwoHosts("d") as h:
+        yield h
+
+
+@pytest.fixture(scope="module")
+def pki(hosts: ssh.TwoHosts, tmp_path_factory: pytest.TempPathFactory) -> ssh.Pki:
+    p = ssh.Pki(tmp_path_factory.mktemp("pki"))
+    p.issue("moon.test", sans=("moon.test", hosts.left.address))
+    p.issue("sun.test", sans=("sun.test", hosts.right.address))
+    return p
+
+
+Spawn = Callable[..., DaemonProc]
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
+    """spawn(side, conns, kernel="memory", start=True) -> a running DaemonProc in that side's netns."""
+    procs: list[DaemonProc] = []
+
+    def make(netns: str, conns: list[dict[str, Any]], kernel: str = "memory", start: bool = True,
+             tag: str = "") -> DaemonProc:
+        d = DaemonProc(tmp_path / f"{netns}{tag}", netns, conns, kernel=kernel)
+        procs.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield make
+    for d in procs:
+        d.kill9()
+
+
+def moon_conn(hosts: ssh.TwoHosts, pki: ssh.Pki, name: str = "gw", **extra: Any) -> dict[str, Any]:
+    return conn(name, hosts.left, hosts.right, pki.dir, "moon", "sun", **extra)
+
+
+def sun_conn(hosts: ssh.TwoHosts, pki: ssh.Pki, name: str = "gw", **extra: Any) -> dict[str, Any]:
+    return conn(name, hosts.right, hosts.left, pki.dir, "sun", "moon", **extra)
