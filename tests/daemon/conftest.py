@@ -4,6 +4,8 @@ certificate for each, and a factory for `fipsike daemon` processes that are alwa
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,10 +39,16 @@ Spawn = Callable[..., DaemonProc]
 def spawn(tmp_path: Path) -> Iterator[Spawn]:
     """spawn(side, conns, kernel="memory", start=True) -> a running DaemonProc in that side's netns."""
     procs: list[DaemonProc] = []
+    dirs: list[Path] = []
 
     def make(netns: str, conns: list[dict[str, Any]], kernel: str = "memory", start: bool = True,
-             tag: str = "") -> DaemonProc:
-        d = DaemonProc(tmp_path / f"{netns}{tag}", netns, conns, kernel=kernel)
+             tag: str = "", public_ctl: bool = False) -> DaemonProc:
+        ctl = None
+        if public_ctl:  # a directory any user can reach: only the socket's own mode and SO_PEERCRED decide
+            ctl = Path(tempfile.mkdtemp(prefix="fipsike-ctl-")) / "ctl"
+            ctl.parent.chmod(0o755)
+            dirs.append(ctl.parent)
+        d = DaemonProc(tmp_path / f"{netns}{tag}", netns, conns, kernel=kernel, ctl=ctl)
         procs.append(d)
         if start:
             d.start()
@@ -49,6 +57,8 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
     yield make
     for d in procs:
         d.kill9()
+    for p in dirs:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def moon_conn(hosts: ssh.TwoHosts, pki: ssh.Pki, name: str = "gw", **extra: Any) -> dict[str, Any]:

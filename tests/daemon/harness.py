@@ -35,14 +35,14 @@ def conn(name: str, left: ssh.Host, right: ssh.Host, pki_dir: Path, lname: str, 
 
 class DaemonProc:
     def __init__(self, workdir: Path, netns: str, conns: list[dict[str, Any]], kernel: str = "memory",
-                 setup: dict[str, Any] | None = None, fips_mode: str = "policy") -> None:
+                 setup: dict[str, Any] | None = None, fips_mode: str = "policy", ctl: Path | None = None) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.netns = netns
         self.kernel = kernel
         self.fips_mode = fips_mode
         self.config = workdir / "ipsec.json"
-        self.ctl = workdir / "ctl"
+        self.ctl = ctl or workdir / "ctl"
         self.log = workdir / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.write_config(conns, setup)
@@ -92,7 +92,7 @@ class DaemonProc:
     def cli(self, *args: str, timeout: float = 60, user: str | None = None) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "fipsike", *args, "--ctl", str(self.ctl)]
         if user is not None:
-            cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+            cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", *cmd]
         return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                               env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
