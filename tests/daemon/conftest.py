@@ -21,6 +21,9 @@ def hosts() -> Iterator[ssh.TwoHosts]:
     if os.geteuid() != 0:
         pytest.fail("the daemon tests need root for network namespaces")
     with ssh.TwoHosts("d") as h:
+        # routes between the inner addresses, so a packet reaches the SPD (and a trap raises ACQUIRE)
+        for a, b in ((h.left, h.right), (h.right, h.left)):
+            h.exec(a, "ip", "route", "add", f"{b.inner}/32", "via", b.address, "src", a.inner)
         yield h
 
 

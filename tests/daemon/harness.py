@@ -45,12 +45,14 @@ class DaemonProc:
         self.ctl = ctl or workdir / "ctl"
         self.log = workdir / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.run_start = 0
         self.write_config(conns, setup)
 
     def write_config(self, conns: list[dict[str, Any]], setup: dict[str, Any] | None = None) -> None:
         self.config.write_text(json.dumps({"config setup": setup or {}, "conns": conns}, indent=1))
 
     def start(self, timeout: float = 20.0, wait_ready: bool = True) -> None:
+        self.run_start = len(self.log_text())  # this run's lines begin here (the log is appended)
         err = open(self.log, "ab")  # noqa: SIM115 - lives as long as the daemon
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, sys.executable, "-m", "fipsike", "daemon", "--config",
@@ -67,7 +69,7 @@ class DaemonProc:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
-            if "daemon-ready" in self.log_text():
+            if "daemon-ready" in self.run_log():
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"daemon not ready:\n{self.log_text()[-3000:]}")
@@ -78,6 +80,10 @@ class DaemonProc:
             return self.log.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def run_log(self) -> str:
+        """The current run's log lines."""
+        return self.log_text()[self.run_start:]
 
     def call(self, cmd: str, **args: Any) -> Any:
         with ControlClient(self.ctl, 60) as c:

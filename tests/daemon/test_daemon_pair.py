@@ -118,3 +118,5 @@ def test_kill9_and_restart_brings_the_tunnel_back(hosts: ssh.TwoHosts, pki: ssh.
           and bool(_ike(sun)[0]["children"]), what="tunnel back with one IKE SA")
     assert time.monotonic() - t0 < 15
     assert _ike(moon)[0]["name"] == _ike(sun)[0]["name"] != old
+    assert f"initial-contact [-] {old}: replaced after INITIAL_CONTACT" in sun.log_text()
+    assert "kernel-cleanup [-] removed 0 stale SAs" in moon.run_log()
