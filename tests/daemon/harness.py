@@ -35,7 +35,9 @@ def conn(name: str, left: ssh.Host, right: ssh.Host, pki_dir: Path, lname: str, 
 
 class DaemonProc:
     def __init__(self, workdir: Path, netns: str, conns: list[dict[str, Any]], kernel: str = "memory",
-                 setup: dict[str, Any] | None = None, fips_mode: str = "policy", ctl: Path | None = None) -> None:
+                 setup: dict[str, Any] | None = None, fips_mode: str = "policy", ctl: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.env = dict(os.environ, **(env or {}))
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.netns = netns
@@ -58,7 +60,7 @@ class DaemonProc:
             ["ip", "netns", "exec", self.netns, sys.executable, "-m", "fipsike", "daemon", "--config",
              str(self.config), "--ipsecdir", str(self.dir), "--ctl", str(self.ctl), "--kernel", self.kernel,
              "--fips-mode", self.fips_mode],
-            cwd=ROOT, stdout=err, stderr=err, start_new_session=True)
+            cwd=ROOT, stdout=err, stderr=err, start_new_session=True, env=self.env)
         err.close()
         if wait_ready:
             self.wait_ready(timeout)
