@@ -252,40 +252,52 @@ class Daemon:
 
     # --- the engine's actions -----------------------------------------------------------------------
     def carry(self, actions: Iterable[Action]) -> None:
+        """Carry out the engine's actions in order. An unexpected exception ends only the action it hit
+        (logged by type); a Child SA that could not be installed is deleted again."""
         refused: list[int] = []
         for a in actions:
-            if isinstance(a, SendDatagram):
-                try:
-                    self.sockets.send(a.data, a.src, a.dst)
-                except OSError as exc:
-                    self.event("warning", "send-failed", None, f"to {a.dst[0]}:{a.dst[1]}: "
-                                                               f"{exc.strerror or type(exc).__name__}")
-            elif isinstance(a, ArmTimer):
-                self._arm(a.at)
-            elif isinstance(a, Log):
-                self.event(a.level, a.event, self._conn_of(a.message), a.message)
-            elif isinstance(a, InstallChildSa):
-                self._install(a, refused)
-            elif isinstance(a, DeleteChildSa):
-                self._remove(a)
-            elif isinstance(a, IkeSaEstablished):
-                self.event("info", "ike-sa-up", a.connection, f"{a.ike_sa} {a.local_id} === {a.remote_id} "
-                                                              f"{a.suite}", ike_sa=a.ike_sa)
-            elif isinstance(a, IkeSaRekeyed):
-                self.event("info", "ike-sa-rekeyed", a.connection, f"{a.old_ike_sa} -> {a.new_ike_sa}")
-            elif isinstance(a, IkeSaDeleted):
-                self.event("info", "ike-sa-down", a.connection, f"{a.ike_sa}: {a.reason}")
-            elif isinstance(a, IkeSaFailed):
-                self.event("warning", "ike-sa-failed", a.connection, a.reason)
-                self._resolve_up(a.connection, False, f"IKE SA failed: {a.reason}")
-            elif isinstance(a, ChildSaFailed):
-                self.event("warning", "child-sa-failed", a.connection, f"{a.child}: {a.notify}")
-                self._resolve_up(a.connection, False, f"Child SA {a.child} refused: {a.notify}")
-            elif isinstance(a, DeadPeer):
-                self.event("warning", "dead-peer-action", a.connection, f"{a.ike_sa}: {a.action}")
+            try:
+                self._carry_one(a, refused)
+            except Exception as exc:  # noqa: BLE001 - one action's failure must not drop the ones after it
+                conn = getattr(a, "connection", None)
+                self.log.unexpected(f"carrying {type(a).__name__}", exc, conn if isinstance(conn, str) else None)
+                if isinstance(a, InstallChildSa):
+                    refused.append(a.inbound.spi)
+                    self._resolve_up(a.connection, False, f"Child SA {a.child} not installed (internal error)")
         for spi in refused:
             self.carry(self.engine.delete_child(spi, self.clock()))
         self.notifier.notify(STATUS=self._status_line())
+
+    def _carry_one(self, a: Action, refused: list[int]) -> None:
+        if isinstance(a, SendDatagram):
+            try:
+                self.sockets.send(a.data, a.src, a.dst)
+            except OSError as exc:
+                self.event("warning", "send-failed", None, f"to {a.dst[0]}:{a.dst[1]}: "
+                                                           f"{exc.strerror or type(exc).__name__}")
+        elif isinstance(a, ArmTimer):
+            self._arm(a.at)
+        elif isinstance(a, Log):
+            self.event(a.level, a.event, self._conn_of(a.message), a.message)
+        elif isinstance(a, InstallChildSa):
+            self._install(a, refused)
+        elif isinstance(a, DeleteChildSa):
+            self._remove(a)
+        elif isinstance(a, IkeSaEstablished):
+            self.event("info", "ike-sa-up", a.connection, f"{a.ike_sa} {a.local_id} === {a.remote_id} {a.suite}",
+                       ike_sa=a.ike_sa)
+        elif isinstance(a, IkeSaRekeyed):
+            self.event("info", "ike-sa-rekeyed", a.connection, f"{a.old_ike_sa} -> {a.new_ike_sa}")
+        elif isinstance(a, IkeSaDeleted):
+            self.event("info", "ike-sa-down", a.connection, f"{a.ike_sa}: {a.reason}")
+        elif isinstance(a, IkeSaFailed):
+            self.event("warning", "ike-sa-failed", a.connection, a.reason)
+            self._resolve_up(a.connection, False, f"IKE SA failed: {a.reason}")
+        elif isinstance(a, ChildSaFailed):
+            self.event("warning", "child-sa-failed", a.connection, f"{a.child}: {a.notify}")
+            self._resolve_up(a.connection, False, f"Child SA {a.child} refused: {a.notify}")
+        elif isinstance(a, DeadPeer):
+            self.event("warning", "dead-peer-action", a.connection, f"{a.ike_sa}: {a.action}")
 
     def _install(self, a: InstallChildSa, refused: list[int]) -> None:
         try:
