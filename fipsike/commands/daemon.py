@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from compliance.modes import FipsMode, ModeError
+from fipsike.commands.importp12 import CommandError, add_token_options, token_config
 from fipsike.commands.selftest import add_fips_mode_option, decide_mode, start_module
 from fipsike.daemon.config_seam import (
     DEFAULT_CONFIG,
@@ -42,6 +43,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--kernel", choices=("xfrm", "memory"), default="xfrm",
                    help="SA backend: xfrm (the kernel) or memory (tests only; refused in FIPS mode required)")
     add_fips_mode_option(p)
+    add_token_options(p, required=False)
     p.set_defaults(func=run)
 
 
@@ -64,10 +66,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     log = EventLog(level="debug" if args.verbose else "info")
     # 1. self-tests: nothing below runs on a module that is not operational
-    module = start_module(args, "daemon")
+    try:
+        pkcs11 = token_config(args, required=False)
+    except CommandError as exc:
+        print(f"fipsike daemon: error: {exc}", file=sys.stderr)
+        return 2
+    module = start_module(args, "daemon", **({"pkcs11": pkcs11} if pkcs11 is not None else {}))
     if isinstance(module, int):
         return module
-    log("info", "selftest-passed", None, f"module operational, FIPS mode {decision.mode.value}")
+    log("info", "selftest-passed", None, f"module operational, FIPS mode {decision.mode.value}"
+        + (f", token {pkcs11.token_label}" if pkcs11 is not None else ""))
     # 2. configuration
     paths = ConfigPaths(Path(args.config), Path(args.secrets), Path(args.ipsecdir))
     reqids = ReqidBook()

@@ -27,6 +27,7 @@ from fipsike.ike.actions import TrafficSelectorSpec
 from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.proposals import Protocol as ProposalProtocol
 from fipsike.ike.proposals import parse_proposals
+from providers.errors import ProviderError
 from providers.handles import PrivateKey
 
 DEFAULT_CONFIG = Path("/etc/ipsec.conf")
@@ -83,10 +84,15 @@ class DaemonConfig:
 
 
 class KeyImporter(Protocol):
-    """What a loader needs from the providers Router: private keys become provider handles."""
+    """What a loader needs from the providers Router: private keys become provider handles (a PEM
+    key imported, or a token key found by PKCS#11 URI or by the certificate's public key)."""
 
     def import_private_key(self, private_key: object, label: str = "", key_id: bytes = b"",
                            to_token: bool = False) -> PrivateKey: ...
+
+    def load_private_key(self, uri_or_label: str) -> PrivateKey: ...
+
+    def find_private_key(self, public_key: object) -> PrivateKey: ...
 
 
 ConfigLoader = Callable[[ConfigPaths, KeyImporter], DaemonConfig]
@@ -172,12 +178,7 @@ def _connection(raw: Mapping[str, object], paths: ConfigPaths, router: KeyImport
             anchors = tuple(x509.load_pem_x509_certificates(read("rightca")))
         except ValueError:
             raise ConfigError(f"{where}: leftcert= / rightca= are not PEM certificates") from None
-        try:
-            key_obj = load_pem_private_key(read("leftkey"), None)
-        except (ValueError, TypeError):
-            # the parser's text may quote the file: say only which setting it was
-            raise ConfigError(f"{where}: leftkey={path('leftkey')} is not an unencrypted PEM private key") from None
-        key = router.import_private_key(key_obj, label=f"{name}-key")
+        key = _private_key(raw, router, cert, read, path, name, where)
     try:
         ike = parse_proposals(_split(_str(raw, "ike", where, "aes256gcm16-prfsha384-ecp256")),
                               ProposalProtocol.IKE)
@@ -206,6 +207,30 @@ def _connection(raw: Mapping[str, object], paths: ConfigPaths, router: KeyImport
         dpd_action=dpdaction, encap=bool(raw.get("encapsulation", False)))
     source = json.dumps(dict(raw), sort_keys=True)
     return ConnEntry(conn, auto, source)
+
+
+def _private_key(raw: Mapping[str, object], router: KeyImporter, cert: x509.Certificate,
+                 read: Callable[[str], bytes], path: Callable[[str], Path], name: str, where: str) -> PrivateKey:
+    """leftkey= a PEM file (imported into the module), a PKCS#11 URI, or absent: the token's key
+    whose public half is leftcert's (libreswan finds it the same way, by the certificate)."""
+    spec = raw.get("leftkey")
+    try:
+        if spec is None:
+            return router.find_private_key(cert.public_key())
+        if isinstance(spec, str) and spec.startswith("pkcs11:"):
+            return router.load_private_key(spec)
+    except ProviderError as exc:
+        if type(exc).__name__ == "UnsupportedOperation":
+            raise ConfigError(f"{where}: leftkey= names no file and no PKCS#11 token is configured "
+                              "(fipsike daemon --token LABEL)") from None
+        raise ConfigError(f"{where}: no private key on the token for {'leftcert' if spec is None else 'leftkey'}= "
+                          f"({type(exc).__name__})") from None
+    try:
+        key_obj = load_pem_private_key(read("leftkey"), None)
+    except (ValueError, TypeError):
+        # the parser's text may quote the file: say only which setting it was
+        raise ConfigError(f"{where}: leftkey={path('leftkey')} is not an unencrypted PEM private key") from None
+    return router.import_private_key(key_obj, label=f"{name}-key")
 
 
 def load_json(paths: ConfigPaths, router: KeyImporter) -> DaemonConfig:

@@ -48,6 +48,7 @@ class DaemonProc:
         self.log = workdir / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.run_start = 0
+        self.extra_args: list[str] = []
         self.write_config(conns, setup)
 
     def write_config(self, conns: list[dict[str, Any]], setup: dict[str, Any] | None = None) -> None:
@@ -59,7 +60,7 @@ class DaemonProc:
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, sys.executable, "-m", "fipsike", "daemon", "--config",
              str(self.config), "--ipsecdir", str(self.dir), "--ctl", str(self.ctl), "--kernel", self.kernel,
-             "--fips-mode", self.fips_mode],
+             "--fips-mode", self.fips_mode, *self.extra_args],
             cwd=ROOT, stdout=err, stderr=err, start_new_session=True, env=self.env)
         err.close()
         if wait_ready:
