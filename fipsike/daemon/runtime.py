@@ -298,6 +298,14 @@ class Daemon:
             self._resolve_up(a.connection, False, f"Child SA {a.child} refused: {a.notify}")
         elif isinstance(a, DeadPeer):
             self.event("warning", "dead-peer-action", a.connection, f"{a.ike_sa}: {a.action}")
+            entry = self.config.by_name().get(a.connection)
+            if a.action == "hold" and entry is not None:
+                # dpdaction=hold: the traffic waits in a trap (no clear-text leak) and its next
+                # packet renegotiates
+                try:
+                    self._route(entry)
+                except RequestError as exc:
+                    self.event("warning", "dead-peer-hold-failed", a.connection, str(exc))
 
     def _install(self, a: InstallChildSa, refused: list[int]) -> None:
         try:

@@ -13,7 +13,7 @@ from fipsike.daemon.config_seam import Auto, ConfigPaths, ConnEntry, DaemonConfi
 from fipsike.daemon.eventlog import EventLog
 from fipsike.daemon.runtime import Daemon, Options, ReqidBook
 from fipsike.daemon.udp import IkeSockets
-from fipsike.ike.actions import SendDatagram, TrafficSelectorSpec
+from fipsike.ike.actions import DeadPeer, SendDatagram, TrafficSelectorSpec
 from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.engine import Engine
 from fipsike.kernel.memory import MemoryKernel
@@ -103,3 +103,30 @@ def test_an_unexpected_exception_ends_only_its_action(tmp_path: Path) -> None:
     log = out.getvalue()
     assert "error internal-error [gw] carrying InstallChildSa: RuntimeError" in log
     assert "secret-looking" not in log
+
+
+def test_dead_peer_hold_traps_the_traffic(tmp_path: Path) -> None:
+    d, kernel, out, fake = _daemon(tmp_path, Auto.ADD)
+    assert kernel.list_policies() == []
+    d.carry([DeadPeer("a/b", "gw", "hold")])
+    assert [p.templates[0].reqid for p in kernel.list_policies()] == [d.config.connections[0].connection.children[0]
+                                                                      .reqid]
+    assert kernel.send_packet(ipaddress.ip_address("10.1.0.1"), ipaddress.ip_address("10.2.0.1")) == "acquire"
+    d.carry([DeadPeer("a/b", "gw", "clear")])
+    assert len(kernel.list_policies()) == 1
+
+
+def test_nat_keepalives_only_for_sas_behind_a_nat(tmp_path: Path) -> None:
+    d, kernel, out, fake = _daemon(tmp_path, Auto.ADD)
+
+    def status(now: float) -> list[dict[str, Any]]:
+        return [{"state": "established", "connection": "gw", "local": "192.0.2.1:4500",
+                 "remote": "198.51.100.7:4501", "nat": {"local": True, "remote": False}},
+                {"state": "established", "connection": "gw", "local": "192.0.2.1:500",
+                 "remote": "198.51.100.8:500", "nat": {"local": False, "remote": True}},
+                {"state": "init-sent", "connection": "gw", "local": "[2001:db8::1]:4500",
+                 "remote": "[2001:db8::9]:4500", "nat": {"local": True, "remote": False}}]
+
+    fake.status = status  # type: ignore[attr-defined]
+    d._keepalives()
+    assert cast(FakeSockets, d.sockets).sent == [(b"\xff", ("192.0.2.1", 4500), ("198.51.100.7", 4501))]

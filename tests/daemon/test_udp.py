@@ -120,3 +120,29 @@ def test_local_address_marker_keepalive_and_bypass(pair: tuple[str, str]) -> Non
             x.close()
         peer.close()
         plain.close()
+
+
+def test_ipv6_local_address_and_reply_source() -> None:
+    with netns_pair("2001:db8::1", "2001:db8::2", "2001:db8:1::1", "2001:db8:2::1") as (left, right):
+        dev = sh("ip", "-n", left, "-o", "link", "show", "type", "veth").stdout.split(":")[1].strip().split("@")[0]
+        sh("ip", "-n", left, "addr", "add", "2001:db8::3/64", "dev", dev, "nodad")
+
+        def peer_socket() -> socket.socket:
+            p = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            p.bind(("2001:db8::2", 0))
+            p.settimeout(2)
+            return p
+
+        s500 = in_netns(left, lambda: IkeSocket(socket.AF_INET6, 500))
+        peer = in_netns(right, peer_socket)
+        try:
+            time.sleep(0.2)
+            peer.sendto(b"ike6", ("2001:db8::3", 500))
+            d = _recv(s500)
+            assert d is not None and (d.data, d.dst) == (b"ike6", ("2001:db8::3", 500))  # type: ignore[attr-defined]
+            s500.send(b"reply6", "2001:db8::3", d.src)  # type: ignore[attr-defined]
+            data, src = peer.recvfrom(100)
+            assert (data, src[:2]) == (b"reply6", ("2001:db8::3", 500))
+        finally:
+            s500.close()
+            peer.close()
