@@ -72,6 +72,10 @@ def test_socket_is_0600_and_refuses_nobody(hosts: ssh.TwoHosts, pki: ssh.Pki, sp
     assert json.loads(r.stdout) == {"id": None, "ok": False,
                                     "error": "permission denied: uid 65534 is not root and not in the control group"}
     assert d.cli("status").returncode == 0
+    # FIPSIKE_CTL instead of --ctl
+    r = subprocess.run([sys.executable, "-m", "fipsike", "status", "--json"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60, env=dict(os.environ, FIPSIKE_CTL=str(d.ctl)))
+    assert r.returncode == 0 and json.loads(r.stdout)["connections"][0]["name"] == "gw", r.stderr
 
 
 def test_control_group_is_let_in(hosts: ssh.TwoHosts, pki: ssh.Pki, spawn: Spawn) -> None:
