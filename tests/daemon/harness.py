@@ -17,6 +17,8 @@ from fipsike.daemon.client import ControlClient, ControlError
 from tests import strongswan_harness as ssh
 
 ROOT = Path(__file__).resolve().parents[2]
+# the guest kernel (one CPU, generic C crypto) takes far longer for the start-up self-tests
+START_TIMEOUT = 180.0 if os.environ.get("FIPSIKE_GUEST") == "1" else 20.0
 
 
 def conn(name: str, left: ssh.Host, right: ssh.Host, pki_dir: Path, lname: str, rname: str, auto: str = "add",
@@ -54,7 +56,7 @@ class DaemonProc:
     def write_config(self, conns: list[dict[str, Any]], setup: dict[str, Any] | None = None) -> None:
         self.config.write_text(json.dumps({"config setup": setup or {}, "conns": conns}, indent=1))
 
-    def start(self, timeout: float = 20.0, wait_ready: bool = True) -> None:
+    def start(self, timeout: float = START_TIMEOUT, wait_ready: bool = True) -> None:
         self.run_start = len(self.log_text())  # this run's lines begin here (the log is appended)
         err = open(self.log, "ab")  # noqa: SIM115 - lives as long as the daemon
         self.proc = subprocess.Popen(
@@ -66,7 +68,7 @@ class DaemonProc:
         if wait_ready:
             self.wait_ready(timeout)
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while True:
             assert self.proc is not None
