@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     # the daemon and the operator's verbs on its control socket (fipsike.daemon)
     "daemon",
     "control",
+    "demo",
 )
 
 # 128 + SIGPIPE, what a shell reports for a writer killed by a closed pipe (`fipsike ... | head`)
