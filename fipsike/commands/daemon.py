@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fipsike.daemon.eventlog import EventLog
-    from fipsike.daemon.runtime import Daemon, Options, ReqidBook
+    from fipsike.daemon.runtime import Daemon, Options, ReqidBook, serve
     from fipsike.daemon.udp import IkeSockets
     from fipsike.kernel.api import Kernel
     from fipsike.kernel.memory import MemoryKernel
@@ -110,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     daemon = Daemon(module.router, kernel, sockets, config, Options(paths, Path(args.ctl), args.kernel), log,
                     reqids=reqids)
     try:
-        return asyncio.run(daemon.run())
+        return serve(daemon)
     except OSError as exc:  # the control socket could not be opened
         print(f"fipsike daemon: error: {exc.strerror or exc}", file=sys.stderr)
         sockets.close()

@@ -512,6 +512,11 @@ class Daemon:
         return {"child_sas": out}
 
 
+def serve(daemon: Daemon) -> int:
+    """Run the daemon's loop until SIGTERM / SIGINT; the exit status."""
+    return asyncio.run(daemon.run())
+
+
 def _split_addr(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host.strip("[]"), int(port)
