@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     for why in sockets.skipped:
         log("warning", "socket-skipped", None, why)
     log("info", "listening", None, ", ".join(
-        f"udp{'6' if s.family == 10 else '4'}/{s.port}" for s in sockets.sockets))
+        f"udp{'6' if s.family == socket.AF_INET6 else '4'}/{s.port}" for s in sockets.sockets))
     # 5. the loop: auto= actions, control socket, signals
     daemon = Daemon(module.router, kernel, sockets, config, Options(paths, Path(args.ctl), args.kernel), log,
                     reqids=reqids)

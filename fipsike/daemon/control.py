@@ -158,7 +158,7 @@ class ControlServer:
 
     async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         queue = self.handler.subscribe()
-        eof = asyncio.ensure_future(reader.read())  # the client hanging up ends the stream
+        eof = asyncio.ensure_future(_until_eof(reader))  # the client hanging up ends the stream
         try:
             while True:
                 get = asyncio.ensure_future(queue.get())
@@ -170,6 +170,12 @@ class ControlServer:
         finally:
             eof.cancel()
             self.handler.unsubscribe(queue)
+
+
+async def _until_eof(reader: asyncio.StreamReader) -> None:
+    """Discard what a listening client sends (nothing is expected) without keeping it."""
+    while await reader.read(4096):
+        pass
 
 
 def parse_request(line: bytes) -> tuple[object, str, JsonObject, str]:
