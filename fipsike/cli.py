@@ -20,6 +20,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "decode",
     # configuration in libreswan's dialect (issue 12)
     "check_config",
+    # the daemon and the operator's verbs on its control socket (fipsike.daemon)
+    "daemon",
+    "control",
+    "demo",
 )
 
 # 128 + SIGPIPE, what a shell reports for a writer killed by a closed pipe (`fipsike ... | head`)

@@ -1,5 +1,7 @@
 """A small test driver: runs a fipsike Engine over real UDP sockets inside a network
-namespace, with the in-memory kernel behind it (the daemon's job, in miniature).
+namespace, with the in-memory kernel behind it. The translation of InstallChildSa /
+DeleteChildSa into kernel calls is the product's (fipsike.daemon.installer.Installer);
+only the socket loop here is the test's own (the daemon's is asyncio, fipsike.daemon.runtime).
 
 The sockets are created by a short-lived thread that has joined the namespace
 (setns(2) is per thread); a socket stays in the namespace it was made in.
@@ -8,7 +10,6 @@ The sockets are created by a short-lived thread that has joined the namespace
 from __future__ import annotations
 
 import ctypes
-import ipaddress
 import os
 import select
 import socket
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from fipsike.daemon.installer import Installer
 from fipsike.ike.actions import (
     ArmTimer,
     DeleteChildSa,
@@ -27,7 +29,6 @@ from fipsike.ike.actions import (
 )
 from fipsike.ike.engine import Engine
 from fipsike.kernel.memory import MemoryKernel
-from fipsike.kernel.types import KernelError, Mode, SaSpec, UdpEncap
 
 CLONE_NEWNET = 0x40000000
 NON_ESP_MARKER = b"\x00\x00\x00\x00"
@@ -69,6 +70,7 @@ class UdpDriver:
         self.socks = socks
         self.address = address
         self.kernel = MemoryKernel()
+        self.installer = Installer(self.kernel)
         self.events: list[Any] = []
         self.logs: list[Log] = []
         self.deadline: float | None = None
@@ -89,29 +91,12 @@ class UdpDriver:
                 self.logs.append(a)
             elif isinstance(a, InstallChildSa):
                 self.events.append(a)
-                self._install(a)
+                self.installer.install(a)
             elif isinstance(a, DeleteChildSa):
                 self.events.append(a)
-                for spi, dst in ((a.inbound_spi, a.local), (a.outbound_spi, a.remote)):
-                    try:
-                        self.kernel.delete_sa(ipaddress.ip_address(dst), spi)
-                    except KernelError:
-                        pass
+                self.installer.remove(a)
             else:
                 self.events.append(a)
-
-    def _install(self, a: InstallChildSa) -> None:
-        mode = Mode.TUNNEL if a.mode == "tunnel" else Mode.TRANSPORT
-        encap = UdpEncap(a.encap[0], a.encap[1]) if a.encap else None
-        for d, inbound in ((a.inbound, True), (a.outbound, False)):
-            from providers.algorithms import Integrity
-
-            self.kernel.install_sa(SaSpec(
-                src=ipaddress.ip_address(d.src), dst=ipaddress.ip_address(d.dst), spi=d.spi, reqid=a.reqid,
-                mode=mode, encryption=d.encr, encryption_key=d.encr_key, integrity=d.integ or Integrity.NONE,
-                integrity_key=d.integ_key, inbound=inbound, esn=a.esn,
-                encap=UdpEncap(encap.dst_port, encap.src_port) if (encap and inbound) else encap,
-                name=f"{a.connection}/{a.child}"))
 
     def poll(self, timeout: float) -> None:
         r, _, _ = select.select(list(self.socks.values()), [], [], timeout)

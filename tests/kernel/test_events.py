@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from fipsike.kernel.events import kernel_events
+from fipsike.daemon.kernel_events import kernel_events
 from fipsike.kernel.memory import MemoryKernel
 from fipsike.kernel.types import Acquire, Ownership, Shunt, Template, TrafficSelector
 from fipsike.kernel.xfrm import XfrmKernel

@@ -1,4 +1,4 @@
-"""Kernel events as an asyncio stream, for the daemon.
+"""Kernel events as an asyncio stream (the daemon owns asyncio, so this lives here, not in fipsike.kernel).
 
 The kernel multicasts ACQUIRE, EXPIRE and policy changes on the event socket;
 the loop watches its descriptor (add_reader) and the non-blocking read happens
