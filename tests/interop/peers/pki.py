@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-
 from certs.testpki import P256, P384, RSA_3072, Issued, TestPki
 from providers.algorithms import KeySpec
 

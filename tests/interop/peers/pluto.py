@@ -50,8 +50,8 @@ def ipsec_conf(spec: PeerSpec, nickname: str) -> str:
             f"\tdpddelay={spec.dpd_delay}\n\tauto=add\n")
 
 
-_STATE = re.compile(r'#(\d+): "gw"[^ ]* (STATE_\w+)')
-_SPIS = re.compile(r'#(\d+): "gw"[^ ]* esp\.([0-9a-f]+)@(\S+) esp\.([0-9a-f]+)@(\S+)')
+_STATE = re.compile(r'#(\d+): "gw"[^\n]*? (STATE_\w+)')
+_SPIS = re.compile(r'#(\d+): "gw"[^\n]*? esp\.([0-9a-f]+)@(\S+) esp\.([0-9a-f]+)@(\S+)')
 
 
 class PlutoPeer:

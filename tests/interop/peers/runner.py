@@ -165,7 +165,7 @@ def fipsike_connection(ctx: Context, cell: Cell, ee: EndEntity | None, local: st
     conn = Connection(
         name="gw", local_addrs=(local,), remote_addrs=(remote,),
         ike_proposals=parse_proposals([ike], IkeProtocol.IKE), dpd_delay=DPD_DELAY, dpd_action="clear",
-        retransmit=RetransmitPolicy(base=1.5, factor=1.5, tries=4), rekey_time=0, life_time=0,
+        retransmit=RetransmitPolicy(base=1.0, factor=1.5, tries=4), rekey_time=0, life_time=0,
         children=(ChildConfig("net", (ts_from_cidr(local_ts),), (ts_from_cidr(remote_ts),),
                               parse_proposals([esp], IkeProtocol.ESP), rekey_time=3000, life_time=3300),), **kw)
     return conn, router
@@ -254,8 +254,13 @@ def ping_check(ctx: Context, p: Placed, cell: Cell, workdir: Path) -> Check:
     before_fk = topology.esp_counters(p.fk_host.netns, ctx.router)
     before_peer = topology.esp_counters(p.peer_host.netns, ctx.router)
     caps = [topology.Capture(ns, ifname, workdir / f"ping-{ns}.pcap") for ns, ifname in p.topo.wire()]
+    for cap in caps:
+        cap.wait_ready()
     there = topology.ping(p.fk_host.netns, p.fk_host.inner, p.peer_host.inner, PINGS)
     back = topology.ping(p.peer_host.netns, p.peer_host.inner, p.fk_host.inner, PINGS)
+    time.sleep(0.3)  # the last reply is on the wire
+    for cap in caps:
+        cap.stop()
     seen: dict[str, int] = {}
     for cap in caps:
         for k, v in cap.summary((p.fk_host.inner, p.peer_host.inner)).items():

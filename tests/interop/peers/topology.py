@@ -170,19 +170,21 @@ class Capture:
 
     def __init__(self, netns: str, ifname: str, path: Path) -> None:
         self.path = path
-        self.proc = subprocess.Popen(in_netns(netns, "tcpdump", "-i", ifname, "-Q", "out", "-nn", "-U", "-s", "128",
-                                              "-Z", "root", "-w", str(path)),
+        # --immediate-mode: without it the last packets wait in a capture block that SIGINT discards
+        self.proc = subprocess.Popen(in_netns(netns, "tcpdump", "-i", ifname, "-Q", "out", "--immediate-mode", "-nn",
+                                              "-U", "-s", "128", "-Z", "root", "-w", str(path)),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-        deadline = time.monotonic() + 10
-        while not (path.exists() and path.stat().st_size > 0):  # the pcap header: tcpdump is listening
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Until tcpdump has written the pcap header (it is listening)."""
+        deadline = time.monotonic() + timeout
+        while not (self.path.exists() and self.path.stat().st_size > 0):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise PeerError(f"tcpdump did not start on {netns}/{ifname}")
+                raise PeerError(f"tcpdump did not start ({self.path.name})")
             time.sleep(0.05)
 
     def stop(self) -> None:
-        time.sleep(0.3)
-        with_sig = self.proc.poll() is None
-        if with_sig:
+        if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
         try:
             self.proc.wait(timeout=5)
