@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,37 @@ def test_the_ci_subset_is_green_over_real_esp(tmp_path: Path) -> None:
         assert capture["esp_in_udp" if res["cell"]["path"] == "nat" else "esp"] >= 12, (cid, capture)
     md = (out / "matrix.md").read_text()
     assert all(f"| {cid} |" in md for cid in matrix.CI_CELLS)
+
+
+@pytest.mark.netns
+@pytest.mark.strongswan
+@pytest.mark.parametrize("peer", ["charon", "pluto"])
+def test_the_peer_layer_negotiates_ike_on_the_host(tmp_path: Path, peer: str) -> None:
+    """On the host kernel (XFRM, no ESP) only IKE works: fipsike's IKE SA with each real peer comes up
+    as seen by both sides, its Child SA fails in the kernel as it must there, and a delete from fipsike
+    leaves the peer with nothing."""
+    from tests.interop.peers.runner import Context, place
+
+    if os.environ.get("FIPSIKE_GUEST") == "1":
+        pytest.fail("this is the host half of the peer layer's test; the guest half is the matrix itself")
+    ctx = Context(tmp_path / "work")
+    cell = matrix.Cell(peer, "fipsike", "p256", "cnsa", "direct")
+    p = place(ctx, cell, tmp_path / "cell")
+    try:
+        assert p.peer.start() < 15
+        p.fk.start()
+        ok, why = p.fk.up(20)
+        assert not ok and ("kernel-error" in why or "child-failed" in why), why  # no ESP in this kernel
+        assert "established" in p.fk.events()
+        sas = p.peer.ike_sas()
+        assert len(sas) == 1 and sas[0]["state"] == "ESTABLISHED", sas
+        assert p.fk.status()[0]["state"] == "established"
+        p.fk.down()
+        deadline = time.monotonic() + 10
+        while (p.peer.ike_sas() or p.fk.status()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert p.peer.ike_sas() == [] and p.fk.status() == []
+    finally:
+        p.fk.stop()
+        p.peer.stop()
+        p.topo.close()

@@ -95,8 +95,8 @@ class CharonPeer:
             shutil.copy(self.spec.cert.key, self.swanctl_dir / "private" / "own.key")
             for i, p in enumerate(self.spec.cert.chain):
                 shutil.copy(p, self.swanctl_dir / "x509ca" / f"inter{i}.pem")
-        for i, p in enumerate(self.spec.trust):
-            shutil.copy(p, self.swanctl_dir / "x509ca" / f"root{i}.pem")
+        for i, root in enumerate(self.spec.trust):
+            shutil.copy(root, self.swanctl_dir / "x509ca" / f"root{i}.pem")
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "STRONGSWAN_CONF": str(self.conf), "SWANCTL_DIR": str(self.swanctl_dir)}

@@ -267,8 +267,8 @@ class EngineSide:
                 if a.level in ("warning", "error"):
                     self._events.append(a.event)
             elif isinstance(a, InstallChildSa):
-                self._install(a)
-                self._events.append("child-installed")
+                if self._install(a):
+                    self._events.append("child-installed")
             elif isinstance(a, DeleteChildSa):
                 self._delete(a)
                 self._events.append("child-deleted")
@@ -286,7 +286,8 @@ class EngineSide:
                 self._events.append(f"dead-peer:{a.action}")
 
     # --- kernel ---------------------------------------------------------------------------------
-    def _install(self, a: InstallChildSa) -> None:
+    def _install(self, a: InstallChildSa) -> bool:
+        """Both SAs and the policies; False (with a "kernel-error:<errno>" event) when the kernel refused."""
         assert self.kernel is not None
         mode = Mode.TUNNEL if a.mode == "tunnel" else Mode.TRANSPORT
         encap = UdpEncap(a.encap[0], a.encap[1]) if a.encap else None
@@ -312,6 +313,8 @@ class EngineSide:
         except KernelError as e:
             self.errors.append(str(e))
             self._events.append(f"kernel-error:{e.errno_name}")
+            return False
+        return True
 
     def _delete(self, a: DeleteChildSa) -> None:
         assert self.kernel is not None
@@ -331,7 +334,8 @@ class EngineSide:
     def up(self, timeout: float = 20.0) -> tuple[bool, str]:
         mark = len(self._events)
         self._call(lambda e, t: e.initiate(self.conn.name, t))
-        ok = self.wait_event(lambda ev: ev == "child-installed" or ev.startswith(("failed:", "child-failed:")),
+        ok = self.wait_event(lambda ev: ev == "child-installed" or ev.startswith(("failed:", "child-failed:",
+                                                                                  "kernel-error:")),
                              timeout, since=mark)
         new = self._events[mark:]
         if ok and "child-installed" in new:

@@ -18,8 +18,9 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from fipsike.kernel.api import KeyRouter
 from fipsike.kernel.types import IPPROTO_ESP, SaState
 from fipsike.kernel.xfrm import XfrmKernel
 from tests.interop.peers.common import PeerError, in_netns, run
@@ -27,10 +28,6 @@ from tests.interop.peers.common import PeerError, in_netns, run
 NAT_CACHE = Path(os.environ.get("LIBRESWAN_WORK", "/var/cache/fipsike-libreswan"))
 _COUNTER = itertools.count()
 ICMP_ECHO_BYTES = 84  # an IPv4 ICMP echo of ping's default 56 octets of data: what the SA counts
-
-
-class KeyRouter(Protocol):
-    def keyed_fingerprint(self, material: bytes) -> str: ...
 
 
 @dataclass
