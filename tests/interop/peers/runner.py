@@ -165,7 +165,7 @@ def fipsike_connection(ctx: Context, cell: Cell, ee: EndEntity | None, local: st
     conn = Connection(
         name="gw", local_addrs=(local,), remote_addrs=(remote,),
         ike_proposals=parse_proposals([ike], IkeProtocol.IKE), dpd_delay=DPD_DELAY, dpd_action="clear",
-        retransmit=RetransmitPolicy(base=1.0, factor=1.5, tries=4), rekey_time=0, life_time=0,
+        retransmit=RetransmitPolicy(base=1.0, factor=1.5, tries=3), rekey_time=0, life_time=0,
         children=(ChildConfig("net", (ts_from_cidr(local_ts),), (ts_from_cidr(remote_ts),),
                               parse_proposals([esp], IkeProtocol.ESP), rekey_time=3000, life_time=3300),), **kw)
     return conn, router
@@ -299,7 +299,7 @@ def rekey_check(ctx: Context, p: Placed, what: str, who: str) -> Check:
     old_spis = p.fk.child_spis()
     old_ike = p.fk.ike_names()
     flow = topology.Flow(p.fk_host.netns, p.fk_host.inner, p.peer_host.inner)
-    time.sleep(0.5)
+    time.sleep(0.3)  # traffic is flowing when the rekey starts
     try:
         actor = p.fk if who == "fipsike" else p.peer
         if what == "child":
@@ -308,7 +308,7 @@ def rekey_check(ctx: Context, p: Placed, what: str, who: str) -> Check:
         else:
             actor.rekey_ike()
             done = _wait(lambda: p.fk.ike_names() != old_ike and len(p.fk.ike_names()) == 1 and _agree(p), 20)
-        time.sleep(0.5)
+        time.sleep(0.3)  # and still flows after it
     finally:
         sent, received = flow.stop()
     figures = {"sent": sent, "received": received, "lost": sent - received}
