@@ -104,12 +104,27 @@ class FipsikeSide(Protocol):
         """Start again after kill9 and bring the tunnel back; seconds until a Child SA carries traffic."""
         ...
 
-    def events(self) -> list[str]:
-        """What happened, as short tags: "established", "rekeyed", "deleted", "failed:<why>",
-        "child-failed:<notify>", "dead-peer:<action>", and the engine's warning/error log events."""
+    def ike_names(self) -> list[str]:
+        """Names of the IKE SAs (a rekeyed IKE SA gets a new one)."""
         ...
 
-    def wait_event(self, pred: Callable[[str], bool], timeout: float) -> bool: ...
+    def owned_state(self) -> tuple[int, int]:
+        """(SAs, policies) fipsike owns in its namespace's kernel (the daemon: `fipsike xfrm --json --netns`)."""
+        ...
+
+    def events(self) -> list[str]:
+        """What happened, as short tags: "established", "rekeyed", "deleted:<why>", "failed:<why>",
+        "child-failed:<notify>", "dead-peer:<action>", "kernel-error:<errno>", "child-installed",
+        and the event tags of warning/error log lines (e.g. "authentication-failed")."""
+        ...
+
+    def wait_event(self, pred: Callable[[str], bool], timeout: float, since: int = 0) -> bool:
+        """Until an event from index `since` on satisfies `pred`."""
+        ...
+
+    def log_lines(self) -> list[str]:
+        """fipsike's log, one "level event message" line each (never key material)."""
+        ...
 
 
 def _sockets_in_netns(netns: str, address: str, ports: tuple[int, ...] = (500, 4500)) -> dict[int, socket.socket]:
@@ -391,6 +406,10 @@ class EngineSide:
         with self.lock:
             return list(self._events)
 
+    def log_lines(self) -> list[str]:
+        with self.lock:
+            return [f"{lg.level} {lg.event} {lg.message}" for lg in self.logs]
+
     def owned_state(self) -> tuple[int, int]:
         """(SAs, policies) fipsike owns in its namespace's kernel right now."""
         with self.lock:
@@ -435,4 +454,4 @@ class FipsikePeer:
         return self.side.child_spis()
 
     def log_text(self) -> str:
-        return "\n".join(f"{lg.level} {lg.event} {lg.message}" for lg in self.side.logs)
+        return "\n".join(self.side.log_lines())

@@ -172,6 +172,12 @@ class PlutoPeer:
         return {(c["spi_in"], c["spi_out"]) for sa in self.ike_sas() for c in sa["children"]
                 if c["state"] == "STATE_V2_ESTABLISHED_CHILD_SA" and c["spi_in"]}
 
+    def traffic(self) -> dict[int, tuple[int, int]]:
+        """pluto's own byte counters per Child SA state: serial -> (inBytes, outBytes) (`--trafficstatus`)."""
+        text = self.whack("--trafficstatus").stdout
+        return {int(m.group(1)): (int(m.group(2)), int(m.group(3)))
+                for m in re.finditer(r"#(\d+): .*?inBytes=(\d+), outBytes=(\d+)", text)}
+
     def log_text(self) -> str:
         try:
             return self.log.read_text(errors="replace")
