@@ -38,6 +38,8 @@ def test_cell_ids_are_unique_and_the_ci_subset_exists() -> None:
     assert {c.suite for c in cells if not c.negative} == set(matrix.SUITE_NAMES)
     assert {c.auth for c in cells} == set(matrix.AUTH_NAMES)
     assert all(c.peer == "pluto" for c in cells if c.auth == "null")
+    assert {c.id for c in cells if c.not_applicable} == {"charon-pi-psk-cnsa-direct", "pluto-pi-psk-cnsa-direct",
+                                                        "pluto-neg-expired"}
 
 
 def test_peer_configs_use_each_daemons_own_names() -> None:

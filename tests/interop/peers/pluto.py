@@ -114,8 +114,12 @@ class PlutoPeer:
             return self.ctl.exists() and self.whack("--briefstatus", check=False).returncode == 0
 
         took = wait_for(up, timeout, "pluto's control socket")
-        run([str(LIBEXEC / "addconn"), "--config", str(self.conf), "--ctlsocket", str(self.ctl), "gw"],
-            env=self._env())
+        res = run([str(LIBEXEC / "addconn"), "--config", str(self.conf), "--ctlsocket", str(self.ctl), "gw"],
+                  env=self._env(), check=False)
+        if res.returncode != 0:
+            failed = [ln for ln in self.log_text().splitlines() if "failed to add connection" in ln]
+            reason = failed[-1].split(": ", 1)[-1] if failed else "(no reason in pluto's log)"
+            raise PeerError(f"pluto addconn exit {res.returncode}: {reason}")
         return took
 
     def stop(self) -> None:
