@@ -19,7 +19,7 @@ PY=$("$PY" -c 'import sys; print(sys.executable)')
 W=${UML_WORK:-/var/cache/fipsike-uml}
 TIMEOUT=${GUEST_TIMEOUT:-240}
 MODULES="veth xfrm_user esp4 esp6 authenc gcm seqiv echainiv ghash_generic ctr cbc hmac sha256_generic \
-sha512_generic xfrm4_tunnel tunnel4 xfrm6_tunnel tunnel6"
+sha512_generic xfrm4_tunnel tunnel4 xfrm6_tunnel tunnel6 ip_tables iptable_nat xt_MASQUERADE"
 mkdir -p "$W"
 W=$(cd "$W" && pwd -P)
 LOCK="$W/.lock"

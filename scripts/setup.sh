@@ -37,6 +37,7 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 scripts/build-openssl-fips.sh
 # the user-mode-linux guest kernel for the ESP tests and the demo, with its XSAVE shim for AMX hosts
 scripts/guest-setup.sh
+scripts/libreswan-setup.sh >/dev/null  # libreswan 4.10 unpacked (not installed), the interop matrix's pluto
 # the software-integrity manifest is written at install time and checked by every start-up self-test
 fipsike selftest --write-manifest
 exit 0

@@ -1,0 +1,521 @@
+"""Runs matrix cells: each cell's checks (issue 15), a JSON result per cell, and the Markdown table.
+
+Checks of a positive cell, in order (a failed check skips the ones that need its state):
+  establish   IKE_SA_INIT + IKE_AUTH + Child SA from the cell's initiator; both sides show the same SPIs
+  ping        3 pings each way through the tunnel; ESP counters on both sides = 6 packets / 504 octets
+              each way; tcpdump on the path saw only ESP (or ESP in UDP 4500 behind the NAT)
+  rekey-*     Child SA and IKE SA rekeys started by each side with a ping flow running; lost packets counted
+  delete-*    a delete from each side leaves no SA on either side (IKE, and kernel ESP SAs)
+  dpd         the peer is killed (-9): fipsike's liveness check fails and dpdaction=clear empties its SAD/SPD
+  restart     kill -9 of fipsike, then a restart: the tunnel back in N s (needs the daemon)
+A negative cell: the peer initiates with what fipsike must refuse; fipsike answers with the notify
+and the peer reports the failure.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from fipsike.ike.config import ChildConfig, Connection
+from fipsike.ike.proposals import Protocol as IkeProtocol
+from fipsike.ike.proposals import parse_proposals
+from fipsike.ike.retransmit import RetransmitPolicy
+from fipsike.ike.ts import ts_from_cidr
+from tests.interop.peers import topology
+from tests.interop.peers.cells import AUTH_NAMES, NEGATIVE, SUITE_NAMES, Cell
+from tests.interop.peers.charon import CharonPeer
+from tests.interop.peers.common import PeerError, run
+from tests.interop.peers.fipsike_side import EngineSide, FipsikePeer, FipsikeSide, NeedsDaemon
+from tests.interop.peers.pki import EndEntity, MatrixPki, build, load
+from tests.interop.peers.pluto import PlutoPeer
+from tests.interop.peers.spec import SUITES, PeerSpec
+
+CHECKS = ("establish", "ping", "rekey-child-fipsike", "rekey-child-peer", "rekey-ike-fipsike", "rekey-ike-peer",
+          "delete-fipsike", "delete-peer", "dpd", "restart")
+PINGS = 3
+DPD_DELAY = 2.0
+
+
+class Peer(Protocol):
+    name: str
+
+    def start(self) -> float: ...
+
+    def stop(self) -> None: ...
+
+    def kill9(self) -> None: ...
+
+    def initiate(self, timeout: int = 20) -> tuple[bool, str]: ...
+
+    def rekey_child(self) -> None: ...
+
+    def rekey_ike(self) -> None: ...
+
+    def terminate(self) -> None: ...
+
+    def ike_sas(self) -> list[dict[str, Any]]: ...
+
+    def child_spis(self) -> set[tuple[int, int]]: ...
+
+    def log_text(self) -> str: ...
+
+
+@dataclass
+class Check:
+    status: str  # "pass" | "fail" | "needs daemon" | "skip"
+    detail: str = ""
+    seconds: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CellResult:
+    id: str
+    cell: dict[str, str]
+    status: str = "green"  # "green" | "red" | "n/a"
+    checks: dict[str, Check] = field(default_factory=dict)
+    seconds: float = 0.0
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "cell": self.cell, "status": self.status, "seconds": round(self.seconds, 1),
+                "note": self.note, "checks": {k: {**asdict(v), "seconds": round(v.seconds, 2)}
+                                              for k, v in self.checks.items()}}
+
+
+class Context:
+    """What every cell of one run shares: the routers, the PKI, a work folder."""
+
+    def __init__(self, workdir: Path, pki_dir: Path | None = None) -> None:
+        from providers import open_router
+
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.router = open_router("fips")
+        self._hsm: Any = None
+        t = time.monotonic()
+        self.pki: MatrixPki = load(pki_dir) if pki_dir else build(self.router, workdir / "pki")
+        self.pki_seconds = time.monotonic() - t
+
+    def router_hsm(self) -> Any:
+        """A FIPS router whose private-key operations go to a fresh SoftHSM2 token (made once)."""
+        if self._hsm is None:
+            import os
+
+            from providers import Pkcs11Config, open_router
+            from providers.pkcs11.config import SOFTHSM2_MODULE
+
+            base = self.dir / "softhsm"
+            (base / "tokens").mkdir(parents=True, exist_ok=True)
+            conf = base / "softhsm2.conf"
+            conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n"
+                            "log.level = ERROR\nslots.removable = false\n")
+            os.environ["SOFTHSM2_CONF"] = str(conf)
+            pin = "246813"
+            run(["softhsm2-util", "--init-token", "--free", "--label", "interop", "--so-pin", "13572468", "--pin", pin])
+            pin_file = base / "user.pin"
+            pin_file.write_text(pin + "\n")
+            pin_file.chmod(0o600)
+            self._hsm = open_router("fips", pkcs11=Pkcs11Config(module_path=SOFTHSM2_MODULE, token_label="interop",
+                                                                pin_file=str(pin_file)))
+        return self._hsm
+
+
+# --- building one cell --------------------------------------------------------------------------------
+def _cert_names(cell: Cell) -> tuple[str, str]:
+    """(fipsike's end entity, the peer's) in the matrix PKI."""
+    kind = {"rsa": "rsa", "p384": "p384", "chain2": "chain2"}.get(cell.auth, "p256")
+    peer = {"other-ca": "peer-otherca", "expired": "peer-expired", "wrong-id": "peer-intruder"}.get(
+        cell.negative, f"peer-{kind}")
+    return f"fips-{kind}", peer
+
+
+def fipsike_connection(ctx: Context, cell: Cell, ee: EndEntity | None, local: str, remote: str,
+                       local_ts: str, remote_ts: str, label: str) -> tuple[Connection, Any]:
+    """(connection "gw", the router that holds its key)."""
+    ike, esp = SUITES["cnsa" if cell.negative == "weak-suite" else cell.suite][:2]
+    router = ctx.router
+    kw: dict[str, Any] = {}
+    if cell.auth == "null":
+        kw = {"local_auth": "null", "remote_auth": "null", "allow_null": True, "local_id": "%null",
+              "remote_id": "%any"}
+    else:
+        assert ee is not None
+        on_token = cell.auth == "rsa" and label == "fips"
+        if on_token:
+            router = ctx.router_hsm()
+        key_obj = load_pem_private_key(ee.key.read_bytes(), None)
+        key = router.import_private_key(key_obj, label=f"{label}-{cell.id}"[:60], key_id=label.encode()[:8],
+                                        to_token=on_token)
+        kw = {"local_id": ee.identity, "remote_id": "peer.test" if label == "fips" else "fips.test",
+              "private_key": key, "certificate": x509.load_pem_x509_certificate(ee.cert.read_bytes()),
+              "intermediates": tuple(x509.load_pem_x509_certificate(p.read_bytes()) for p in ee.chain),
+              "trust_anchors": (x509.load_pem_x509_certificate(ctx.pki.main_root.read_bytes()),)}
+    conn = Connection(
+        name="gw", local_addrs=(local,), remote_addrs=(remote,),
+        ike_proposals=parse_proposals([ike], IkeProtocol.IKE), dpd_delay=DPD_DELAY, dpd_action="clear",
+        retransmit=RetransmitPolicy(base=1.0, factor=1.5, tries=3), rekey_time=0, life_time=0,
+        children=(ChildConfig("net", (ts_from_cidr(local_ts),), (ts_from_cidr(remote_ts),),
+                              parse_proposals([esp], IkeProtocol.ESP), rekey_time=3000, life_time=3300),), **kw)
+    return conn, router
+
+
+SideFactory = Callable[[Any, str, str, Connection], FipsikeSide]
+# fipsike's side of every cell: (router, netns, address, connection "gw") -> a FipsikeSide. The engine
+# driver today; the daemon-backed side is registered here when the daemon lands.
+SIDES: dict[str, SideFactory] = {"engine": EngineSide}
+SIDE = "engine"
+
+
+@dataclass
+class Placed:
+    topo: topology.Topology
+    fk: FipsikeSide
+    peer: Peer
+    fk_host: topology.Host
+    peer_host: topology.Host
+
+
+def place(ctx: Context, cell: Cell, workdir: Path) -> Placed:
+    topo = topology.make(cell.path)
+    # the initiator sits behind the NAT (left); on the direct path fipsike is always left
+    fk_left = cell.initiator == "fipsike" or cell.path == "direct"
+    fk_host, peer_host = (topo.left, topo.right) if fk_left else (topo.right, topo.left)
+    fk_ee_name, peer_ee_name = _cert_names(cell)
+    fk_ee = None if cell.auth == "null" else ctx.pki[fk_ee_name]
+    peer_ee = None if cell.auth == "null" else ctx.pki[peer_ee_name]
+    # whom each side initiates to (the responder's own address; a NAT only changes the initiator's)
+    fk_remote = peer_host.address if cell.initiator == "fipsike" else "%any"
+    peer_remote = fk_host.address if cell.initiator == "peer" else "%any"
+    conn, router = fipsike_connection(ctx, cell, fk_ee, fk_host.address, fk_remote, f"{fk_host.inner}/32",
+                                      f"{peer_host.inner}/32", "fips")
+    fk = SIDES[SIDE](router, fk_host.netns, fk_host.address, conn)
+    peer: Peer
+    if cell.peer == "fipsike":
+        pconn, prouter = fipsike_connection(ctx, cell, peer_ee, peer_host.address, peer_remote,
+                                            f"{peer_host.inner}/32", f"{fk_host.inner}/32", "peer")
+        peer = FipsikePeer(EngineSide(prouter, peer_host.netns, peer_host.address, pconn))
+    else:
+        trust = (str(ctx.pki.main_root),)
+        spec = PeerSpec(peer_host.address, peer_remote, peer_ee.identity if peer_ee else "", "fips.test",
+                        "null" if cell.auth == "null" else "pubkey", cell.suite, f"{peer_host.inner}/32",
+                        f"{fk_host.inner}/32", peer_ee, trust)
+        cls = CharonPeer if cell.peer == "charon" else PlutoPeer
+        peer = cls(workdir / cell.peer, peer_host.netns, spec)
+    return Placed(topo, fk, peer, fk_host, peer_host)
+
+
+# --- the checks ------------------------------------------------------------------------------------------
+def _flip(spis: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    return {(b, a) for a, b in spis}
+
+
+def _agree(p: Placed) -> bool:
+    mine = p.fk.child_spis()
+    return len(mine) == 1 and _flip(p.peer.child_spis()) == mine
+
+
+def _wait(cond: Callable[[], bool], timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if cond():
+                return True
+        except PeerError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def establish(p: Placed, cell: Cell) -> Check:
+    t = time.monotonic()
+    if cell.initiator == "fipsike":
+        ok, why = p.fk.up(20)
+    else:
+        ok, why = p.peer.initiate(20)
+        ok = ok and p.fk.wait_up(10)
+    if not ok:
+        return Check("fail", f"not established: {why}; fipsike events: {p.fk.events()[-5:]}", time.monotonic() - t)
+    if not _wait(lambda: _agree(p), 10):
+        return Check("fail", f"SPIs differ: fipsike {p.fk.child_spis()} peer {_flip(p.peer.child_spis())}",
+                     time.monotonic() - t)
+    st = p.fk.status()
+    return Check("pass", st[0].get("suite", "") if st else "", time.monotonic() - t,
+                 {"suite": st[0].get("suite") if st else None, "child": st[0]["children"][0]["suite"] if st else None,
+                  "nat": st[0].get("nat") if st else None})
+
+
+def ping_check(ctx: Context, p: Placed, cell: Cell, workdir: Path) -> Check:
+    t = time.monotonic()
+    before_fk = topology.esp_counters(p.fk_host.netns, ctx.router)
+    before_peer = topology.esp_counters(p.peer_host.netns, ctx.router)
+    caps = [topology.Capture(ns, ifname, workdir / f"ping-{ns}.pcap") for ns, ifname in p.topo.wire()]
+    for cap in caps:
+        cap.wait_ready()
+    there = topology.ping(p.fk_host.netns, p.fk_host.inner, p.peer_host.inner, PINGS)
+    back = topology.ping(p.peer_host.netns, p.peer_host.inner, p.fk_host.inner, PINGS)
+    time.sleep(0.3)  # the last reply is on the wire
+    for cap in caps:
+        cap.stop()
+    seen: dict[str, int] = {}
+    for cap in caps:
+        for k, v in cap.summary((p.fk_host.inner, p.peer_host.inner)).items():
+            seen[k] = seen.get(k, 0) + v
+    (spi_in, spi_out), = p.fk.child_spis()
+    after_fk = topology.esp_counters(p.fk_host.netns, ctx.router)
+    after_peer = topology.esp_counters(p.peer_host.netns, ctx.router)
+
+    def delta(after: dict[int, topology.SaCounter], before: dict[int, topology.SaCounter], spi: int) -> tuple[int, int]:
+        a = after.get(spi)
+        b = before.get(spi)
+        if a is None:
+            return (-1, -1)
+        return (a.packets - (b.packets if b else 0), a.bytes - (b.bytes if b else 0))
+
+    want = (2 * PINGS, 2 * PINGS * topology.ICMP_ECHO_BYTES)
+    counters = {"fipsike_out": delta(after_fk, before_fk, spi_out), "fipsike_in": delta(after_fk, before_fk, spi_in),
+                "peer_in": delta(after_peer, before_peer, spi_out), "peer_out": delta(after_peer, before_peer, spi_in)}
+    figures = {"replies": [there, back], "counters": counters, "capture": seen, "want_each_sa": want}
+    problems = []
+    if (there, back) != (PINGS, PINGS):
+        problems.append(f"replies {there}/{PINGS} and {back}/{PINGS}")
+    bad = {k: v for k, v in counters.items() if v != want}
+    if bad:
+        problems.append(f"counters {bad} (want {want} each)")
+    carrier = "esp_in_udp" if cell.path == "nat" else "esp"
+    if seen["clear_inner"]:
+        problems.append(f"{seen['clear_inner']} inner packets in the clear on the path")
+    if seen[carrier] < 4 * PINGS:
+        problems.append(f"tcpdump saw {seen[carrier]} {carrier} packets, want >= {4 * PINGS}")
+    return Check("fail" if problems else "pass", "; ".join(problems), time.monotonic() - t, figures)
+
+
+def rekey_check(ctx: Context, p: Placed, what: str, who: str) -> Check:
+    t = time.monotonic()
+    old_spis = p.fk.child_spis()
+    old_ike = p.fk.ike_names()
+    flow = topology.Flow(p.fk_host.netns, p.fk_host.inner, p.peer_host.inner)
+    time.sleep(0.3)  # traffic is flowing when the rekey starts
+    try:
+        actor = p.fk if who == "fipsike" else p.peer
+        if what == "child":
+            actor.rekey_child()
+            done = _wait(lambda: p.fk.child_spis() != old_spis and _agree(p), 20)
+        else:
+            actor.rekey_ike()
+            done = _wait(lambda: p.fk.ike_names() != old_ike and len(p.fk.ike_names()) == 1 and _agree(p), 20)
+        time.sleep(0.3)  # and still flows after it
+    finally:
+        sent, received = flow.stop()
+    figures = {"sent": sent, "received": received, "lost": sent - received}
+    if not done:
+        return Check("fail", f"{what} rekey by {who} did not complete: fipsike {p.fk.child_spis()} "
+                     f"peer {_flip(p.peer.child_spis())}; events {p.fk.events()[-4:]}", time.monotonic() - t, figures)
+    after = topology.ping(p.fk_host.netns, p.fk_host.inner, p.peer_host.inner, 2)
+    if after != 2:
+        return Check("fail", f"no traffic after the rekey ({after}/2)", time.monotonic() - t, figures)
+    return Check("pass", f"{sent - received} of {sent} lost", time.monotonic() - t, figures)
+
+
+def _nothing_left(ctx: Context, p: Placed) -> list[str]:
+    left = []
+    if p.fk.status():
+        left.append(f"fipsike IKE SAs {len(p.fk.status())}")
+    if p.peer.ike_sas():
+        left.append(f"peer IKE SAs {len(p.peer.ike_sas())}")
+    for host, who in ((p.fk_host, "fipsike"), (p.peer_host, "peer")):
+        n = len(topology.esp_counters(host.netns, ctx.router))
+        if n:
+            left.append(f"{n} ESP SAs in {who}'s kernel")
+    return left
+
+
+def delete_check(ctx: Context, p: Placed, cell: Cell, who: str) -> Check:
+    t = time.monotonic()
+    if not p.fk.child_spis():
+        est = establish(p, cell)
+        if est.status != "pass":
+            return Check("fail", f"re-establish before the delete: {est.detail}", time.monotonic() - t)
+    if who == "fipsike":
+        p.fk.down()
+    else:
+        p.peer.terminate()
+    ok = _wait(lambda: not _nothing_left(ctx, p), 15)
+    if not ok:
+        return Check("fail", "left after the delete: " + ", ".join(_nothing_left(ctx, p)), time.monotonic() - t)
+    return Check("pass", "", time.monotonic() - t)
+
+
+def dpd_check(ctx: Context, p: Placed, cell: Cell) -> Check:
+    t = time.monotonic()
+    if not p.fk.child_spis():
+        est = establish(p, cell)
+        if est.status != "pass":
+            return Check("fail", f"re-establish before the kill: {est.detail}", time.monotonic() - t)
+    mark = len(p.fk.events())
+    p.peer.kill9()
+    killed = time.monotonic()
+    if not p.fk.wait_event(lambda e: e.startswith("dead-peer"), 40, since=mark):
+        return Check("fail", f"no dead-peer within 40 s; events {p.fk.events()[mark:][-4:]}", time.monotonic() - t)
+    detect = time.monotonic() - killed
+    sas, pols = p.fk.owned_state()
+    if p.fk.status() or sas or pols:
+        return Check("fail", f"dpdaction=clear left {sas} SAs, {pols} policies", time.monotonic() - t)
+    return Check("pass", f"dead peer found {detect:.1f} s after kill -9; SAD/SPD cleared", time.monotonic() - t,
+                 {"detect_seconds": round(detect, 1)})
+
+
+def negative(ctx: Context, p: Placed, cell: Cell) -> dict[str, Check]:
+    what, notify, rfc = NEGATIVE[cell.negative]
+    t = time.monotonic()
+    ok, why = p.peer.initiate(20)
+    time.sleep(0.5)
+    peer_log = p.peer.log_text()
+    fk_events = p.fk.events()
+    tag = notify.lower().replace("_", "-")
+    fk_said = any(notify in e or tag in e for e in fk_events) or any(
+        notify in line or f" {tag} " in line for line in p.fk.log_lines())
+    peer_saw = notify in peer_log or notify in why
+    out = {"refused": Check("pass" if not ok and not p.fk.child_spis() else "fail",
+                            "" if not ok else "the peer established a tunnel it should not have",
+                            time.monotonic() - t)}
+    out["notify"] = Check("pass" if fk_said and peer_saw else "fail",
+                          f"{notify} ({rfc}): fipsike {'sent' if fk_said else 'did NOT send'} it, the peer "
+                          f"{'reported' if peer_saw else 'did NOT report'} it; fipsike events {fk_events[-3:]}",
+                          0.0, {"peer_said": why[-200:]})
+    return out
+
+
+def run_cell(ctx: Context, cell: Cell) -> CellResult:
+    res = CellResult(cell.id, {"peer": cell.peer, "initiator": cell.initiator, "auth": cell.auth,
+                               "suite": cell.suite, "path": cell.path, "negative": cell.negative})
+    t0 = time.monotonic()
+    if cell.not_applicable:
+        res.status, res.note = "n/a", cell.not_applicable
+        return res
+    workdir = ctx.dir / "cells" / cell.id
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    p: Placed | None = None
+    try:
+        p = place(ctx, cell, workdir)
+        p.peer.start()
+        p.fk.start()
+        if cell.negative:
+            res.checks.update(negative(ctx, p, cell))
+        else:
+            res.checks["establish"] = establish(p, cell)
+            if res.checks["establish"].status == "pass":
+                res.checks["ping"] = ping_check(ctx, p, cell, workdir)
+                for what in ("child", "ike"):
+                    for who in ("fipsike", "peer"):
+                        res.checks[f"rekey-{what}-{who}"] = rekey_check(ctx, p, what, who)
+                        if res.checks[f"rekey-{what}-{who}"].status != "pass" and not _agree(p):
+                            break
+                res.checks["delete-fipsike"] = delete_check(ctx, p, cell, "fipsike")
+                res.checks["delete-peer"] = delete_check(ctx, p, cell, "peer")
+                res.checks["dpd"] = dpd_check(ctx, p, cell)
+            try:
+                p.fk.kill9()
+                res.checks["restart"] = Check("fail", "kill9 returned without the daemon")
+            except NeedsDaemon as e:
+                res.checks["restart"] = Check("needs daemon", str(e))
+            for name in CHECKS:
+                res.checks.setdefault(name, Check("skip", "an earlier check failed"))
+    except Exception as e:  # noqa: BLE001 - a cell that crashes is a red cell with its reason, not a crashed run
+        res.checks["error"] = Check("fail", f"{type(e).__name__}: {e}")
+        (workdir / "traceback.txt").write_text(traceback.format_exc())
+    finally:
+        if p is not None:
+            for stop in (p.fk.stop, p.peer.stop):
+                try:
+                    stop()
+                except Exception as e:  # noqa: BLE001
+                    res.checks.setdefault("cleanup", Check("fail", f"{type(e).__name__}: {e}"))
+            try:
+                (workdir / f"{p.peer.name}-peer.log").write_text(p.peer.log_text()[-200_000:])
+                (workdir / "fipsike.log").write_text("\n".join(p.fk.log_lines()))
+            except OSError:
+                pass
+            p.topo.close()
+    res.seconds = time.monotonic() - t0
+    if any(c.status == "fail" for c in res.checks.values()):
+        res.status = "red"
+    return res
+
+
+# --- output ------------------------------------------------------------------------------------------------
+MARK = {"pass": "ok", "fail": "**FAIL**", "needs daemon": "needs daemon", "skip": "-"}
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    pos = [r for r in results if not r["cell"]["negative"]]
+    neg = [r for r in results if r["cell"]["negative"]]
+    lines = []
+    if pos:
+        lines += ["| cell | peer | init | auth | suite | path | " + " | ".join(CHECKS) + " | result |",
+                  "|" + "---|" * (len(CHECKS) + 7)]
+        for r in pos:
+            c = r["cell"]
+            checks = []
+            for name in CHECKS:
+                ch = r["checks"].get(name)
+                if ch is None:
+                    checks.append("n/a" if r["status"] == "n/a" else "-")
+                    continue
+                cell_text = MARK.get(ch["status"], ch["status"])
+                if name.startswith("rekey") and ch["status"] == "pass":
+                    cell_text += f" ({ch['figures'].get('lost', 0)} lost)"
+                checks.append(cell_text)
+            lines.append(f"| {r['id']} | {c['peer']} | {c['initiator']} | {AUTH_NAMES.get(c['auth'], c['auth'])} | "
+                         f"{SUITE_NAMES.get(c['suite'], c['suite'])} | {c['path']} | " + " | ".join(checks)
+                         + f" | {r['status']} |")
+    if neg:
+        lines += ["", "| negative cell | the peer | fipsike must answer | refused | notify | result |",
+                  "|---|---|---|---|---|---|"]
+        for r in neg:
+            what, notify, rfc = NEGATIVE[r["cell"]["negative"]]
+            ch = r["checks"]
+            lines.append(f"| {r['id']} | {what} | {notify} ({rfc}) | "
+                         f"{MARK.get(ch.get('refused', {}).get('status', 'skip'), '-')} | "
+                         f"{MARK.get(ch.get('notify', {}).get('status', 'skip'), '-')} | {r['status']} |")
+    reds = [r for r in results if r["status"] == "red"]
+    if reds:
+        lines += ["", "Red cells:"]
+        for r in reds:
+            for name, ch in r["checks"].items():
+                if ch["status"] == "fail":
+                    lines.append(f"- {r['id']} {name}: {ch['detail']}")
+    nas = [r for r in results if r["status"] == "n/a"]
+    if nas:
+        lines += ["", "Not applicable: " + "; ".join(f"{r['id']}: {r['note']}" for r in nas)]
+    return "\n".join(lines) + "\n"
+
+
+def run_cells(cells: list[Cell], workdir: Path, out: Path, progress: Callable[[str], None] = print,
+              pki_dir: Path | None = None) -> list[dict[str, Any]]:
+    ctx = Context(workdir, pki_dir)
+    progress(f"interop-matrix: PKI ready in {ctx.pki_seconds:.1f} s; {len(cells)} cell(s)")
+    results: list[dict[str, Any]] = []
+    out.mkdir(parents=True, exist_ok=True)
+    for cell in cells:
+        r = run_cell(ctx, cell).as_dict()
+        results.append(r)
+        (out / f"{cell.id}.json").write_text(json.dumps(r, indent=1, default=str))
+        src = workdir / "cells" / cell.id
+        if src.exists() and r["status"] == "red":  # the logs of a red cell, for the report
+            subprocess.run(["cp", "-r", str(src), str(out / f"{cell.id}.logs")], check=False)
+        progress(f"interop-matrix: {cell.id}: {r['status']} ({r['seconds']} s)")
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    return results
