@@ -15,8 +15,9 @@ Control: one JSON command per line on stdin, one JSON reply per line on stdout.
 Between commands (and during them) it keeps serving its sockets and timers: retransmissions,
 rekeys (--ike-rekey / --child-rekey seconds, for benchmarks.churn), the responder's liveness checks.
 
-A retransmission is a datagram sent again byte for byte (RFC 7296 2.1: a retransmitted request is
-identical), counted on the initiator's side.
+A retransmission is a request sent again byte for byte (RFC 7296 2.1: a retransmitted request is
+identical), counted on the generator's side; its answers to the responder's repeated requests (a
+liveness check to a killed peer gets the same INVALID_IKE_SPI each time) are not counted.
 """
 
 from __future__ import annotations
@@ -82,11 +83,12 @@ class LoadGenerator:
         c = self.c
         for a in actions:
             if isinstance(a, SendDatagram):
-                h = hash(a.data)
-                if h in self.sent:
-                    c["retransmits"] += 1
-                else:
-                    self.sent.add(h)
+                if not a.data[19] & 0x20:  # a request (RFC 7296 3.1 R flag clear); answers repeat by design
+                    h = hash(a.data)
+                    if h in self.sent:
+                        c["retransmits"] += 1
+                    else:
+                        self.sent.add(h)
                 c["datagrams"] += 1
                 port = a.src[1]
                 data = NON_ESP_MARKER + a.data if port == 4500 else a.data
