@@ -156,10 +156,7 @@ class LoadGenerator:
                 self.handle(self.engine.receive(data, src, (self.address, port), self.now()))
         if self.deadline is not None and self.now() >= self.deadline:
             self.deadline = None
-            self.handle(self.engine.timer(self.now()))
-            nd = self.engine.next_deadline()
-            if nd is not None and (self.deadline is None or nd < self.deadline):
-                self.deadline = nd
+            self.handle(self.engine.timer(self.now()))  # its ArmTimer sets the next deadline
         return sys.stdin in r
 
     def done(self) -> int:

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import socket
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from providers import open_router
 from providers.algorithms import Integrity
 
 NON_ESP_MARKER = b"\x00\x00\x00\x00"
+PROFILE: cProfile.Profile | None = None
 
 
 class Responder:
@@ -87,10 +89,7 @@ class Responder:
 
     def fire(self) -> None:
         self.timer, self.timer_at = None, None
-        self.handle(self.engine.timer(self.now()))
-        nd = self.engine.next_deadline()
-        if nd is not None:
-            self.arm(nd)
+        self.handle(self.engine.timer(self.now()))  # its ArmTimer re-arms (Engine.next_deadline scans all SAs)
 
     def status(self) -> dict[str, Any]:
         sas = self.engine.ike_sas()
@@ -133,17 +132,30 @@ async def serve(args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     write_status()  # also: ready
     await stop.wait()
+    if PROFILE is not None:
+        PROFILE.disable()  # the dumps below are not the responder's work
     if args.tracemalloc:  # while the SAs are still alive
         dump_tracemalloc(args.tracemalloc)
 
 
 def dump_tracemalloc(path: Path) -> None:
-    snap = tracemalloc.take_snapshot().filter_traces((tracemalloc.Filter(False, tracemalloc.__file__),))
-    stats = snap.statistics("lineno")
-    path.write_text(json.dumps({
-        "total_kib": round(sum(s.size for s in stats) / 1024, 1),
-        "top": [{"kib": round(s.size / 1024, 1), "count": s.count,
-                 "where": f"{s.traceback[0].filename}:{s.traceback[0].lineno}"} for s in stats[:20]]}))
+    """The live allocations by the innermost frame that is not generated code (a dataclass's
+    __init__ shows as "<string>"), largest first."""
+    snap = tracemalloc.take_snapshot()
+    sites: dict[str, list[int]] = {}
+    total = 0
+    for stat in snap.statistics("traceback"):
+        frames = [f for f in stat.traceback if f.filename != "<string>"] or list(stat.traceback)
+        where = f"{frames[-1].filename}:{frames[-1].lineno}"  # tracemalloc lists the innermost frame last
+        if tracemalloc.__file__ in where:
+            continue
+        site = sites.setdefault(where, [0, 0])
+        site[0] += stat.size
+        site[1] += stat.count
+        total += stat.size
+    top = sorted(sites.items(), key=lambda kv: -kv[1][0])[:25]
+    path.write_text(json.dumps({"total_kib": round(total / 1024, 1), "top": [
+        {"kib": round(size / 1024, 1), "count": count, "where": where} for where, (size, count) in top]}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,17 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=Path, help="write cProfile stats here on exit")
     ap.add_argument("--tracemalloc", type=Path, help="write the top allocation sites here on exit")
     args = ap.parse_args(argv)
+    global PROFILE
     if args.tracemalloc:
-        tracemalloc.start(1)
-    prof = cProfile.Profile() if args.profile else None
-    if prof:
-        prof.enable()
+        tracemalloc.start(4)
+    PROFILE = cProfile.Profile(time.process_time) if args.profile else None  # CPU, not wall time
+    if PROFILE:
+        PROFILE.enable()
     try:
         asyncio.run(serve(args))
     finally:
-        if prof:
-            prof.disable()
-            prof.dump_stats(str(args.profile))
+        if PROFILE:
+            PROFILE.disable()
+            PROFILE.dump_stats(str(args.profile))
     return 0
 
 
