@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import ipaddress
 import json
 import os
@@ -119,8 +120,8 @@ async def serve(args: argparse.Namespace) -> None:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         s.bind((args.address, port))
-        transport, _ = await loop.create_datagram_endpoint(lambda p=port: _Udp(responder, p), sock=s)
-        responder.transports[port] = transport  # type: ignore[assignment]
+        transport, _ = await loop.create_datagram_endpoint(functools.partial(_Udp, responder, port), sock=s)
+        responder.transports[port] = transport
     stop = asyncio.Event()
 
     def write_status() -> None:
