@@ -56,11 +56,22 @@ def minute_sample(minute: int, responder: Responder, netns: str, gen: Generator,
         "ike_sas_up": ike, "child_sas_up": child, "xfrm_states": states, "xfrm_policies": policies,
         "generator_ike_sas_up": g["ike_sas_up"], "child_rekeys": g["child_rekeys"], "ike_rekeys": g["ike_rekeys"],
         "failed": g["ike_failed"] + g["child_failed"], "failures": g["failures"], "retransmits": g["retransmits"],
+        "datagrams": g["datagrams"],
     }
     if isinstance(responder, EngineResponder):
         st = responder.status()
         row["backend_sas"], row["backend_policies"] = st["kernel_sas"], st["kernel_policies"]
     return row
+
+
+def tracemalloc_growth(work: Path) -> list[tuple[str, float]]:
+    """The allocation sites that grew most from the first minute's dump to the last one's."""
+    dumps = sorted(work.glob("responder-tracemalloc-*.json"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    if len(dumps) < 2:
+        return []
+    a, b = ({t["where"]: t["kib"] for t in json.loads(p.read_text())["top"]} for p in (dumps[0], dumps[-1]))
+    grew = sorted(((w, round(b[w] - a.get(w, 0.0), 1)) for w in b), key=lambda x: -x[1])
+    return [g for g in grew[:10] if g[1] > 0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ike-rekey", type=float, default=60.0)
     ap.add_argument("--kill-pct", type=float, default=10.0)
     ap.add_argument("--dpd", type=float, default=30.0, help="the responder's liveness check interval")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="engine responder: trace allocations and report the sites that grew from the first "
+                         "minute to the last (slows the responder)")
     args = ap.parse_args(argv)
     suite = SUITES[args.suite]
     if args.peer == "fipsike" and (why := DaemonResponder.available()):
@@ -90,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.peer == "fipsike":
             responder = DaemonResponder(work, hosts.responder, pki, suite, dpd=args.dpd)
         else:
-            responder = EngineResponder(work, hosts.responder, work / "pki", suite, dpd=args.dpd)
+            responder = EngineResponder(work, hosts.responder, work / "pki", suite, dpd=args.dpd,
+                                        trace=args.tracemalloc)
         responder.start()
         gen: Generator | None = None
         try:
@@ -102,18 +117,24 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"warning: only {up['completed']} of {args.sas} SAs came up", file=sys.stderr)
             kill = round(args.sas * args.kill_pct / 100)
             for minute in range(1, args.minutes + 1):
+                # mid-minute, the peers die and come back; every sample (the first too) sees one such turn
+                time.sleep(max(0.0, t0 + 60 * minute - 30 - time.monotonic()))
+                killed_total += gen.ask("kill", n=kill)["killed"]
+                gen.ask("run", n=kill)
                 time.sleep(max(0.0, t0 + 60 * minute - time.monotonic()))
                 rows.append(minute_sample(minute, responder, hosts.responder, gen, t0))
+                if isinstance(responder, EngineResponder) and args.tracemalloc and minute in (1, args.minutes):
+                    responder.dump_tracemalloc()
                 if not args.json:
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-                if minute < args.minutes:
-                    killed_total += gen.ask("kill", n=kill)["killed"]
-                    gen.ask("run", n=kill)  # the killed peers come back
         finally:
             if gen is not None:
                 gen.close()
             responder.stop()
+        growth = tracemalloc_growth(work) if args.tracemalloc else None
     result = verdict(rows, args, killed_total, responder.name, responder.kernel)
+    if growth is not None:
+        result["tracemalloc_growth_kib"] = growth
     if args.json:
         print(json.dumps(result))
     else:
@@ -138,6 +159,7 @@ def verdict(rows: list[dict[str, Any]], args: argparse.Namespace, killed: int, n
         "child_rekey_s": args.child_rekey, "ike_rekey_s": args.ike_rekey, "kill_pct": args.kill_pct,
         "killed_and_restarted": killed, "sas_lost": max(0, args.sas - last["generator_ike_sas_up"]),
         "failed": last["failed"], "failures": last["failures"],
+        "retransmit_pct": round(100 * last["retransmits"] / last["datagrams"], 2) if last.get("datagrams") else 0.0,
         # None: the figure is 0 throughout (nothing to compare: see the module's note on XFRM)
         "flat_within_5pct": flat,
         "ok": not lost and last["failed"] == 0 and all(v is not False for v in flat.values()),

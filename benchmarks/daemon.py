@@ -24,7 +24,7 @@ baseline is read; it runs in batches (100 SAs, or 1,000 past 20,000) and the res
 between them, which gives the CPU-per-new-SA and RSS curves (`--plot`).
 
     python -m benchmarks.daemon [--json] [--peer charon|fipsike|fipsike-engine ...] [--sas N]
-                                [--suite ecdsa|rsa|hybrid] [--plot FILE] [--profile DIR]
+                                [--suite ecdsa|rsa|hybrid] [--plot FILE] [--profile DIR] [--tracemalloc DIR]
 """
 
 from __future__ import annotations
@@ -235,8 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kernel", choices=("memory", "xfrm"), default="memory", help="fipsike daemon's SA backend")
     ap.add_argument("--plot", type=Path, help="draw CPU per new SA and RSS against live SAs (SVG or PNG)")
     ap.add_argument("--profile", type=Path, metavar="DIR",
-                    help="run the engine responder under cProfile and tracemalloc, files in DIR (its CPU "
+                    help="run the engine responder under cProfile (CPU time), responder.prof in DIR (its CPU "
                          "figures are then the profiler's, not comparable)")
+    ap.add_argument("--tracemalloc", type=Path, metavar="DIR",
+                    help="trace the engine responder's allocations, responder-tracemalloc.json in DIR (live "
+                         "allocations by site once every SA is up; slows it down too)")
     args = ap.parse_args(argv)
     suite = SUITES[args.suite]
     peers = list(dict.fromkeys(args.peer or ["charon", "fipsike" if DaemonResponder.available() is None
@@ -261,9 +264,9 @@ def main(argv: list[str] | None = None) -> int:
             elif name == "fipsike":
                 responder = DaemonResponder(d, hosts.responder, pki, suite, kernel=args.kernel)
             else:
-                prof = args.profile is not None
-                responder = EngineResponder(args.profile or d, hosts.responder, work / "pki", suite,
-                                            profile=prof, trace=prof)
+                responder = EngineResponder(args.profile or args.tracemalloc or d, hosts.responder, work / "pki",
+                                            suite, profile=args.profile is not None,
+                                            trace=args.tracemalloc is not None)
             runs.append(measure(responder, hosts, work / "pki", suite, args.sas, args.concurrency, args.rate))
         if floors:
             floors.append(floor_ms())  # before and after: the machine's load moves

@@ -234,6 +234,14 @@ class EngineResponder:
                  step=0.01)
         return dict(json.loads(self.status_file.read_text()))
 
+    def dump_tracemalloc(self) -> None:
+        """A numbered tracemalloc dump beside the final one (SIGUSR2; only when tracing)."""
+        assert self.trace is not None
+        n = len(list(self.dir.glob("responder-tracemalloc-*.json")))
+        os.kill(self.pid, signal.SIGUSR2)
+        wait_for(lambda: len(list(self.dir.glob("responder-tracemalloc-*.json"))) > n, 300,
+                 "no tracemalloc dump from the responder", step=0.2)
+
     def counts(self) -> tuple[int, int]:
         s = self.status()
         return s["ike_sas_up"], s["child_sas"]

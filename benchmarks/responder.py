@@ -6,7 +6,8 @@ kernel backend, without the daemon's config loading, control socket and logging.
 the engine's cost behind real sockets, a lower bound for the daemon's.
 
 Signals: SIGUSR1 writes a status JSON to --status (IKE SAs up, Child SAs, owned kernel SAs and
-policies); SIGTERM stops it (writing the cProfile stats and the tracemalloc top, when asked).
+policies); SIGUSR2 writes the tracemalloc top to a numbered file beside --tracemalloc (when
+tracing); SIGTERM stops it (writing the cProfile stats and the tracemalloc top, when asked).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 from benchmarks.ikebench import RESPONDER_ADDR, SUITES, engine_connection
 from fipsike.ike.actions import ArmTimer, DeleteChildSa, InstallChildSa, SendDatagram
 from fipsike.ike.engine import Engine
-from fipsike.ike.sa import IkeState
+from fipsike.ike.sa import ChildState, IkeState
 from fipsike.kernel.memory import MemoryKernel
 from fipsike.kernel.types import KernelError, Mode, SaSpec
 from providers import open_router
@@ -96,7 +97,8 @@ class Responder:
         sas = self.engine.ike_sas()
         return {"pid": os.getpid(), "ike_sas": len(sas),
                 "ike_sas_up": sum(1 for sa in sas if sa.state == IkeState.ESTABLISHED),
-                "child_sas": sum(len(sa.children) for sa in sas),
+                # installed ones: a rekeyed Child SA waits for its Delete exchange in REKEYED
+                "child_sas": sum(1 for sa in sas for c in sa.children.values() if c.state == ChildState.INSTALLED),
                 "kernel_sas": len(self.kernel.list_sas()), "kernel_policies": len(self.kernel.list_policies())}
 
 
@@ -130,6 +132,10 @@ async def serve(args: argparse.Namespace) -> None:
         tmp.replace(args.status)
 
     loop.add_signal_handler(signal.SIGUSR1, write_status)
+    if args.tracemalloc:
+        dumps = iter(range(1, 1 << 30))
+        loop.add_signal_handler(signal.SIGUSR2, lambda: dump_tracemalloc(
+            args.tracemalloc.with_name(f"{args.tracemalloc.stem}-{next(dumps)}.json")))
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     write_status()  # also: ready
     await stop.wait()
@@ -154,9 +160,11 @@ def dump_tracemalloc(path: Path) -> None:
         site[0] += stat.size
         site[1] += stat.count
         total += stat.size
-    top = sorted(sites.items(), key=lambda kv: -kv[1][0])[:25]
-    path.write_text(json.dumps({"total_kib": round(total / 1024, 1), "top": [
+    top = sorted(sites.items(), key=lambda kv: -kv[1][0])[:60]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"total_kib": round(total / 1024, 1), "top": [
         {"kib": round(size / 1024, 1), "count": count, "where": where} for where, (size, count) in top]}))
+    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
