@@ -24,7 +24,7 @@ baseline is read; it runs in batches (100 SAs, or 1,000 past 20,000) and the res
 between them, which gives the CPU-per-new-SA and RSS curves (`--plot`).
 
     python -m benchmarks.daemon [--json] [--peer charon|fipsike|fipsike-engine ...] [--sas N]
-                                [--suite ecdsa|rsa|hybrid] [--plot FILE] [--profile DIR] [--tracemalloc DIR]
+                                [--suite ecdsa|rsa] [--plot FILE] [--profile DIR] [--tracemalloc DIR]
 """
 
 from __future__ import annotations
