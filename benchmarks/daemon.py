@@ -1,0 +1,327 @@
+"""Daemon-level IKEv2 responder cost, fipsike beside strongSwan's charon in one run.
+
+One load generator (benchmarks.loadgen: fipsike's Engine as initiator, its own process in its own
+network namespace) initiates N IKE SAs, each with its first Child SA, over real UDP against a
+responder in another namespace; the same generator and suite run against each responder in turn:
+
+- `charon`: Debian's charon-systemd (kernel-libipsec, dos_protection = no);
+- `fipsike`: `fipsike daemon --kernel memory` (when the daemon is in this tree);
+- `fipsike-engine`: fipsike's Engine behind a minimal asyncio UDP loop (benchmarks.responder), the
+  stand-in while the daemon is not.
+
+Figures per responder, from its own /proc/PID/stat and /proc/PID/status:
+  cpu_ms_per_sa    (utime + stime) growth / SAs established
+  sas_per_s        SAs established per second of wall time (both sides share this machine's cores)
+  kib_per_sa       RSS growth / live IKE SAs (each with its Child SA)
+  cpu_ms_first_1k  CPU per new SA over the first 1,000 (or N) and over the last 1,000
+  cpu_ms_last_1k
+  retransmits      datagrams the generator sent again byte for byte
+and the floor: the responder's primitive operations for one handshake of the ECDSA suite, straight
+through `cryptography` (benchmarks.handshake.floor_op), timed in the same run.
+
+The generator fills the responder's caches with a few SAs that it then deletes, before the
+baseline is read; it runs in batches (100 SAs, or 1,000 past 20,000) and the responder is read
+between them, which gives the CPU-per-new-SA and RSS curves (`--plot`).
+
+    python -m benchmarks.daemon [--json] [--peer charon|fipsike|fipsike-engine ...] [--sas N]
+                                [--suite ecdsa|rsa] [--plot FILE] [--profile DIR] [--tracemalloc DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.ikebench import SUITES, Suite, TwoHosts, make_pki, netns_cmd, sample
+from benchmarks.peers import ROOT, CharonResponder, DaemonResponder, EngineResponder, Responder, _python_env
+
+PEERS = ("charon", "fipsike", "fipsike-engine")
+WARM = 10
+
+
+class Generator:
+    """benchmarks.loadgen in the initiators' namespace, driven line by line."""
+
+    def __init__(self, netns: str, pki_dir: Path, suite: Suite, concurrency: int, rate: float,
+                 extra: tuple[str, ...] = ()) -> None:
+        argv = [sys.executable, "-m", "benchmarks.loadgen", "--pki", str(pki_dir), "--suite", suite.name,
+                "--concurrency", str(concurrency), "--rate", str(rate), *extra]
+        self.proc = subprocess.Popen(netns_cmd(netns, argv), cwd=ROOT, env=_python_env(), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, start_new_session=True)
+        hello = self._read()
+        self.pid = int(hello["pid"])
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the load generator exited ({self.proc.wait()})")
+        return dict(json.loads(line))
+
+    def ask(self, cmd: str, **kw: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"cmd": cmd, **kw}) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.ask("quit")
+            except (RuntimeError, BrokenPipeError, ValueError):
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@dataclass
+class PeerRun:
+    name: str
+    kernel: str
+    sas: int
+    established: int = 0
+    ike_up: int = 0
+    child_up: int = 0
+    failed: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    rss0_kib: int = 0
+    rss_kib: int = 0
+    generator_cpu_s: float = 0.0
+    retransmits: int = 0
+    datagrams: int = 0
+    curve: list[tuple[int, float, int]] = field(default_factory=list)  # (live SAs, CPU s since base, RSS KiB)
+
+    def window_ms(self, first: bool) -> float | None:
+        """CPU per new SA over the first (or last) min(1000, N) SAs, from the batch curve."""
+        w = min(1000, self.sas)
+        pts = [(0, 0.0, self.rss0_kib), *self.curve]
+        if first:
+            end = next((p for p in pts if p[0] >= w), pts[-1])
+            return 1000 * end[1] / end[0] if end[0] else None
+        start = next((p for p in reversed(pts) if p[0] <= pts[-1][0] - w), pts[0])
+        n = pts[-1][0] - start[0]
+        return 1000 * (pts[-1][1] - start[1]) / n if n else None
+
+    def figures(self) -> dict[str, Any]:
+        est = max(self.established, 1)
+        return {
+            "kernel": self.kernel,
+            "sas": self.sas,
+            "established": self.established,
+            "ike_sas_up": self.ike_up,
+            "child_sas_up": self.child_up,
+            "failed": self.failed,
+            "failures": self.failures,
+            "responder_cpu_ms": round(1000 * self.cpu_s / est, 3),
+            "sas_per_s": round(self.established / self.wall_s, 1) if self.wall_s else None,
+            "kib_per_sa": round((self.rss_kib - self.rss0_kib) / est, 2),
+            "rss_start_kib": self.rss0_kib,
+            "rss_end_kib": self.rss_kib,
+            "cpu_ms_first_1k": _r(self.window_ms(True)),
+            "cpu_ms_last_1k": _r(self.window_ms(False)),
+            "retransmits": self.retransmits,
+            "retransmit_pct": round(100 * self.retransmits / self.datagrams, 3) if self.datagrams else 0.0,
+            "generator_cpu_ms": round(1000 * self.generator_cpu_s / est, 3),
+            "curve": self.curve,
+        }
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def batch_size(n: int) -> int:
+    if n >= 1000:
+        return 100 if n <= 20000 else 1000
+    return max(1, n // 10)
+
+
+def measure(responder: Responder, hosts: TwoHosts, pki_dir: Path, suite: Suite, n: int, concurrency: int,
+            rate: float) -> PeerRun:
+    run = PeerRun(responder.name, responder.kernel, n)
+    responder.start()
+    gen: Generator | None = None
+    try:
+        gen = Generator(hosts.initiator, pki_dir, suite, concurrency, rate)
+        gen.ask("warm", n=WARM)
+        time.sleep(0.5)
+        base = sample(responder.pid)
+        g0 = gen.ask("status")
+        run.rss0_kib = base.rss_kib
+        done, batch = 0, batch_size(n)
+        while done < n:
+            k = min(batch, n - done)
+            reply = gen.ask("run", n=k)
+            s = sample(responder.pid)
+            done += k
+            run.wall_s += reply["t_end"] - reply["t_start"]
+            run.curve.append((reply["child_sas"] - g0["child_sas"], round(s.cpu_s - base.cpu_s, 3), s.rss_kib))
+            if reply["completed"] < k:
+                break  # stalled: report what came up
+        end = sample(responder.pid)
+        g1 = gen.ask("status")
+        run.cpu_s, run.rss_kib = end.cpu_s - base.cpu_s, end.rss_kib
+        run.established = g1["child_sas"] - g0["child_sas"]
+        run.failed = (g1["ike_failed"] - g0["ike_failed"]) + (g1["child_failed"] - g0["child_failed"])
+        run.failures = g1["failures"]
+        run.generator_cpu_s = g1["cpu_total_s"] - g0["cpu_total_s"]
+        run.retransmits = g1["retransmits"] - g0["retransmits"]
+        run.datagrams = g1["datagrams"] - g0["datagrams"]
+        run.ike_up, run.child_up = responder.counts()
+    finally:
+        if gen is not None:
+            gen.close()
+        responder.stop()
+    return run
+
+
+def floor_ms(rounds: int = 200) -> float:
+    """The ECDSA suite's responder primitives through `cryptography`, median ms (benchmarks.handshake)."""
+    from benchmarks.handshake import floor_op
+
+    once = floor_op()
+    for _ in range(20):
+        once()
+    return statistics.median(once() for _ in range(rounds))
+
+
+def plot(runs: list[PeerRun], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in runs:
+        pts = [(0, 0.0, r.rss0_kib), *r.curve]
+        xs = [p[0] for p in pts[1:]]
+        steps = zip(pts, pts[1:], strict=False)
+        per_sa = [1000 * (b[1] - a[1]) / (b[0] - a[0]) if b[0] > a[0] else 0.0 for a, b in steps]
+        ax1.plot(xs, per_sa, marker=".", label=f"{r.name} ({r.kernel})")
+        ax2.plot([p[0] for p in pts], [(p[2] - r.rss0_kib) / 1024 for p in pts], marker=".", label=r.name)
+    ax1.set(xlabel="live SAs", ylabel="responder CPU per new SA (ms)", title="CPU per new SA")
+    ax2.set(xlabel="live SAs", ylabel="responder RSS growth (MiB)", title="memory")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_ylim(bottom=0)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--peer", action="append", choices=PEERS,
+                    help="responder(s) to measure (repeatable; default: charon, fipsike when its daemon is "
+                         "in this tree, else fipsike-engine)")
+    ap.add_argument("--sas", type=int, default=1000, help="IKE SAs to establish (default 1000)")
+    ap.add_argument("--suite", default="ecdsa", choices=sorted(SUITES))
+    ap.add_argument("--concurrency", type=int, default=32, help="IKE SAs in flight at most (default 32)")
+    ap.add_argument("--rate", type=float, default=0.0, help="new SAs per second at most (default 0: unlimited)")
+    ap.add_argument("--kernel", choices=("memory", "xfrm"), default="memory", help="fipsike daemon's SA backend")
+    ap.add_argument("--plot", type=Path, help="draw CPU per new SA and RSS against live SAs (SVG or PNG)")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="run the engine responder under cProfile (CPU time), responder.prof in DIR (its CPU "
+                         "figures are then the profiler's, not comparable)")
+    ap.add_argument("--tracemalloc", type=Path, metavar="DIR",
+                    help="trace the engine responder's allocations, responder-tracemalloc.json in DIR (live "
+                         "allocations by site once every SA is up; slows it down too)")
+    args = ap.parse_args(argv)
+    suite = SUITES[args.suite]
+    peers = list(dict.fromkeys(args.peer or ["charon", "fipsike" if DaemonResponder.available() is None
+                                             else "fipsike-engine"]))
+    if not suite.charon and "charon" in peers:
+        peers.remove("charon")
+        print(f"note: charon 5.9.8 cannot run suite {suite.name}; skipped", file=sys.stderr)
+    if "fipsike" in peers and (why := DaemonResponder.available()):
+        print(f"error: {why}; use --peer fipsike-engine", file=sys.stderr)
+        return 2
+    runs: list[PeerRun] = []
+    with tempfile.TemporaryDirectory(prefix="fipsike-bench-") as tmp, TwoHosts() as hosts:
+        work = Path(tmp)
+        pki = make_pki(work / "pki", suite)
+        floors = [floor_ms()] if suite.name == "ecdsa" else []
+        for name in peers:
+            d = work / name
+            d.mkdir()
+            responder: Responder
+            if name == "charon":
+                responder = CharonResponder(d, hosts.responder, pki, suite)
+            elif name == "fipsike":
+                responder = DaemonResponder(d, hosts.responder, pki, suite, kernel=args.kernel)
+            else:
+                responder = EngineResponder(args.profile or args.tracemalloc or d, hosts.responder, work / "pki",
+                                            suite, profile=args.profile is not None,
+                                            trace=args.tracemalloc is not None)
+            runs.append(measure(responder, hosts, work / "pki", suite, args.sas, args.concurrency, args.rate))
+        if floors:
+            floors.append(floor_ms())  # before and after: the machine's load moves
+    result = report(runs, suite, args.sas, statistics.median(floors) if floors else None)
+    if args.plot:
+        plot(runs, args.plot)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(table(result))
+    ok = all(r.established == args.sas for r in runs)
+    return 0 if ok else 1
+
+
+def report(runs: list[PeerRun], suite: Suite, n: int, floor: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"sas": n, "suite": f"{suite.ike} / esp {suite.esp} / {suite.key_type} "
+                                                 f"{suite.key_size} certificates",
+                           "floor_cpu_ms": _r(floor), "peers": {r.name: r.figures() for r in runs}}
+    by = {r.name: r for r in runs}
+    fip = by.get("fipsike") or by.get("fipsike-engine")
+    for prefix, r in (("charon", by.get("charon")), ("fipsike", fip)):
+        if r is None:
+            continue
+        f = r.figures()
+        for key in ("responder_cpu_ms", "kib_per_sa", "cpu_ms_first_1k", "cpu_ms_last_1k", "sas_per_s",
+                    "retransmits", "kernel", "established"):
+            out[f"{prefix}_{key}"] = f[key]
+    if fip is not None:
+        out["fipsike_measured_as"] = fip.name  # "fipsike" (the daemon) or "fipsike-engine" (the stand-in)
+        if "charon" in by:
+            out["fipsike_over_charon"] = round(out["fipsike_responder_cpu_ms"] / out["charon_responder_cpu_ms"], 2)
+        if floor:
+            out["fipsike_over_floor"] = round(out["fipsike_responder_cpu_ms"] / floor, 2)
+    if floor and "charon" in by:
+        out["charon_over_floor"] = round(out["charon_responder_cpu_ms"] / floor, 2)
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    rows = [("responder", "kernel", "est.", "CPU ms/SA", "SAs/s", "KiB/SA", "ms/SA 1st 1k", "ms/SA last 1k",
+             "retx", "gen ms/SA")]
+    for name, f in result["peers"].items():
+        rows.append((name, f["kernel"].split(" ")[0], f"{f['established']}/{f['sas']}", str(f["responder_cpu_ms"]),
+                     str(f["sas_per_s"]), str(f["kib_per_sa"]), str(f["cpu_ms_first_1k"]),
+                     str(f["cpu_ms_last_1k"]), str(f["retransmits"]), str(f["generator_cpu_ms"])))
+    if result["floor_cpu_ms"] is not None:
+        rows.append(("floor", "-", "-", str(result["floor_cpu_ms"]), "-", "-", "-", "-", "-", "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"suite: {result['suite']}, {result['sas']} SAs"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    for k in ("fipsike_over_charon", "fipsike_over_floor", "charon_over_floor"):
+        if k in result:
+            lines.append(f"{k} = {result[k]}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
