@@ -83,6 +83,7 @@ from fipsike.oe.groups import (
 
 # libreswan's SHUNT_PATIENCE: SHUNT_SCAN_INTERVAL (120 s) * 15 / 2 = 900 s, the `shuntlifetime` default
 DEFAULT_SHUNT_LIFETIME = 900.0
+COLLISION_SUFFIX = "~r"  # the name of an instance that answers after abandoning its own initiation
 
 
 class OeError(ValueError):
@@ -173,14 +174,14 @@ def _host_ts(addr: IPAddress) -> TrafficSelectorSpec:
     return TrafficSelectorSpec(str(addr), str(addr))
 
 
-def instantiate(gc: GroupConn, local: IPAddress, remote: IPAddress) -> Connection:
+def instantiate(gc: GroupConn, local: IPAddress, remote: IPAddress, suffix: str = "") -> Connection:
     """The /32-/32 (or /128-/128) instance of a group conn for one peer.
 
     NULL authentication is set here, and only here: an instance of a NULL-auth group conn
     gets local_auth = remote_auth = "null" and allow_null; every other conn keeps allow_null
     as configured (False unless the config opted in)."""
     t = gc.template
-    name = f"{t.name}#{local}-{remote}"
+    name = f"{t.name}#{local}-{remote}{suffix}"
     child_name = t.children[0].name if t.children else t.name
     base = t.children[0] if t.children else ChildConfig(child_name, (), ())
     child = dataclasses.replace(base, name=child_name, local_ts=(_host_ts(local),), remote_ts=(_host_ts(remote),),
@@ -267,11 +268,16 @@ class Opportunistic:
         if entry is not None and entry.phase is Phase.NEGOTIATING and entry.initiator:
             if keeps_initiator_role(local, remote):
                 return [IgnorePeer(f"collision with our initiation to {remote}: the lower address initiates")]
-            assert entry.connection is not None
-            entry.initiator = False
-            return [Log("info", "oe-collision", f"{entry.name}: {remote} initiates too; the lower address "
-                                                f"wins, ours is abandoned"),
-                    AbandonInitiation(entry.name), AcceptPeer(entry.connection)]
+            # the answering instance gets its own name, so the engine's IkeSaFailed for the abandoned
+            # initiation (same peer) cannot be mistaken for a failure of the one that carries on
+            abandoned = entry.name
+            conn = instantiate(self.conns[entry.group], local, remote, COLLISION_SUFFIX)
+            del self._by_name[abandoned]
+            entry.name, entry.connection, entry.initiator = conn.name, conn, False
+            self._by_name[conn.name] = key
+            return [Log("info", "oe-collision", f"{abandoned}: {remote} initiates too; the lower address "
+                                                f"initiates, so we answer as {conn.name}"),
+                    AbandonInitiation(abandoned), Forget(abandoned), AcceptPeer(conn)]
         if entry is not None and entry.phase is not Phase.SHUNTED:
             assert entry.connection is not None
             return [AcceptPeer(entry.connection)]  # a retransmission, or a rebooted peer starting afresh

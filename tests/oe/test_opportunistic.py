@@ -226,6 +226,11 @@ def ike_sas_after_simultaneous_acquires(a_addr: IPAddress, b_addr: IPAddress) ->
     at_b = b.on_peer_initiated(b_addr, a_addr, 0.1)  # A's reaches B
     a_alive = not of(at_a, AbandonInitiation)
     b_alive = not of(at_b, AbandonInitiation)
+    for node, at, own in ((a, at_a, a_init[0].connection.name), (b, at_b, b_init[0].connection.name)):
+        if of(at, AbandonInitiation):
+            # the engine reports the abandoned initiation as failed: that must not shunt the peer
+            assert of(at, Forget) == [Forget(own)] and node.on_failed(own, 0.2) == []
+            assert node.status(0.2)[0]["state"] == "negotiating"
     return int(a_alive and bool(of(at_b, AcceptPeer))) + int(b_alive and bool(of(at_a, AcceptPeer)))
 
 
