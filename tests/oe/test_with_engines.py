@@ -13,7 +13,7 @@ from typing import Any
 from fipsike.ike.actions import IkeSaEstablished, IkeSaFailed, InstallChildSa, SendDatagram
 from fipsike.ike.engine import Engine
 from fipsike.ike.message import Message
-from fipsike.ike.wire import ExchangeType
+from fipsike.ike.registry import ExchangeType
 from fipsike.kernel.types import IPAddress
 from fipsike.oe.actions import (
     AbandonInitiation,
