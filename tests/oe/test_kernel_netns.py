@@ -21,10 +21,10 @@ import pytest
 
 from fipsike.kernel.types import Acquire, Direction, IPAddress, PolicyAction
 from fipsike.kernel.xfrm import XfrmKernel
-from fipsike.oe.actions import Initiate, InstallPolicy, OeAction, RemovePolicy
+from fipsike.oe.actions import Initiate, OeAction, RemovePolicy
 from fipsike.oe.groups import PolicyGroup
 from fipsike.oe.kernel_side import apply_policies
-from fipsike.oe.opportunistic import DEFAULT_SHUNT_LIFETIME, FailureShunt, NegotiationShunt, Opportunistic
+from fipsike.oe.opportunistic import DEFAULT_SHUNT_LIFETIME, NegotiationShunt, Opportunistic
 from providers import open_router
 from tests.kernel.netns import netns_pair, ping, sh
 from tests.oe.test_opportunistic import REQ_POC, REQ_PRIV, conns
