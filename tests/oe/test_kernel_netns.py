@@ -212,3 +212,26 @@ def test_ike_sockets_with_policy_bypass_are_never_trapped(pair: tuple[str, str, 
         listener.kill()
     assert out.split()[-1] == "ike"  # ... the IKE socket's goes out in the clear
     assert acquires(k, 0.3) == []
+
+
+@pytest.mark.parametrize(("larval_drop", "delivered"), [(0, 1), (1, 0)])
+def test_hold_queues_the_first_packet_until_a_policy_decides(pair: tuple[str, str, XfrmKernel], larval_drop: int,
+                                                             delivered: int) -> None:
+    """negotiationshunt=hold leaves the trap in place: with net.core.xfrm_larval_drop=0 the kernel queues
+    the first packet while the larval state waits, and sends it as soon as a policy lets it through (here
+    the passthrough failure shunt; with ESP, the instance's tunnel). With the default larval_drop=1 the
+    kernel drops it instead, so the daemon must set larval_drop=0 for hold to keep the first packet."""
+    left, _, k = pair
+    sh("ip", "netns", "exec", left, "sysctl", "-q", "-w", f"net.core.xfrm_larval_drop={larval_drop}")
+    o = node(k, {PolicyGroup.PRIVATE_OR_CLEAR: ["192.0.2.0/24"]}, neg=NegotiationShunt.HOLD)
+    pinger = subprocess.Popen(["ip", "netns", "exec", left, "ping", "-n", "-q", "-c1", "-W6", "-I", str(LEFT),
+                               str(RIGHT)], stdout=subprocess.PIPE, text=True)
+    try:
+        (acq,) = acquires(k)[:1]
+        name = next(a for a in carry(k, o.on_acquire(acq, now=0.0)) if isinstance(a, Initiate)).connection.name
+        time.sleep(0.5)  # "negotiating"
+        carry(k, o.on_failed(name, now=0.5))  # private-or-clear fails to passthrough
+        out, _ = pinger.communicate(timeout=15)
+    finally:
+        pinger.kill()
+    assert f"1 packets transmitted, {delivered} received" in out
