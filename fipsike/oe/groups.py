@@ -19,6 +19,12 @@ prefix bits, so an authby=null group loses to any other group even with a longer
 prefix; we keep prefix length first so "most specific wins" holds for every pair.
 A CIDR listed in two groups is one kernel policy (XFRM keys policies by selector
 and direction), so the most restrictive group keeps it and the table says so.
+
+Our own addresses need no exception when a CIDR covers them: local delivery goes
+through lo, whose disable_xfrm/disable_policy keep the SPD out of it. The
+daemon's IKE traffic, to peers inside a trapped CIDR too, is kept out of the SPD
+by the per-socket bypass policy on the IKE sockets (tests/oe show both on the
+real kernel).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from fipsike.kernel.types import (
     Mode,
     PolicyAction,
     PolicySpec,
+    PolicyState,
     Template,
     TrafficSelector,
 )
@@ -197,6 +204,16 @@ def matching_group(table: Sequence[GroupPolicy], local: IPAddress, remote: IPAdd
         if local in sel.src and remote in sel.dst and (best is None or row.priority < best.priority):
             best = row
     return best
+
+
+def group_of(state: PolicyState, table: Sequence[GroupPolicy]) -> GroupPolicy | None:
+    """The table row a policy read back from the kernel came from (selector, direction and priority
+    agree), so `fipsike xfrm` / `fipsike status` can name its group; None for any other policy."""
+    for row in table:
+        s = row.spec
+        if s.selector == state.selector and s.direction is state.direction and row.priority == state.priority:
+            return row
+    return None
 
 
 def render_table(table: Sequence[GroupPolicy]) -> list[str]:

@@ -22,7 +22,7 @@ import pytest
 from fipsike.kernel.types import Acquire, Direction, IPAddress, PolicyAction
 from fipsike.kernel.xfrm import XfrmKernel
 from fipsike.oe.actions import Initiate, OeAction, RemovePolicy
-from fipsike.oe.groups import PolicyGroup
+from fipsike.oe.groups import PolicyGroup, group_of
 from fipsike.oe.kernel_side import apply_policies
 from fipsike.oe.opportunistic import DEFAULT_SHUNT_LIFETIME, NegotiationShunt, Opportunistic
 from providers import open_router
@@ -86,6 +86,7 @@ def test_group_policies_are_in_the_kernel_most_specific_first(pair: tuple[str, s
     got = {(p.selector, p.direction): p for p in k.list_policies()}
     want = {(r.spec.selector, r.spec.direction): r for r in o.table}
     assert set(got) == set(want)
+    assert all(group_of(p, o.table) is want[key] for key, p in got.items())  # each kernel policy named
     for key, row in want.items():
         p = got[key]
         assert p.priority == row.priority
@@ -235,3 +236,12 @@ def test_hold_queues_the_first_packet_until_a_policy_decides(pair: tuple[str, st
     finally:
         pinger.kill()
     assert f"1 packets transmitted, {delivered} received" in out
+
+
+def test_our_own_address_inside_a_private_cidr_is_not_trapped(pair: tuple[str, str, XfrmKernel]) -> None:
+    """0.0.0.0/0 in private covers our own address too; local delivery goes through lo, whose
+    disable_xfrm/disable_policy keep the SPD out of it, so the table needs no exception for it."""
+    left, _, k = pair
+    node(k, {PolicyGroup.PRIVATE: ["0.0.0.0/0"]})
+    assert ping(left, str(LEFT), str(LEFT), 2, 1.0) == 2
+    assert acquires(k, 0.3) == []
