@@ -195,6 +195,15 @@ def instantiate(gc: GroupConn, local: IPAddress, remote: IPAddress, suffix: str 
     return conn
 
 
+def policy_changes(old: Sequence[GroupPolicy], new: Sequence[GroupPolicy]) -> list[OeAction]:
+    """What turns the `old` table into the `new` one in the kernel."""
+    before = {(r.spec.selector, r.spec.direction): r.spec for r in old}
+    after = {(r.spec.selector, r.spec.direction): r.spec for r in new}
+    out: list[OeAction] = [InstallPolicy(spec) for key, spec in after.items() if before.get(key) != spec]
+    out.extend(RemovePolicy(sel, d) for (sel, d) in before if (sel, d) not in after)
+    return out
+
+
 def keeps_initiator_role(local: IPAddress, remote: IPAddress) -> bool:
     """The collision rule: the lower address keeps its initiation (see the module docstring)."""
     return int(local) < int(remote)
@@ -227,6 +236,17 @@ class Opportunistic:
 
     def policy_rows(self) -> list[dict[str, object]]:
         return [row.as_dict() for row in self.table]
+
+    def owns_reqid(self, reqid: int) -> bool:
+        """Is an ACQUIRE with this reqid from a group trap (for on_acquire) rather than another conn's?"""
+        return any(gc.reqid == reqid for g, gc in self.conns.items() if g.traps)
+
+    def reload(self, groups: Mapping[PolicyGroup, Iterable[IPNetwork | str]]) -> list[OeAction]:
+        """New group files: the policy changes, new and changed first so no gap opens, then removals.
+        Instances and bare shunts stay; they are per-peer and outrank the groups."""
+        old = self.table
+        self.table = policy_table(groups, self.local, {g: c.reqid for g, c in self.conns.items() if g.traps})
+        return policy_changes(old, self.table)
 
     # --- events in ---------------------------------------------------------------------------------
 

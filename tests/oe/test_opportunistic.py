@@ -275,3 +275,22 @@ def test_oe_initiate_trigger() -> None:
                                ("192.0.2.1", "224.0.0.5", "multicast")):
         with pytest.raises(OeError, match=msg):
             trigger_from_addresses(local, remote)
+
+
+def test_reload_installs_the_changes_before_removing_what_went() -> None:
+    o = oe({PolicyGroup.PRIVATE_OR_CLEAR: ["0.0.0.0/0"], PolicyGroup.CLEAR: ["10.1.0.0/16"]})
+    kept = next(r.spec for r in o.table if r.group is PolicyGroup.PRIVATE_OR_CLEAR)
+    acts = o.reload({PolicyGroup.PRIVATE_OR_CLEAR: ["0.0.0.0/0"], PolicyGroup.BLOCK: ["10.1.0.0/16"]})
+    installs, removes = of(acts, InstallPolicy), of(acts, RemovePolicy)
+    assert {(a.spec.direction, a.spec.action) for a in installs} == {(Direction.OUT, PolicyAction.DROP),
+                                                                     (Direction.IN, PolicyAction.DROP)}
+    assert removes == [] and all(a.spec != kept for a in installs)  # same selectors: replaced in place
+    assert max(acts.index(a) for a in installs) < min((acts.index(a) for a in removes), default=len(acts))
+    acts = o.reload({PolicyGroup.PRIVATE_OR_CLEAR: ["0.0.0.0/0"]})
+    assert not of(acts, InstallPolicy) and len(of(acts, RemovePolicy)) == 2
+
+
+def test_acquires_are_routed_by_reqid() -> None:
+    o = oe()
+    assert o.owns_reqid(REQ_POC) and o.owns_reqid(REQ_PRIV)
+    assert not o.owns_reqid(REQ_COP) and not o.owns_reqid(0x4649_0999)  # clear-or-private never traps
