@@ -83,6 +83,9 @@ from fipsike.oe.groups import (
 
 # libreswan's SHUNT_PATIENCE: SHUNT_SCAN_INTERVAL (120 s) * 15 / 2 = 900 s, the `shuntlifetime` default
 DEFAULT_SHUNT_LIFETIME = 900.0
+# instances being negotiated as responder at once: each costs a table entry until its deadline, and
+# an IKE_SA_INIT is cheap to spoof (the engine's cookies guard the IKE side, this guards the table)
+DEFAULT_MAX_ANSWERING = 1000
 COLLISION_SUFFIX = "~r"  # the name of an instance that answers after abandoning its own initiation
 
 
@@ -213,7 +216,8 @@ class Opportunistic:
     """The opportunistic table of one daemon. See docs in the module and in the report for the daemon's calls."""
 
     def __init__(self, conns: Iterable[GroupConn], groups: Mapping[PolicyGroup, Iterable[IPNetwork | str]],
-                 local: Sequence[IPAddress], shunt_lifetime: float = DEFAULT_SHUNT_LIFETIME) -> None:
+                 local: Sequence[IPAddress], shunt_lifetime: float = DEFAULT_SHUNT_LIFETIME,
+                 max_answering: int = DEFAULT_MAX_ANSWERING) -> None:
         self.conns: dict[PolicyGroup, GroupConn] = {}
         for gc in conns:
             if gc.group in self.conns:
@@ -223,6 +227,7 @@ class Opportunistic:
             raise OeError("shunt lifetime must be positive")
         self.local = tuple(local)
         self.shunt_lifetime = shunt_lifetime
+        self.max_answering = max_answering
         self.table: list[GroupPolicy] = policy_table(groups, self.local,
                                                      {g: c.reqid for g, c in self.conns.items() if g.traps})
         self.entries: dict[tuple[IPAddress, IPAddress], Entry] = {}
@@ -305,6 +310,9 @@ class Opportunistic:
         if row is None or not row.group.answers_ike or row.group not in self.conns:
             where = row.group.value if row is not None else "no group"
             return [IgnorePeer(f"{remote} is in {where}: no opportunistic conn answers it")]
+        answering = sum(1 for e in self.entries.values() if e.phase is Phase.NEGOTIATING and not e.initiator)
+        if answering >= self.max_answering:
+            return [IgnorePeer(f"{answering} opportunistic answers already under way")]
         out: list[OeAction] = []
         if entry is not None:  # a bare shunt: the peer now wants crypto, let it
             out.extend(self._drop_entry(entry))
@@ -397,6 +405,13 @@ class Opportunistic:
         gc = self.conns[entry.group]
         out: list[OeAction] = []
         action = _FAILURE_ACTION.get(gc.failure_shunt)
+        if not entry.initiator:
+            # a failed answer installs no shunt: IKE_SA_INIT is unauthenticated, and a spoofed one must
+            # not get a peer dropped (or let out in the clear) for the shunt lifetime. Our own next
+            # packet to it negotiates as initiator.
+            out.extend(self._drop_entry(entry))
+            out.append(Log("info", "oe-failed", f"{entry.name}: answering {entry.remote} failed"))
+            return out
         if action is None:  # failureshunt=none: no bare shunt, the trap retries on the next packet
             out.extend(self._drop_entry(entry))
             out.append(Log("info", "oe-failed", f"{entry.name}: failed, no failure shunt"))

@@ -294,3 +294,13 @@ def test_acquires_are_routed_by_reqid() -> None:
     o = oe()
     assert o.owns_reqid(REQ_POC) and o.owns_reqid(REQ_PRIV)
     assert not o.owns_reqid(REQ_COP) and not o.owns_reqid(0x4649_0999)  # clear-or-private never traps
+
+
+def test_a_failed_answer_installs_no_shunt_and_answers_are_capped() -> None:
+    o = Opportunistic(conns(), {PolicyGroup.PRIVATE: ["192.0.2.0/24"]}, [ME], max_answering=2)
+    name = of(o.on_peer_initiated(ME, PEER, now=0.0), AcceptPeer)[0].connection.name
+    out = o.on_failed(name, now=1.0)  # e.g. a spoofed IKE_SA_INIT that never authenticated
+    assert not of(out, InstallPolicy) and o.status(1.0) == []
+    for last in (1, 2):
+        assert of(o.on_peer_initiated(ME, ipaddress.ip_address(f"192.0.2.{last}0"), now=2.0), AcceptPeer)
+    assert of(o.on_peer_initiated(ME, ipaddress.ip_address("192.0.2.30"), now=2.0), IgnorePeer)
