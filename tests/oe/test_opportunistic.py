@@ -36,7 +36,8 @@ from fipsike.oe.trigger import trigger_from_acquire, trigger_from_addresses
 
 ME = ipaddress.ip_address("192.0.2.1")
 PEER = ipaddress.ip_address("192.0.2.77")
-REQ_POC, REQ_PRIV, REQ_COP = 0x4649_0010, 0x4649_0011, 0x4649_0012
+# group traps take reqids the engine does not allocate (it counts up from 0x4649_0001)
+REQ_POC, REQ_PRIV, REQ_COP = 0x4649_FF01, 0x4649_FF02, 0x4649_FF03
 
 
 def template(name: str, null: bool) -> Connection:
