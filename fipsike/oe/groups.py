@@ -112,7 +112,7 @@ class GroupPolicy:
     """One row of the opportunistic policy table: a kernel policy and where it came from."""
 
     spec: PolicySpec
-    group: PolicyGroup
+    group: PolicyGroup | None  # None: a rule the table adds itself (IPv6 neighbour discovery)
     cidr: IPNetwork
     note: str = ""  # e.g. "also listed in clear (private kept)"
 
@@ -125,7 +125,7 @@ class GroupPolicy:
         """For `fipsike status --json` / `fipsike xfrm --json`."""
         s = self.spec
         row: dict[str, object] = {
-            "group": self.group.value,
+            "group": self.group.value if self.group is not None else "ipv6-nd",
             "cidr": str(self.cidr), "src": str(s.selector.src), "dst": str(s.selector.dst),
             "dir": s.direction.name.lower(), "action": s.action.value, "priority": self.priority,
         }
@@ -190,20 +190,45 @@ def policy_table(groups: Mapping[PolicyGroup, Iterable[IPNetwork | str]], local:
         for addr in locals_:
             for spec in _specs(addr, cidr, group.action, group_rank(group), reqids.get(group, 0)):
                 rows.append(GroupPolicy(spec, group, cidr, "; ".join(notes)))
+    if any(c.version == 6 and g.action is not PolicyAction.PASS for c, (g, _) in chosen.items()) \
+            and any(a.version == 6 for a in local):
+        rows.extend(_nd_bypass())
     rows.sort(key=lambda r: (r.spec.selector.version, r.spec.direction, r.priority, str(r.spec.selector)))
     return rows
 
 
-def matching_group(table: Sequence[GroupPolicy], local: IPAddress, remote: IPAddress) -> GroupPolicy | None:
-    """The outbound table row the kernel would pick for a packet local -> remote (lowest priority)."""
+# IPv6 neighbour discovery (RFC 4861) must never be trapped or blocked: a ::/0 trap would catch our
+# Neighbour Solicitations (sent to a solicited-node multicast address) and the peer could never be
+# reached at all, and a block group's inbound policy would drop the peer's Neighbour Advertisements.
+# Above every opportunistic priority, below 0xFF00 the band stays free for an administrator's own.
+ND_BYPASS_PRIORITY = 0xFF00
+ICMPV6 = 58
+ND_TYPES = (135, 136)  # Neighbour Solicitation, Neighbour Advertisement (RFC 4861 4.3, 4.4)
+
+
+def _nd_bypass() -> list[GroupPolicy]:
+    anywhere = ipaddress.ip_network("::/0")
+    rows = []
+    for icmp_type in ND_TYPES:
+        # the kernel matches an ICMP type in the selector's source port
+        sel = TrafficSelector(anywhere, anywhere, ICMPV6, icmp_type, 0)
+        for direction in (Direction.OUT, Direction.IN):
+            spec = PolicySpec(sel, direction, PolicyAction.PASS, None, ND_BYPASS_PRIORITY)
+            rows.append(GroupPolicy(spec, None, anywhere, f"ICMPv6 type {icmp_type} (neighbour discovery)"))
+    return rows
+
+
+def matching_group(table: Sequence[GroupPolicy], local: IPAddress, remote: IPAddress) -> PolicyGroup | None:
+    """The group whose outbound policy the kernel would pick for a packet local -> remote (lowest
+    priority value), or None when no group covers the peer."""
     best: GroupPolicy | None = None
     for row in table:
         sel = row.spec.selector
-        if row.spec.direction is not Direction.OUT or sel.version != remote.version:
+        if row.group is None or row.spec.direction is not Direction.OUT or sel.version != remote.version:
             continue
         if local in sel.src and remote in sel.dst and (best is None or row.priority < best.priority):
             best = row
-    return best
+    return best.group if best is not None else None
 
 
 def group_of(state: PolicyState, table: Sequence[GroupPolicy]) -> GroupPolicy | None:
@@ -222,6 +247,7 @@ def render_table(table: Sequence[GroupPolicy]) -> list[str]:
     for row in table:
         s = row.spec
         tail = f"  [{row.note}]" if row.note else ""
-        lines.append(f"{row.group.value:<17} {s.direction.name.lower():<3} {s.action.value:<5} prio {row.priority:<6} "
+        group = row.group.value if row.group is not None else "ipv6-nd"
+        lines.append(f"{group:<17} {s.direction.name.lower():<3} {s.action.value:<5} prio {row.priority:<6} "
                      f"{s.selector.src} -> {s.selector.dst}{tail}")
     return lines

@@ -265,21 +265,21 @@ class Opportunistic:
         entry = self.entries.get(key)
         if entry is not None:
             return [Log("debug", "oe-acquire-ignored", f"{local} -> {remote}: {entry.phase.value} already")]
-        row = matching_group(self.table, local, remote)
-        if row is None or not row.group.traps:
-            where = row.group.value if row is not None else "no group"
+        group = matching_group(self.table, local, remote)
+        if group is None or not group.traps:
+            where = group.value if group is not None else "no group"
             return [Log("debug", "oe-acquire-ignored", f"{local} -> {remote}: {where} does not negotiate")]
-        gc = self.conns[row.group]
+        gc = self.conns[group]
         conn = instantiate(gc, local, remote)
         policies: tuple[PolicySpec, ...] = ()
         neg_action = _NEGOTIATION_ACTION.get(gc.negotiation_shunt)
         if neg_action is not None:
             policies = (self._shunt_spec(local, remote, neg_action),)
         deadline = now + 2 * conn.retransmit.total()  # IKE_SA_INIT and IKE_AUTH, each may run its full course
-        self._add(Entry(local, remote, row.group, conn.name, Phase.NEGOTIATING, deadline, True,
+        self._add(Entry(local, remote, group, conn.name, Phase.NEGOTIATING, deadline, True,
                         gc.negotiation_shunt.value, policies, conn))
         out: list[OeAction] = [InstallPolicy(p) for p in policies]
-        out.append(Log("info", "oe-initiate", f"{conn.name} ({row.group.value}, negotiation shunt "
+        out.append(Log("info", "oe-initiate", f"{conn.name} ({group.value}, negotiation shunt "
                                               f"{gc.negotiation_shunt.value})"))
         out.append(Initiate(conn))
         return self._with_wake(out)
@@ -306,9 +306,9 @@ class Opportunistic:
         if entry is not None and entry.phase is not Phase.SHUNTED:
             assert entry.connection is not None
             return [AcceptPeer(entry.connection)]  # a retransmission, or a rebooted peer starting afresh
-        row = matching_group(self.table, local, remote)
-        if row is None or not row.group.answers_ike or row.group not in self.conns:
-            where = row.group.value if row is not None else "no group"
+        group = matching_group(self.table, local, remote)
+        if group is None or not group.answers_ike or group not in self.conns:
+            where = group.value if group is not None else "no group"
             return [IgnorePeer(f"{remote} is in {where}: no opportunistic conn answers it")]
         answering = sum(1 for e in self.entries.values() if e.phase is Phase.NEGOTIATING and not e.initiator)
         if answering >= self.max_answering:
@@ -316,10 +316,10 @@ class Opportunistic:
         out: list[OeAction] = []
         if entry is not None:  # a bare shunt: the peer now wants crypto, let it
             out.extend(self._drop_entry(entry))
-        conn = instantiate(self.conns[row.group], local, remote)
-        self._add(Entry(local, remote, row.group, conn.name, Phase.NEGOTIATING,
+        conn = instantiate(self.conns[group], local, remote)
+        self._add(Entry(local, remote, group, conn.name, Phase.NEGOTIATING,
                         now + 2 * conn.retransmit.total(), False, "", (), conn))
-        out.append(Log("info", "oe-respond", f"{conn.name} ({row.group.value})"))
+        out.append(Log("info", "oe-respond", f"{conn.name} ({group.value})"))
         out.append(AcceptPeer(conn))
         return self._with_wake(out)
 

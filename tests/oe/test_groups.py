@@ -35,7 +35,7 @@ def matching_in(table: list[GroupPolicy], local: IPAddress, remote: IPAddress) -
 def test_each_group_has_its_action_and_directions() -> None:
     table = policy_table({g: ["10.0.0.0/8"] if g is PolicyGroup.PRIVATE else [f"10.{i}.0.0/16"]
                           for i, g in enumerate(PolicyGroup)}, [ME], REQIDS)
-    by_group: dict[PolicyGroup, list[GroupPolicy]] = {}
+    by_group: dict[PolicyGroup | None, list[GroupPolicy]] = {}
     for row in table:
         by_group.setdefault(row.group, []).append(row)
     for g in (PolicyGroup.PRIVATE, PolicyGroup.PRIVATE_OR_CLEAR):
@@ -56,8 +56,8 @@ def test_each_group_has_its_action_and_directions() -> None:
 @pytest.mark.parametrize(("wide", "narrow"), list(itertools.permutations(PolicyGroup, 2)))
 def test_a_slash32_in_one_group_overrides_a_slash8_in_another(wide: PolicyGroup, narrow: PolicyGroup) -> None:
     table = policy_table({wide: ["10.0.0.0/8"], narrow: ["10.1.2.3/32"]}, [ME], REQIDS)
-    assert matching_group(table, ME, PEER).group is narrow  # type: ignore[union-attr]
-    assert matching_group(table, ME, ipaddress.ip_address("10.9.9.9")).group is wide  # type: ignore[union-attr]
+    assert matching_group(table, ME, PEER) is narrow
+    assert matching_group(table, ME, ipaddress.ip_address("10.9.9.9")) is wide
     # inbound: the never-negotiate groups hold both ways; the /32 wins there too
     got_in = matching_in(table, ME, PEER)
     if narrow.action is not PolicyAction.TRAP:
@@ -73,8 +73,7 @@ def test_most_specific_wins_through_three_nested_levels(outer: PolicyGroup, midd
                                                           inner: PolicyGroup) -> None:
     table = policy_table({outer: ["0.0.0.0/0"], middle: ["10.1.0.0/16"], inner: ["10.1.2.0/24"]}, [ME], REQIDS)
     for peer, want in (("10.1.2.3", inner), ("10.1.9.9", middle), ("172.16.0.1", outer)):
-        row = matching_group(table, ME, ipaddress.ip_address(peer))
-        assert row is not None and row.group is want, (peer, row)
+        assert matching_group(table, ME, ipaddress.ip_address(peer)) is want, peer
 
 
 def test_priorities_fall_with_prefix_length_and_are_listed_in_kernel_order() -> None:
@@ -98,7 +97,7 @@ def test_a_cidr_in_two_groups_is_one_policy_the_most_restrictive_kept() -> None:
 
 def test_families_pair_with_their_own_local_address_and_trap_groups_need_a_conn() -> None:
     table = policy_table({PolicyGroup.PRIVATE: ["10.0.0.0/8", "2001:db8:1::/48"]}, [ME, ME6], REQIDS)
-    pairs = {(str(r.spec.selector.src), str(r.cidr)) for r in table}
+    pairs = {(str(r.spec.selector.src), str(r.cidr)) for r in table if r.group is not None}
     assert pairs == {("192.0.2.1/32", "10.0.0.0/8"), ("2001:db8::1/128", "2001:db8:1::/48")}
     assert policy_table({PolicyGroup.PRIVATE: ["10.0.0.0/8"]}, [ME], {}) == []
 
@@ -108,3 +107,17 @@ def test_bad_cidrs_are_typed_errors() -> None:
         parse_cidr("10.0.0.1/8")  # host bits set: a typo
     with pytest.raises(GroupError):
         policy_table({PolicyGroup.BLOCK: ["not-an-address"]}, [ME], REQIDS)
+
+
+def test_ipv6_neighbour_discovery_outranks_every_group_and_only_with_ipv6_traps_or_blocks() -> None:
+    table = policy_table({PolicyGroup.PRIVATE_OR_CLEAR: ["::/0"], PolicyGroup.BLOCK: ["2001:db8:9::/48"]},
+                         [ME, ME6], REQIDS)
+    nd = [r for r in table if r.group is None]
+    assert {(r.spec.selector.proto, r.spec.selector.src_port, r.spec.direction) for r in nd} == {
+        (58, 135, Direction.OUT), (58, 135, Direction.IN), (58, 136, Direction.OUT), (58, 136, Direction.IN)}
+    assert all(r.spec.action is PolicyAction.PASS for r in nd)
+    assert max(r.priority for r in nd) < min(r.priority for r in table if r.group is not None)
+    assert nd[0].as_dict()["group"] == "ipv6-nd"
+    assert matching_group(table, ME6, ipaddress.ip_address("2001:db8:5::1")) is PolicyGroup.PRIVATE_OR_CLEAR
+    assert not [r for r in policy_table({PolicyGroup.CLEAR: ["::/0"]}, [ME6], REQIDS) if r.group is None]
+    assert not [r for r in policy_table({PolicyGroup.PRIVATE: ["::/0"]}, [ME], REQIDS) if r.group is None]

@@ -245,3 +245,24 @@ def test_our_own_address_inside_a_private_cidr_is_not_trapped(pair: tuple[str, s
     node(k, {PolicyGroup.PRIVATE: ["0.0.0.0/0"]})
     assert ping(left, str(LEFT), str(LEFT), 2, 1.0) == 2
     assert acquires(k, 0.3) == []
+
+
+@pytest.mark.parametrize(("extra", "passes"), [({}, False), ({PolicyGroup.CLEAR: ["2001:db8::2/128"]}, True)])
+def test_ipv6_trap_acquire_and_a_slash128_in_clear(extra: dict[PolicyGroup, list[str]], passes: bool) -> None:
+    l6, r6 = ipaddress.ip_address("2001:db8::1"), ipaddress.ip_address("2001:db8::2")
+    with netns_pair(str(l6), str(r6), "fd00:1::1", "fd00:2::1") as (left, _), \
+            XfrmKernel(open_router("default"), netns=left) as k:
+        try:
+            groups = {PolicyGroup.PRIVATE_OR_CLEAR: ["::/0"], **extra}
+            o = Opportunistic(conns(neg=NegotiationShunt.HOLD), groups, [l6])
+            carry(k, o.install())
+            assert (ping(left, str(l6), str(r6), 2, 1.0) == 2) is passes
+            got = acquires(k, 2.0 if not passes else 0.3)
+            if passes:
+                assert got == []
+            else:
+                assert got[0].selector.dst == ipaddress.ip_network(r6)  # a /128
+                (init,) = [a for a in carry(k, o.on_acquire(got[0], 0.0)) if isinstance(a, Initiate)]
+                assert init.connection.name == f"private-or-clear#{l6}-{r6}"
+        finally:
+            k.flush_owned()
