@@ -155,6 +155,7 @@ class Entry:
     shunt: str = ""  # the shunt in force: negotiation shunt while negotiating, failure shunt when SHUNTED
     policies: tuple[PolicySpec, ...] = ()  # per-peer shunt policies we installed
     connection: Connection | None = None
+    resume: tuple[str, float] | None = None  # answering during a bare shunt: its kind and deadline
 
     def row(self, now: float) -> dict[str, object]:
         """`fipsike status --json`: an instance with its group, a bare shunt with its kind and time left."""
@@ -313,14 +314,19 @@ class Opportunistic:
         answering = sum(1 for e in self.entries.values() if e.phase is Phase.NEGOTIATING and not e.initiator)
         if answering >= self.max_answering:
             return [IgnorePeer(f"{answering} opportunistic answers already under way")]
-        out: list[OeAction] = []
-        if entry is not None:  # a bare shunt: the peer now wants crypto, let it
-            out.extend(self._drop_entry(entry))
         conn = instantiate(self.conns[group], local, remote)
-        self._add(Entry(local, remote, group, conn.name, Phase.NEGOTIATING,
-                        now + 2 * conn.retransmit.total(), False, "", (), conn))
-        out.append(Log("info", "oe-respond", f"{conn.name} ({group.value})"))
-        out.append(AcceptPeer(conn))
+        deadline = now + 2 * conn.retransmit.total()
+        out: list[OeAction] = [Log("info", "oe-respond", f"{conn.name} ({group.value})"), AcceptPeer(conn)]
+        if entry is not None:
+            # a bare shunt: the peer now wants crypto, so answer it, but the shunt stays in the kernel
+            # until the tunnel replaces it; a failed (or spoofed) answer leaves it as it was
+            entry.resume = (entry.shunt, entry.deadline)
+            entry.phase, entry.deadline, entry.initiator, entry.connection = Phase.NEGOTIATING, deadline, False, conn
+            del self._by_name[entry.name]
+            entry.name = conn.name
+            self._by_name[conn.name] = key
+            return self._with_wake(out)
+        self._add(Entry(local, remote, group, conn.name, Phase.NEGOTIATING, deadline, False, "", (), conn))
         return self._with_wake(out)
 
     def on_established(self, name: str, now: float) -> list[OeAction]:
@@ -333,6 +339,7 @@ class Opportunistic:
         entry.deadline = now + entry.connection.life_time
         entry.shunt = ""
         entry.policies = ()
+        entry.resume = None
         return self._with_wake([Log("info", "oe-established", f"{name} ({entry.group.value})")])
 
     def on_failed(self, name: str, now: float) -> list[OeAction]:
@@ -347,6 +354,8 @@ class Opportunistic:
         entry = self._named(name)
         if entry is None or entry.phase is Phase.SHUNTED:
             return []
+        if entry.resume is not None:
+            return self._with_wake(self._resume_shunt(entry))
         out = self._drop_entry(entry)
         out.append(Log("info", "oe-down", f"{name}: the trap is back for the next packet"))
         return self._with_wake(out)
@@ -405,6 +414,8 @@ class Opportunistic:
         gc = self.conns[entry.group]
         out: list[OeAction] = []
         action = _FAILURE_ACTION.get(gc.failure_shunt)
+        if entry.resume is not None:
+            return self._resume_shunt(entry)
         if not entry.initiator:
             # a failed answer installs no shunt: IKE_SA_INIT is unauthenticated, and a spoofed one must
             # not get a peer dropped (or let out in the clear) for the shunt lifetime. Our own next
@@ -425,6 +436,14 @@ class Opportunistic:
         out.append(Log("info", "oe-failure-shunt", f"{entry.local} -> {entry.remote}: {gc.failure_shunt.value} "
                                                    f"for {self.shunt_lifetime:.0f}s"))
         return out
+
+    def _resume_shunt(self, entry: Entry) -> list[OeAction]:
+        """An answer given during a bare shunt came to nothing: the shunt (still in the kernel) holds on."""
+        assert entry.resume is not None
+        entry.shunt, entry.deadline = entry.resume
+        entry.phase, entry.initiator, entry.connection, entry.resume = Phase.SHUNTED, True, None, None
+        return [Forget(entry.name), Log("info", "oe-failed", f"{entry.name}: answering {entry.remote} failed; "
+                                                             f"the {entry.shunt} shunt stays")]
 
     def _drop_entry(self, entry: Entry) -> list[OeAction]:
         """Remove the entry and its per-peer policies, putting back a group policy they had replaced."""

@@ -193,3 +193,51 @@ def test_mesh_every_pair_ends_with_one_ike_sa_clear_neighbours_and_plain_hosts_i
     # the host without fipsike is reached in the clear after the failure shunt (passthrough)
     status = nodes[ips[0]].oe.status(now)  # type: ignore[union-attr]
     assert any(r["kind"] == "bare-shunt" and r["remote"] == plain and r["shunt"] == "passthrough" for r in status)
+
+
+def test_cloud_mesh_private_with_certificates_a_foreign_ca_is_never_reached_and_nothing_leaks() -> None:
+    """The seed's `conn private`: certificates, rightid=%fromcert, rightca=%same, failureshunt=drop,
+    negotiationshunt=hold, 192.0.2.0/24 in private. Node 3's certificate is from another CA."""
+    from datetime import UTC, datetime
+
+    from certs.testpki import P256, TestPki
+    from fipsike.ike.config import ChildConfig, Connection
+    from fipsike.oe.opportunistic import FailureShunt, GroupConn, NegotiationShunt
+    from tests.oe.test_opportunistic import REQ_PRIV
+
+    pki = TestPki(open_router("fips"), datetime.now(UTC))
+    ca, other = pki.root("Cloud CA", P256), pki.root("Other CA", P256)
+    wire: Wire = []
+    nodes: dict[str, Node] = {}
+    for i, issuer in ((1, ca), (2, ca), (3, other)):
+        ip = ipaddress.ip_address(f"192.0.2.{i}")
+        me = pki.end_entity(f"node{i}.example.com", issuer, P256, sans=(f"DNS:node{i}.example.com",))
+        template = Connection(name="private", local_addrs=("%defaultroute",), remote_addrs=("%opportunisticgroup",),
+                              local_id="%fromcert", remote_id="%fromcert", private_key=me.key,
+                              certificate=me.cert, trust_anchors=(issuer.cert,),  # rightca=%same
+                              children=(ChildConfig("private", (), ()),))
+        gc = GroupConn(PolicyGroup.PRIVATE, template, REQ_PRIV, FailureShunt.DROP, NegotiationShunt.HOLD)
+        nodes[str(ip)] = Node(ip, wire, Opportunistic([gc], {PolicyGroup.PRIVATE: ["192.0.2.0/24"]}, [ip]))
+    one, two, three = (ipaddress.ip_address(f"192.0.2.{i}") for i in (1, 2, 3))
+    verdicts: dict[tuple[IPAddress, IPAddress], list[str]] = {}
+    now = 0.0
+    for step in range(40):
+        for a, b in ((one, two), (one, three), (three, one)):
+            verdicts.setdefault((a, b), []).append(nodes[str(a)].send(b, now))
+        settle(nodes, now)
+        now += 5.0
+        for node in nodes.values():
+            node.tick(now)
+        settle(nodes, now)
+        if step > 3 and not any(r["state"] == "negotiating" for n in nodes.values() if n.oe
+                                for r in n.oe.status(now)):
+            break
+    assert verdicts[(one, two)][0] == "acquire" and verdicts[(one, two)][-1] == "protected"
+    assert nodes[str(one)].ike_peers() == [str(two)]
+    assert nodes[str(three)].ike_peers() == []
+    for pair in ((one, three), (three, one)):
+        seen = verdicts[pair]
+        assert "clear" not in seen and "protected" not in seen, (pair, seen)  # never reached, never leaked
+        assert seen[-1] == "dropped", (pair, seen)  # the failure shunt
+    rows = nodes[str(one)].oe.status(now)  # type: ignore[union-attr]
+    assert any(r["kind"] == "bare-shunt" and r["remote"] == str(three) and r["shunt"] == "drop" for r in rows)

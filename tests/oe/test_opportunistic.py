@@ -206,13 +206,24 @@ def test_responder_instantiates_for_groups_that_answer_ike(group: PolicyGroup, a
         assert of(acts, IgnorePeer) and o.status(0.0) == []
 
 
-def test_a_peer_initiating_during_a_failure_shunt_replaces_it() -> None:
+def test_a_peer_initiating_during_a_failure_shunt_is_answered_but_the_shunt_holds_till_the_tunnel() -> None:
     o = oe()
     name = of(o.on_acquire(acquire(ME, PEER), now=0.0), Initiate)[0].connection.name
     o.on_failed(name, now=1.0)
     acts = o.on_peer_initiated(ME, PEER, now=2.0)
-    assert of(acts, RemovePolicy) and of(acts, AcceptPeer)
-    assert o.status(2.0)[0]["kind"] == "instance"
+    assert of(acts, AcceptPeer) and not of(acts, RemovePolicy) and not of(acts, InstallPolicy)
+    (row,) = o.status(2.0)
+    assert row["kind"] == "instance" and row["role"] == "responder" and row["shunt"] == "passthrough"
+    # the answer fails (or was spoofed): the shunt, still in the kernel, holds on with its old deadline
+    answer = of(acts, AcceptPeer)[0].connection.name
+    out = o.on_failed(answer, now=3.0)
+    assert not of(out, RemovePolicy) and not of(out, InstallPolicy) and of(out, Forget) == [Forget(answer)]
+    (row,) = o.status(3.0)
+    assert row["kind"] == "bare-shunt" and row["expires_in"] == 1.0 + DEFAULT_SHUNT_LIFETIME - 3.0
+    # answered again, and this time the tunnel comes up: it replaced the shunt, nothing to remove
+    answer = of(o.on_peer_initiated(ME, PEER, now=4.0), AcceptPeer)[0].connection.name
+    assert not of(o.on_established(answer, now=5.0), RemovePolicy)
+    assert o.status(5.0)[0]["state"] == "established"
 
 
 def ike_sas_after_simultaneous_acquires(a_addr: IPAddress, b_addr: IPAddress) -> int:
