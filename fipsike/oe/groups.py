@@ -83,7 +83,7 @@ _RESTRICTIVENESS = {PolicyGroup.BLOCK: 4, PolicyGroup.PRIVATE: 3, PolicyGroup.PR
                     PolicyGroup.CLEAR_OR_PRIVATE: 1, PolicyGroup.CLEAR: 0}
 
 # Rank inside one specificity band of default_priority (0..7, lower wins). 0 is the instance's own
-# IPsec policy (the engine's installer uses rank 0 for IPSEC); bare shunts for one peer come next, so
+# IPsec policy (XfrmKernel's default priority gives IPSEC rank 0); bare shunts for one peer come next, so
 # they beat a group policy of the same shape; the groups follow. XFRM replaces a policy with the same
 # selector and direction whatever its priority, so equal ranks never have to break a tie in the kernel.
 RANK_INSTANCE = 0
