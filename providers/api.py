@@ -83,6 +83,11 @@ class Provider(Protocol):
         """prf+(K, [secret_prefix |] seed) cut into keys of the given (kind, octets)."""
         ...
 
+    def join_secrets(self, parts: Sequence[SecretKey | bytes], kind: str) -> SecretKey:
+        """One secret handle of secrets and public octets in order, e.g. SK(0) | Ni | Nr | SK(1..n)
+        (RFC 9370 2.2.4; SP 800-133r2 6.3 combining by concatenation). No secret leaves the module."""
+        ...
+
     # --- encryption and integrity ----------------------------------------------
     def aead_seal(self, alg: Encryption, key: SecretKey, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
         """ciphertext || ICV (ICV length from alg)."""
@@ -163,6 +168,8 @@ class IkeRouter(Protocol):
 
     def prf_plus(self, alg: Prf, key: SecretKey, seed: bytes, lengths: Sequence[tuple[str, int]],
                  secret_prefix: SecretKey | None = None) -> list[SecretKey]: ...
+
+    def join_secrets(self, parts: Sequence[SecretKey | bytes], kind: str) -> SecretKey: ...
 
     def aead_seal(self, alg: Encryption, key: SecretKey, iv: bytes, plaintext: bytes, aad: bytes) -> bytes: ...
 

@@ -330,6 +330,17 @@ class OpenSSLProvider:
         prefix = shared._bytes() if shared is not None else b""
         return SecretKey(self._hmac(self._prf_hash(alg), sk_d._bytes(), prefix + ni + nr), "SKEYSEED", NAME)
 
+    def join_secrets(self, parts: Sequence[SecretKey | bytes], kind: str) -> SecretKey:
+        # RFC 9370 2.2.4 puts public nonces between secrets in one PRF input; the joined value is
+        # itself a secret, so it is built and held here like any other
+        material = bytearray()
+        for part in parts:
+            material += part._bytes() if isinstance(part, SecretKey) else bytes(part)
+        try:
+            return SecretKey(bytes(material), kind, NAME)
+        finally:
+            material[:] = bytes(len(material))
+
     def prf_plus_bytes(self, alg: Prf, key: bytes, seed: bytes, total: int) -> bytes:
         """prf+ (RFC 7296 section 2.13): T1 = prf(K, S | 0x01), Tn = prf(K, Tn-1 | S | n).
 

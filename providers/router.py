@@ -266,6 +266,14 @@ class Router:
         self.policy.check_prf(alg)
         return self.openssl.prf_plus(alg, key, seed, lengths, secret_prefix)
 
+    def join_secrets(self, parts: Sequence[SecretKey | bytes], kind: str) -> SecretKey:
+        if self.gate.refusing:
+            self.gate.check()
+        for part in parts:
+            if isinstance(part, SecretKey) and part.owner != self.openssl.name:
+                raise UnsupportedOperation(f"joining secrets runs on openssl; {part.kind} is held by {part.owner}")
+        return self.openssl.join_secrets(parts, kind)
+
     # --- encryption: metered ------------------------------------------------------------
     def _admit(self, alg: Encryption, key: SecretKey) -> Meter:
         """Policy check and meter binding for a key's first use with `alg` under this router."""

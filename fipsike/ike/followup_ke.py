@@ -23,7 +23,7 @@ from fipsike.ike.intermediate import MAX_ADDITIONAL, AdditionalKeyExchangeError,
 from fipsike.ike.payloads import KeyExchangePayload, Notify, Payload
 from fipsike.ike.registry import NotifyType
 from providers.algorithms import KeyExchange
-from providers.api import Provider
+from providers.api import IkeRouter
 from providers.errors import InvalidKeyShare
 from providers.handles import KeyShare, SecretKey
 
@@ -53,7 +53,7 @@ class FollowupKeyExchanges:
     rekey). `shared` is SK(0), the CREATE_CHILD_SA's own KE secret (None without a KE payload); this
     object owns it and the SK(1..n) it gathers until `secrets()` hands them over."""
 
-    def __init__(self, router: Provider, initiator: bool, methods: Sequence[KeyExchange],
+    def __init__(self, router: IkeRouter, initiator: bool, methods: Sequence[KeyExchange],
                  shared: SecretKey | None) -> None:
         if not 1 <= len(methods) <= MAX_ADDITIONAL or KeyExchange.NONE in methods:
             raise ValueError("1 to 7 additional key exchange methods, NONE left out (RFC 9370 2.2.1)")

@@ -28,7 +28,7 @@ from fipsike.ike.message import Message, serialize_payloads
 from fipsike.ike.payloads import GENERIC_HEADER, Encrypted
 from fipsike.ike.registry import PayloadType
 from providers.algorithms import Prf
-from providers.api import Provider
+from providers.api import IkeRouter
 
 _LENGTH_AT = 24  # the IKE header's Length field (RFC 7296 3.1)
 IKE_AUTH_MID_SIZE = 4
@@ -103,7 +103,7 @@ class IntAuth:
     initiator_messages: int = 0
     responder_messages: int = 0
 
-    def add(self, router: Provider, keys: IkeKeys, data: bytes, sent_by_initiator: bool) -> None:
+    def add(self, router: IkeRouter, keys: IkeKeys, data: bytes, sent_by_initiator: bool) -> None:
         """Chain one IKE_INTERMEDIATE message's A | P in, under the keys that protected it."""
         if sent_by_initiator:
             self.initiator = router.prf(self.prf, keys.sk_pi, self.initiator + data)

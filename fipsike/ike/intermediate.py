@@ -30,7 +30,7 @@ from fipsike.ike.keymat import IkeKeys, derive_intermediate_keys
 from fipsike.ike.payloads import KeyExchangePayload, Payload
 from fipsike.ike.proposals import IkeSuite
 from providers.algorithms import Integrity, KeyExchange
-from providers.api import Provider
+from providers.api import IkeRouter
 from providers.errors import InvalidKeyShare
 from providers.handles import KeyShare, SecretKey
 
@@ -68,7 +68,7 @@ def ke_data_of(payloads: Sequence[Payload], method: KeyExchange, n: int, role: s
 class IntermediateKeyExchanges:
     """The pending additional key exchanges of one IKE SA, its current keys and its IntAuth."""
 
-    def __init__(self, router: Provider, initiator: bool, suite: IkeSuite, keys: IkeKeys, ni: bytes, nr: bytes,
+    def __init__(self, router: IkeRouter, initiator: bool, suite: IkeSuite, keys: IkeKeys, ni: bytes, nr: bytes,
                  spi_i: bytes, spi_r: bytes, methods: Sequence[KeyExchange]) -> None:
         if len(methods) > MAX_ADDITIONAL:
             raise ValueError(f"{len(methods)} additional key exchanges; RFC 9370 allows {MAX_ADDITIONAL}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from providers.algorithms import Encryption, Integrity, Prf
 from providers.api import IkeRouter
@@ -133,7 +132,7 @@ def derive_child_keys(router: IkeRouter, prf: Prf, sk_d: SecretKey, encr: Encryp
 
 # --- multiple key exchanges (RFC 9370) ---------------------------------------------------------
 
-def derive_intermediate_keys(router: Provider, keys: IkeKeys, encr: Encryption, encr_key_bits: int,
+def derive_intermediate_keys(router: IkeRouter, keys: IkeKeys, encr: Encryption, encr_key_bits: int,
                              integ: Integrity | None, shared: SecretKey, ni: bytes, nr: bytes, spi_i: bytes,
                              spi_r: bytes) -> IkeKeys:
     """After the n-th IKE_INTERMEDIATE key exchange (RFC 9370 2.2.2):
@@ -150,30 +149,15 @@ def derive_intermediate_keys(router: Provider, keys: IkeKeys, encr: Encryption, 
                                    ni, nr, spi_i, spi_r)
 
 
-@runtime_checkable
-class SecretJoiner(Protocol):
-    """The provider operation RFC 9370 2.2.4 needs beyond providers.api.Provider.
-
-    Its PRF input is SK(0) | Ni | Nr | SK(1) | ... | SK(n): secrets on both sides of public octets,
-    which neither `rekey_skeyseed` nor `prf_plus(secret_prefix=)` can express. `join_secrets` makes one
-    secret handle of the parts in order (SP 800-133r2 6.3 "combining keys" by concatenation; SP 800-56C r2
-    2 allows Z' = Z || T), inside the module, so no shared secret is ever exported.
-    """
-
-    def join_secrets(self, parts: Sequence[SecretKey | bytes], kind: str) -> SecretKey: ...
-
-
-def _followup_secret(router: Provider, shared: SecretKey | None, ni: bytes, nr: bytes,
+def _followup_secret(router: IkeRouter, shared: SecretKey | None, ni: bytes, nr: bytes,
                      additional: Sequence[SecretKey]) -> SecretKey:
     """SK(0) | Ni | Nr | SK(1) | ... | SK(n) as one handle (RFC 9370 2.2.4)."""
-    if not isinstance(router, SecretJoiner):
-        raise TypeError(f"{type(router).__name__} cannot join secrets (RFC 9370 2.2.4 needs join_secrets)")
     parts: list[SecretKey | bytes] = [shared] if shared is not None else []
     parts += [ni + nr, *additional]
     return router.join_secrets(parts, "SK(0) | Ni | Nr | SK(1..n)")
 
 
-def derive_followup_child_keys(router: Provider, prf: Prf, sk_d: SecretKey, encr: Encryption, encr_key_bits: int,
+def derive_followup_child_keys(router: IkeRouter, prf: Prf, sk_d: SecretKey, encr: Encryption, encr_key_bits: int,
                                integ: Integrity | None, ni: bytes, nr: bytes, shared: SecretKey | None,
                                additional: Sequence[SecretKey]) -> ChildKeys:
     """Child SA made or rekeyed with additional key exchanges (CREATE_CHILD_SA, then IKE_FOLLOWUP_KE):
@@ -193,7 +177,7 @@ def derive_followup_child_keys(router: Provider, prf: Prf, sk_d: SecretKey, encr
         joined.wipe()
 
 
-def derive_followup_rekeyed_ike_keys(router: Provider, old_prf: Prf, old_sk_d: SecretKey, prf: Prf,
+def derive_followup_rekeyed_ike_keys(router: IkeRouter, old_prf: Prf, old_sk_d: SecretKey, prf: Prf,
                                      encr: Encryption, encr_key_bits: int, integ: Integrity | None,
                                      shared: SecretKey, ni: bytes, nr: bytes, spi_i: bytes, spi_r: bytes,
                                      additional: Sequence[SecretKey]) -> IkeKeys:

@@ -402,6 +402,9 @@ class Pkcs11Provider:
                  secret_prefix: SecretKey | None = None) -> list[SecretKey]:
         raise UnsupportedOperation("the token has no CKM_IKE2_PRF_PLUS_DERIVE (PKCS#11 3.0): prf+ runs on openssl")
 
+    def join_secrets(self, parts: Sequence[SecretKey | bytes], kind: str) -> SecretKey:
+        raise UnsupportedOperation("joining secrets runs on openssl (no CKM_CONCATENATE_* use on the token)")
+
     def ke_generate(self, group: KeyExchange) -> KeyShare:
         raise UnsupportedOperation("key exchange runs on openssl (SKEYSEED cannot be derived on this token)")
 

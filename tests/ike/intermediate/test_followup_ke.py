@@ -13,14 +13,14 @@ from fipsike.ike.keymat import derive_followup_child_keys, derive_followup_rekey
 from fipsike.ike.payloads import KeyExchangePayload, Notify
 from fipsike.ike.registry import ExchangeType, NotifyType
 from providers import Encryption, Integrity, KeyExchange, Prf
-from tests.ike.intermediate.conftest import JoiningRouter
+from providers.router import Router
 
 GCM = Encryption.ENCR_AES_GCM_16
 PRF = Prf.PRF_HMAC_SHA2_384
 SK_D = bytes(range(48))
 
 
-def pair(router: JoiningRouter, methods: list[KeyExchange]) -> tuple[FollowupKeyExchanges, FollowupKeyExchanges]:
+def pair(router: Router, methods: list[KeyExchange]) -> tuple[FollowupKeyExchanges, FollowupKeyExchanges]:
     a, b = router.ke_generate(KeyExchange.ECP_384), router.ke_generate(KeyExchange.ECP_384)
     i = FollowupKeyExchanges(router, True, methods, router.ke_derive(a, b.public))
     r = FollowupKeyExchanges(router, False, methods, router.ke_derive(b, a.public))
@@ -42,7 +42,7 @@ def run(i: FollowupKeyExchanges, r: FollowupKeyExchanges) -> int:
 
 @pytest.mark.parametrize("methods", [[KeyExchange.ML_KEM_768], [KeyExchange.ML_KEM_1024, KeyExchange.ECP_256,
                                                                  KeyExchange.ML_KEM_768]])
-def test_child_sa_keymat_agrees(router: JoiningRouter, methods: list[KeyExchange]) -> None:
+def test_child_sa_keymat_agrees(router: Router, methods: list[KeyExchange]) -> None:
     i, r = pair(router, methods)
     assert run(i, r) == len(methods) and r.done
     ni, nr = router.random(32), router.random(32)
@@ -65,7 +65,7 @@ def test_child_sa_keymat_agrees(router: JoiningRouter, methods: list[KeyExchange
         router.aead_open(GCM, keys[1].encr_i, iv, sealed, b"")
 
 
-def test_ike_sa_rekey_agrees(router: JoiningRouter) -> None:
+def test_ike_sa_rekey_agrees(router: Router) -> None:
     i, r = pair(router, [KeyExchange.ML_KEM_1024])
     run(i, r)
     ni, nr, spi_i, spi_r = router.random(32), router.random(32), router.random(8), router.random(8)
@@ -85,7 +85,7 @@ def test_ike_sa_rekey_agrees(router: JoiningRouter) -> None:
             == router.integrity_icv(Integrity.AUTH_HMAC_SHA2_384_192, ai[1], data))
 
 
-def test_retransmissions_and_late_copies(router: JoiningRouter) -> None:
+def test_retransmissions_and_late_copies(router: Router) -> None:
     i, r = pair(router, [KeyExchange.ML_KEM_768, KeyExchange.ML_KEM_1024])
     req1 = i.next_request()
     assert i.next_request() == req1
@@ -104,7 +104,7 @@ def test_retransmissions_and_late_copies(router: JoiningRouter) -> None:
     assert [router.prf(PRF, k, b"p") for k in sk_i] == [router.prf(PRF, k, b"p") for k in sk_r]
 
 
-def test_unknown_link_is_state_not_found(router: JoiningRouter) -> None:
+def test_unknown_link_is_state_not_found(router: Router) -> None:
     i, r = pair(router, [KeyExchange.ML_KEM_768])
     req = i.next_request()
     forged = [req[0], Notify(int(NotifyType.ADDITIONAL_KEY_EXCHANGE), b"\x00" * LINK_SIZE)]
@@ -118,7 +118,7 @@ def test_unknown_link_is_state_not_found(router: JoiningRouter) -> None:
     assert NotifyType.ADDITIONAL_KEY_EXCHANGE == 16441 and ExchangeType.IKE_FOLLOWUP_KE == 44  # RFC 9370 (IANA)
 
 
-def test_malformed_messages(router: JoiningRouter) -> None:
+def test_malformed_messages(router: Router) -> None:
     i, r = pair(router, [KeyExchange.ML_KEM_768, KeyExchange.ML_KEM_768])
     req = i.next_request()
     with pytest.raises(AdditionalKeyExchangeError):  # an SPI on the link notify

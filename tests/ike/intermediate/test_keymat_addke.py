@@ -21,9 +21,9 @@ from fipsike.ike.keymat import (
     derive_rekeyed_ike_keys,
 )
 from providers import Encryption, Integrity, Prf, open_router
+from providers.errors import UnsupportedOperation
 from providers.handles import SecretKey
 from providers.router import Router
-from tests.ike.intermediate.conftest import JoiningRouter
 
 NI, NR = bytes(range(32)), bytes(range(100, 132))
 SPI_I, SPI_R = bytes.fromhex("0102030405060708"), bytes.fromhex("1112131415161718")
@@ -68,7 +68,7 @@ def r_prf(r: Router, prf: Prf, key: SecretKey) -> bytes:
 
 
 @pytest.mark.parametrize(("prf", "h"), [(Prf.PRF_HMAC_SHA2_256, "sha256"), (Prf.PRF_HMAC_SHA2_384, "sha384")])
-def test_skeyseed_n_chains_through_each_intermediate_exchange(router: JoiningRouter, prf: Prf, h: str) -> None:
+def test_skeyseed_n_chains_through_each_intermediate_exchange(router: Router, prf: Prf, h: str) -> None:
     """SKEYSEED(n) = prf(SK_d(n-1), SK(n) | Ni | Nr), then prf+ over Ni | Nr | SPIi | SPIr (RFC 9370 2.2.2)."""
     keys0 = derive_ike_keys(router, prf, GCM, 256, None, NI, NR, router.import_secret(G_IR, "g^ir"), SPI_I, SPI_R)
     want0 = split(h, hm(h, NI + NR, G_IR))
@@ -98,7 +98,7 @@ def test_intermediate_keys_need_no_joiner() -> None:
 
 
 @pytest.mark.parametrize("integ", [None, Integrity.AUTH_HMAC_SHA2_256_128])
-def test_child_keymat_with_followup_secrets(router: JoiningRouter, integ: Integrity | None) -> None:
+def test_child_keymat_with_followup_secrets(router: Router, integ: Integrity | None) -> None:
     """KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | SK(2)) (RFC 9370 2.2.4), in RFC 7296 2.17's order."""
     prf, h = Prf.PRF_HMAC_SHA2_256, "sha256"
     sk_d_bytes = bytes(range(200, 232))
@@ -123,7 +123,7 @@ def test_child_keymat_with_followup_secrets(router: JoiningRouter, integ: Integr
     assert router.release_esp_key(swapped.encr_i, "test") != want_ei
 
 
-def test_child_keymat_without_sk0(router: JoiningRouter) -> None:
+def test_child_keymat_without_sk0(router: Router) -> None:
     """No KE payload in CREATE_CHILD_SA: KEYMAT = prf+(SK_d, Ni | Nr | SK(1))."""
     sk_d_bytes = bytes(range(32))
     got = derive_followup_child_keys(router, Prf.PRF_HMAC_SHA2_256, router.import_secret(sk_d_bytes, "SK_d"), GCM,
@@ -132,7 +132,7 @@ def test_child_keymat_without_sk0(router: JoiningRouter) -> None:
     assert router.release_esp_key(got.encr_i, "test") == want
 
 
-def test_followup_without_additional_is_rfc7296(router: JoiningRouter) -> None:
+def test_followup_without_additional_is_rfc7296(router: Router) -> None:
     sk_d = router.import_secret(bytes(range(32)), "SK_d")
     shared = router.import_secret(G_IR, "g^ir")
     a = derive_followup_child_keys(router, Prf.PRF_HMAC_SHA2_256, sk_d, GCM, 128, None, NI, NR, shared, [])
@@ -144,15 +144,24 @@ def test_followup_without_additional_is_rfc7296(router: JoiningRouter) -> None:
                                NI, NR, None, [])
 
 
-def test_followup_with_additional_refuses_a_router_that_cannot_join() -> None:
+def test_joining_refuses_a_secret_held_by_another_provider() -> None:
+    """join_secrets runs where the secrets are: a part held by the token is refused by name, never exported."""
     plain = open_router("fips")
-    with pytest.raises(TypeError, match="join_secrets"):
+    foreign = SecretKey(SK1, "g^ir", "pkcs11")
+    with pytest.raises(UnsupportedOperation, match="g\\^ir is held by pkcs11"):
         derive_followup_child_keys(plain, Prf.PRF_HMAC_SHA2_256, plain.import_secret(bytes(32), "SK_d"), GCM, 128,
-                                   None, NI, NR, None, [plain.import_secret(SK1, "g^ir")])
+                                   None, NI, NR, None, [foreign])
+
+
+def test_joined_secret_is_the_concatenation_and_stays_a_handle(router: Router) -> None:
+    parts = [router.import_secret(b"\x01" * 4, "a"), b"NN", router.import_secret(b"\x02" * 3, "b")]
+    joined = router.join_secrets(parts, "joined")
+    assert len(joined) == 9 and "\x01" not in repr(joined)
+    assert joined._bytes() == b"\x01" * 4 + b"NN" + b"\x02" * 3
 
 
 @pytest.mark.parametrize(("prf", "h"), [(Prf.PRF_HMAC_SHA2_256, "sha256"), (Prf.PRF_HMAC_SHA2_384, "sha384")])
-def test_ike_rekey_skeyseed_with_followup_secrets(router: JoiningRouter, prf: Prf, h: str) -> None:
+def test_ike_rekey_skeyseed_with_followup_secrets(router: Router, prf: Prf, h: str) -> None:
     """SKEYSEED = prf(SK_d (old), SK(0) | Ni | Nr | SK(1) | SK(2)) (RFC 9370 2.2.4), then RFC 7296 2.14."""
     old_d = bytes(range(50, 50 + hashlib.new(h).digest_size))
     keys = derive_followup_rekeyed_ike_keys(
