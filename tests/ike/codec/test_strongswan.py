@@ -31,12 +31,20 @@ def test_stored_captures_present() -> None:
         assert (DATA / f"{name}.keys.csv").exists()
 
 
-def _expected_flow(frames: list[Message]) -> None:
+def _expected_flow(frames: list[Message], live: bool = False) -> None:
+    if live:
+        # a fresh capture on a loaded machine may hold retransmissions (same SPIs, message ID and direction)
+        # and charon's liveness checks (extra INFORMATIONAL exchanges): count each exchange message once
+        seen = {(m.spi_i, m.spi_r if m.exchange != ExchangeType.IKE_SA_INIT else b"", int(m.exchange),
+                 m.message_id, m.response): m for m in frames}
+        frames = list(seen.values())
     exchanges = Counter(int(m.exchange) for m in frames)
     assert exchanges[ExchangeType.IKE_SA_INIT] == 2
     assert exchanges[ExchangeType.IKE_AUTH] >= 2
     assert exchanges[ExchangeType.CREATE_CHILD_SA] == 4  # Child SA rekey and IKE SA rekey, request + response
-    assert exchanges[ExchangeType.INFORMATIONAL] == 6  # delete old Child SA, old IKE SA, final IKE SA
+    informational = exchanges[ExchangeType.INFORMATIONAL]
+    # delete old Child SA, old IKE SA, final IKE SA (request + response each)
+    assert informational >= 6 and informational % 2 == 0 if live else informational == 6
 
 
 @pytest.mark.parametrize("name", CAPTURES)
@@ -111,7 +119,7 @@ def test_fresh_capture_from_live_charon(tmp_path: Path, default_router: Router) 
         work.mkdir()
         pcap, keys = harness.capture_scenario(name, tmp_path, work)
         msgs = [Message.parse(d.data) for d in datagrams(pcap.read_bytes())]
-        _expected_flow(msgs)
+        _expected_flow(msgs, live=True)
         ours = our_frames(pcap, keys, default_router)
         assert compare(ours, tshark_frames(pcap, keys)) > 300
         auths = [n for f in ours for p in f.payloads for n in p.children if n.type == PayloadType.AUTH]

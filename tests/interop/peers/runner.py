@@ -265,12 +265,16 @@ def ping_check(ctx: Context, p: Placed, cell: Cell, workdir: Path) -> Check:
         cap.wait_ready()
     there = topology.ping(p.fk_host.netns, p.fk_host.inner, p.peer_host.inner, PINGS)
     back = topology.ping(p.peer_host.netns, p.peer_host.inner, p.fk_host.inner, PINGS)
-    time.sleep(0.3)  # the last reply is on the wire
+    # the last reply is on the wire: wait until tcpdump has written it (a stop at once can drop the
+    # packets still in its socket), bounded so a real shortfall is still reported below
+    carrier = "esp_in_udp" if cell.path == "nat" else "esp"
+    inner = (p.fk_host.inner, p.peer_host.inner)
+    _wait(lambda: sum(cap.written(carrier, inner) for cap in caps) >= 4 * PINGS, 3)
     for cap in caps:
         cap.stop()
     seen: dict[str, int] = {}
     for cap in caps:
-        for k, v in cap.summary((p.fk_host.inner, p.peer_host.inner)).items():
+        for k, v in cap.summary(inner).items():
             seen[k] = seen.get(k, 0) + v
     (spi_in, spi_out), = p.fk.child_spis()
     after_fk = topology.esp_counters(p.fk_host.netns, ctx.router)
@@ -293,7 +297,6 @@ def ping_check(ctx: Context, p: Placed, cell: Cell, workdir: Path) -> Check:
     bad = {k: v for k, v in counters.items() if v != want}
     if bad:
         problems.append(f"counters {bad} (want {want} each)")
-    carrier = "esp_in_udp" if cell.path == "nat" else "esp"
     if seen["clear_inner"]:
         problems.append(f"{seen['clear_inner']} inner packets in the clear on the path")
     if seen[carrier] < 4 * PINGS:

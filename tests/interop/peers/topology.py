@@ -180,6 +180,10 @@ class Capture:
                 raise PeerError(f"tcpdump did not start ({self.path.name})")
             time.sleep(0.05)
 
+    def written(self, kind: str, inner: tuple[str, str]) -> int:
+        """Packets of one kind in the pcap so far (-U writes each packet as it is captured)."""
+        return self._classify(inner)[kind]
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
@@ -193,6 +197,9 @@ class Capture:
         """Packets by kind: esp (IP proto 50), esp_in_udp (UDP 4500 without the non-ESP marker),
         ike, clear_inner (anything to or from an inner address: must be 0)."""
         self.stop()
+        return self._classify(inner)
+
+    def _classify(self, inner: tuple[str, str]) -> dict[str, int]:
         text = run(["tcpdump", "-r", str(self.path), "-nn"], check=False).stdout
         out = {"esp": 0, "esp_in_udp": 0, "ike": 0, "clear_inner": 0, "other": 0}
         for line in text.splitlines():
