@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import signal
 import time
@@ -103,7 +104,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.clock = clock
         self.config = config
-        self.engine = Engine(router, [e.connection for e in config.by_name().values()])
+        self.engine = Engine(router, [e.connection for e in config.by_name().values()], crl_source=config.crls)
         self.installer = Installer(kernel)
         self.control = ControlServer(options.ctl, self, config.ctl_group)
         self._timer: asyncio.TimerHandle | None = None
@@ -396,6 +397,8 @@ class Daemon:
     # --- reload --------------------------------------------------------------------------------------
     def reload(self) -> JsonObject:
         new = with_reqids(self.loader(self.options.paths, self.router), self.reqids)
+        for warning in new.warnings:
+            self.event("warning", "config-warning", None, warning)
         old_by, new_by = self.config.by_name(), new.by_name()
         removed = sorted(set(old_by) - set(new_by))
         added = sorted(set(new_by) - set(old_by))
@@ -404,6 +407,9 @@ class Daemon:
             self.carry(self.engine.terminate(name, self.clock()))
             self._unroute(old_by[name])
             self.engine.remove_connection(name)
+        if self.config.crls is not None:  # the engine keeps its source: point it at the new folder
+            self.config.crls.follow(new.crls)
+            new = dataclasses.replace(new, crls=self.config.crls)
         self.config = new
         for name in added + changed:
             self.engine.add_connection(new_by[name].connection)
