@@ -2,7 +2,8 @@
 # Run `pytest tests/kernel/guest` (or a boot check) inside a user-mode-linux guest kernel that has ESP
 # (the host kernel has XFRM netlink but no ESP). See /work/shared/recipes/guest-kernel.md.
 #
-# usage: scripts/guest-run.sh [PYTEST ARGS...]   the ESP tests (after a boot check)
+# usage: scripts/guest-run.sh [PYTEST ARGS...]   the ESP tests of tests/kernel/guest, or the tests/... paths
+#                                                 given (e.g. tests/daemon/guest), after a boot check
 #        scripts/guest-run.sh --boot-check      boot with a trivial init, load the modules, say why not in one line
 #   env: UML_WORK   cache + work folder (default /var/cache/fipsike-uml)
 #        PYTHON     interpreter with pytest and pyroute2 (default: python3 on PATH)
@@ -119,11 +120,15 @@ if [ "${1:-}" = "--boot-check" ]; then
 fi
 
 ARGS=""
-for a in "$@"; do ARGS="$ARGS $(printf '%q' "$a")"; done
+TESTS="tests/kernel/guest"
+for a in "$@"; do
+  ARGS="$ARGS $(printf '%q' "$a")"
+  case "$a" in tests/*) TESTS="" ;; esac  # test paths given: run those instead of tests/kernel/guest
+done
 if [ -n "${GUEST_CMD:-}" ]; then
   BODY="( $GUEST_CMD ) > /run/out/pytest.log 2>&1"
 else
-  BODY="$PY -m pytest -p no:cacheprovider -q -m guest tests/kernel/guest $ARGS --junitxml=/run/out/junit.xml > /run/out/pytest.log 2>&1"
+  BODY="$PY -m pytest -p no:cacheprovider -q -m guest $TESTS $ARGS --junitxml=/run/out/junit.xml > /run/out/pytest.log 2>&1"
 fi
 boot main "$TIMEOUT" "$BODY"
 cat "$RUN/main/out/pytest.log" 2>/dev/null || true
