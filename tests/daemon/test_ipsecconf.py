@@ -182,3 +182,25 @@ def test_a_conn_that_is_not_this_hosts_is_skipped_with_a_warning(tmp_path: Path,
     assert cfg.connections == ()
     assert any(w.startswith(f"{paths.config}:") and "conn gw: skipped: neither left nor right" in w
                for w in cfg.warnings), cfg.warnings
+
+
+def test_the_daemon_stops_at_a_config_error_in_one_line_before_any_socket(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.daemon.harness import ROOT
+
+    conf = tmp_path / "ipsec.conf"
+    conf.write_text("conn gw\n\tleft=127.0.0.1\n\tright=203.0.113.250\n\tike=aes_gcm_16_256-md5\n")
+    r = subprocess.run([sys.executable, "-m", "fipsike", "daemon", "--kernel", "memory", "--config", str(conf),
+                        "--ipsecdir", str(tmp_path), "--ctl", str(tmp_path / "ctl")], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    (line,) = r.stderr.splitlines()
+    assert line.startswith(f"fipsike daemon: error: {conf}:4: conn gw: ike: "), line
+    assert not (tmp_path / "ctl").exists()
+    r = subprocess.run([sys.executable, "-m", "fipsike", "daemon", "--kernel", "memory", "--config", str(conf),
+                        "--ctl-group", "no-such-group-here", "--ctl", str(tmp_path / "ctl")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stderr.strip()) == (2, "fipsike daemon: error: --ctl-group no-such-group-here: "
+                                                   "no such group")
