@@ -29,7 +29,10 @@ fail() { echo "guest-run: $*" >&2; exit 99; }
 
 # One guest at a time per cache folder.
 exec 9>"$LOCK"
+WAIT_START=$(date +%s)
 flock -w 900 9 || fail "another guest run holds $LOCK"
+WAITED=$(( $(date +%s) - WAIT_START ))
+[ "$WAITED" -gt 1 ] && echo "guest-run: waited ${WAITED} s for another guest run to finish" >&2
 
 UML_WORK="$W" "$REPO/scripts/guest-setup.sh" >/dev/null 2>"$W/setup.err" || fail "$(tail -1 "$W/setup.err")"
 SHIM="$W/uml_xstate_shim.so"
