@@ -8,6 +8,7 @@
 #   env: UML_WORK   cache + work folder (default /var/cache/fipsike-uml)
 #        PYTHON     interpreter with pytest and pyroute2 (default: python3 on PATH)
 #        GUEST_TIMEOUT seconds before the guest is killed (default 240; a run takes about 60 s)
+#        GUEST_LOCK_WAIT seconds to wait for another run's guest (default 900)
 #        GUEST_CMD  instead of pytest, run this shell command in the guest from the repo (exit status = its own)
 #        FIPSIKE_UML_NO_SHIM=1  boot without the XSAVE shim (to show the failure it prevents)
 # Exit status = pytest's inside the guest; 99 when the guest did not boot or wrote no result, with one
@@ -30,7 +31,7 @@ fail() { echo "guest-run: $*" >&2; exit 99; }
 # One guest at a time per cache folder.
 exec 9>"$LOCK"
 WAIT_START=$(date +%s)
-flock -w 900 9 || fail "another guest run holds $LOCK"
+flock -w "${GUEST_LOCK_WAIT:-900}" 9 || fail "another guest run holds $LOCK (waited ${GUEST_LOCK_WAIT:-900} s)"
 WAITED=$(( $(date +%s) - WAIT_START ))
 [ "$WAITED" -gt 1 ] && echo "guest-run: waited ${WAITED} s for another guest run to finish" >&2
 

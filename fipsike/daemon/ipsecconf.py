@@ -140,7 +140,10 @@ class IpsecConfLoader:
                 continue
             conn = dataclasses.replace(stores.credentials(spec), crl_strict=crl_strict,
                                        dpd_action=DPD_ACTION.get(auto, "clear"))
-            source = "\n".join(f"{k}={v.text}" for k, v in sorted(spec.settings.items())) + f"\ncrl-strict={crl_strict}"
+            # the settings, and which certificates they resolved to: a renewed certificate is a changed conn
+            certs = [c for c in (conn.certificate, *conn.trust_anchors) if c is not None]
+            source = "\n".join([*(f"{k}={v.text}" for k, v in sorted(spec.settings.items())),
+                                 f"crl-strict={crl_strict}", *(f"cert={c.serial_number:x}" for c in certs)])
             entries.append(ConnEntry(conn, auto, source, spec))
         folder = CrlFolder(paths.ipsecdir / "crls", router, stores.anchors(), stores.intermediates())
         return DaemonConfig(tuple(entries), None, crls=CrlFolderSource(folder), warnings=tuple(warnings),

@@ -14,8 +14,8 @@ GUEST_RUN = str(ROOT / "scripts" / "guest-run.sh")
 
 
 def test_daemon_guest_tests_pass_in_the_uml_guest() -> None:
-    r = subprocess.run([GUEST_RUN, "tests/daemon/guest"], capture_output=True, text=True, timeout=1800, cwd=ROOT,
-                       env=dict(os.environ, GUEST_TIMEOUT="600"))
+    r = subprocess.run([GUEST_RUN, "tests/daemon/guest"], capture_output=True, text=True, timeout=3600, cwd=ROOT,
+                       env=dict(os.environ, GUEST_TIMEOUT="600", GUEST_LOCK_WAIT="2700"))
     output = r.stdout + r.stderr
     assert r.returncode == 0, f"guest run failed (exit {r.returncode}):\n{output[-6000:]}"
     passed = re.search(r"(\d+) passed", output)

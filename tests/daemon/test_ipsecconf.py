@@ -107,6 +107,7 @@ def test_a_conn_becomes_an_engine_connection(tmp_path: Path, pki_dir: Path, rout
     assert cfg.crls.current()[0] > gen and len(cfg.crls.current()[1]) == 1
     # the source text tells a changed conn from an unchanged one
     assert again.connections[0].source == entry.source
+    assert f"cert={c.certificate.serial_number:x}" in entry.source  # a renewed certificate changes the conn
     changed = loader(_paths(tmp_path, pki_dir, CONN.replace("aes_gcm_16_128", "aes_gcm_16_256")), router)
     assert changed.connections[0].source != entry.source
 
