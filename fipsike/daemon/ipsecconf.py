@@ -24,7 +24,9 @@ oriented (neither side is this host) are skipped with a warning, as libreswan ca
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import re
 import stat
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from certs.crls import CrlFolder
 from certs.keyid import same_public_key
@@ -61,6 +62,8 @@ AUTO = {"ignore": Auto.IGNORE, "add": Auto.ADD, "ondemand": Auto.ONDEMAND, "rout
 # libreswan 5 has no dpdaction= (obsolete): a dead peer's conn does what its auto= says
 DPD_ACTION = {Auto.START: "restart", Auto.ONDEMAND: "hold", Auto.ROUTE: "hold"}
 KEY_SUFFIXES = (".key", ".pem")
+# RFC 7468 PRIVATE KEY (PKCS#8), EC PRIVATE KEY (SEC 1), RSA PRIVATE KEY (PKCS#1)
+PEM_KEY = re.compile(rb"-----BEGIN ((?:[A-Z]+ )?)PRIVATE KEY-----\r?\n(.*?)-----END \1PRIVATE KEY-----", re.S)
 
 
 class CrlFolderSource:
@@ -244,14 +247,19 @@ class _Stores:
             data = path.read_bytes()
         except OSError as exc:
             raise _err(loc, spec, kw, f"{path}: {exc.strerror or type(exc).__name__}") from None
+        # PEM is only base64 around DER; the key itself is parsed inside providers/ (Router.import_pkcs8)
+        block = PEM_KEY.search(data)
         try:
-            key_obj = load_pem_private_key(data, None)
-        except (ValueError, TypeError):
+            if block is None or b"ENCRYPTED" in block.group(0):
+                raise ValueError("not an unencrypted PEM private key")
+            key = self.router.import_pkcs8(base64.b64decode(b"".join(block.group(2).split()), validate=True),
+                                           label=f"{spec.name}-key")
+        except (ValueError, ProviderError):
             # the parser's message may quote the file: say only which file it was
             raise _err(loc, spec, kw, f"{path} is not an unencrypted PEM private key") from None
-        if not same_public_key(key_obj.public_key(), entry.cert.public_key()):
+        if not same_public_key(key.public_key(), entry.cert.public_key()):
             raise _err(loc, spec, kw, f"{path} is not the private key of certificate {entry.nickname!r}")
-        return self.router.import_private_key(key_obj, label=f"{spec.name}-key")
+        return key
 
     def _chain(self, cert: x509.Certificate) -> tuple[x509.Certificate, ...]:
         """The CA certificates between ours and a root, to send with it."""
