@@ -251,10 +251,17 @@ class EngineResponder:
         self.proc = None
 
 
+def _libreswan(text: str) -> str:
+    """strongSwan's proposal spelling (aes256gcm16-prfsha384-ecp256) in libreswan's ike=/esp= grammar."""
+    text = re.sub(r"aes(\d+)gcm16", r"aes_gcm_16_\1", text)
+    text = re.sub(r"prfsha(\d+)", r"sha2_\1", text)
+    return re.sub(r"(?<![_\w])sha(256|384|512)", r"sha2_\1", text)
+
+
 # --- fipsike daemon ------------------------------------------------------------------------------
 class DaemonResponder:
-    """`fipsike daemon` (the daemon branch's CLI) with the interim JSON config (a `.json` file keeps
-    that loader once the ipsec.conf parser is in)."""
+    """`fipsike daemon` with an ipsec.conf (libreswan's format; the certificate by nickname from
+    <ipsecdir>/certs, its key from <ipsecdir>/private, the CA from <ipsecdir>/cacerts)."""
 
     name = "fipsike"
 
@@ -263,14 +270,20 @@ class DaemonResponder:
         self.dir, self.netns, self.kernel = workdir, netns, kernel
         workdir.mkdir(parents=True, exist_ok=True)
         self.ctl = workdir / "ctl"
-        config = workdir / "bench.json"
-        config.write_text(json.dumps({"conns": [{
-            "name": "bench", "auto": "add", "left": RESPONDER_ADDR, "right": "%any",
-            "leftid": RESPONDER_ID, "rightid": INITIATOR_ID, "leftcert": str(pki.responder_cert),
-            "leftkey": str(pki.responder_key), "rightca": str(pki.ca), "leftsubnet": RESPONDER_NET,
-            "rightsubnet": INITIATOR_NET, "ike": suite.ike, "esp": suite.esp, "dpddelay": dpd,
-            "authby": "rsasig" if suite.key_type == "rsa" else "ecdsa"}]}))
+        for sub, src, name in (("certs", pki.responder_cert, "responder.crt"), ("private", pki.responder_key,
+                                                                                 "responder.key"),
+                               ("cacerts", pki.ca, "ca.crt")):
+            (workdir / sub).mkdir(mode=0o700, exist_ok=True)
+            (workdir / sub / name).write_bytes(Path(src).read_bytes())
+        (workdir / "private" / "responder.key").chmod(0o600)
+        config = workdir / "ipsec.conf"
+        config.write_text("\n".join([
+            "conn bench", "\tauto=add", f"\tleft={RESPONDER_ADDR}", "\tright=%any", f"\tleftid=@{RESPONDER_ID}",
+            f"\trightid=@{INITIATOR_ID}", "\tleftcert=responder", f"\tleftsubnet={RESPONDER_NET}",
+            f"\trightsubnet={INITIATOR_NET}", f"\tike={_libreswan(suite.ike)}", f"\tesp={_libreswan(suite.esp)}",
+            f"\tdpddelay={dpd:g}", f"\tauthby={'rsasig' if suite.key_type == 'rsa' else 'ecdsa'}", ""]))
         (workdir / "ipsec.secrets").write_text("")
+        (workdir / "ipsec.secrets").chmod(0o600)
         self.argv = [sys.executable, "-m", "fipsike", "daemon", "--config", str(config), "--secrets",
                      str(workdir / "ipsec.secrets"), "--ipsecdir", str(workdir), "--ctl", str(self.ctl),
                      "--kernel", kernel, "--fips-mode", "policy"]

@@ -2,11 +2,13 @@
 # Run `pytest tests/kernel/guest` (or a boot check) inside a user-mode-linux guest kernel that has ESP
 # (the host kernel has XFRM netlink but no ESP). See /work/shared/recipes/guest-kernel.md.
 #
-# usage: scripts/guest-run.sh [PYTEST ARGS...]   the ESP tests (after a boot check)
+# usage: scripts/guest-run.sh [PYTEST ARGS...]   the ESP tests of tests/kernel/guest, or the tests/... paths
+#                                                 given (e.g. tests/daemon/guest), after a boot check
 #        scripts/guest-run.sh --boot-check      boot with a trivial init, load the modules, say why not in one line
 #   env: UML_WORK   cache + work folder (default /var/cache/fipsike-uml)
 #        PYTHON     interpreter with pytest and pyroute2 (default: python3 on PATH)
 #        GUEST_TIMEOUT seconds before the guest is killed (default 240; a run takes about 60 s)
+#        GUEST_LOCK_WAIT seconds to wait for another run's guest (default 900)
 #        GUEST_CMD  instead of pytest, run this shell command in the guest from the repo (exit status = its own)
 #        FIPSIKE_UML_NO_SHIM=1  boot without the XSAVE shim (to show the failure it prevents)
 # Exit status = pytest's inside the guest; 99 when the guest did not boot or wrote no result, with one
@@ -28,7 +30,10 @@ fail() { echo "guest-run: $*" >&2; exit 99; }
 
 # One guest at a time per cache folder.
 exec 9>"$LOCK"
-flock -w 900 9 || fail "another guest run holds $LOCK"
+WAIT_START=$(date +%s)
+flock -w "${GUEST_LOCK_WAIT:-900}" 9 || fail "another guest run holds $LOCK (waited ${GUEST_LOCK_WAIT:-900} s)"
+WAITED=$(( $(date +%s) - WAIT_START ))
+[ "$WAITED" -gt 1 ] && echo "guest-run: waited ${WAITED} s for another guest run to finish" >&2
 
 UML_WORK="$W" "$REPO/scripts/guest-setup.sh" >/dev/null 2>"$W/setup.err" || fail "$(tail -1 "$W/setup.err")"
 SHIM="$W/uml_xstate_shim.so"
@@ -119,11 +124,15 @@ if [ "${1:-}" = "--boot-check" ]; then
 fi
 
 ARGS=""
-for a in "$@"; do ARGS="$ARGS $(printf '%q' "$a")"; done
+TESTS="tests/kernel/guest"
+for a in "$@"; do
+  ARGS="$ARGS $(printf '%q' "$a")"
+  case "$a" in tests/*) TESTS="" ;; esac  # test paths given: run those instead of tests/kernel/guest
+done
 if [ -n "${GUEST_CMD:-}" ]; then
   BODY="( $GUEST_CMD ) > /run/out/pytest.log 2>&1"
 else
-  BODY="$PY -m pytest -p no:cacheprovider -q -m guest tests/kernel/guest $ARGS --junitxml=/run/out/junit.xml > /run/out/pytest.log 2>&1"
+  BODY="$PY -m pytest -p no:cacheprovider -q -m guest $TESTS $ARGS --junitxml=/run/out/junit.xml > /run/out/pytest.log 2>&1"
 fi
 boot main "$TIMEOUT" "$BODY"
 cat "$RUN/main/out/pytest.log" 2>/dev/null || true

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import grp
 import socket
 import sys
 from pathlib import Path
@@ -18,9 +20,9 @@ from fipsike.daemon.config_seam import (
     DEFAULT_SECRETS,
     ConfigError,
     ConfigPaths,
-    load_config,
     with_reqids,
 )
+from fipsike.daemon.ipsecconf import IpsecConfLoader
 
 MEMORY_REFUSED = ("--kernel memory keeps SAs in this process only (for tests): refused in FIPS mode required, "
                   "where every SA must be the kernel's")
@@ -33,13 +35,15 @@ def register(subparsers: Any) -> None:
                     "open UDP 500/4500 and the control socket, then carry out each connection's auto= action. "
                     "Logs one line per event on stderr. SIGTERM deletes every SA and exits 0; SIGHUP reloads.")
     p.add_argument("--config", metavar="FILE", default=str(DEFAULT_CONFIG),
-                   help=f"connections (default {DEFAULT_CONFIG}; a .json file uses the interim JSON format)")
+                   help=f"libreswan's ipsec.conf (default {DEFAULT_CONFIG})")
     p.add_argument("--secrets", metavar="FILE", default=str(DEFAULT_SECRETS),
                    help=f"secrets file (default {DEFAULT_SECRETS})")
     p.add_argument("--ipsecdir", metavar="DIR", default=str(DEFAULT_IPSECDIR),
-                   help=f"certificates and keys named relative to here (default {DEFAULT_IPSECDIR})")
+                   help=f"certs/, cacerts/, private/, crls/ and policies/ (default {DEFAULT_IPSECDIR})")
     p.add_argument("--ctl", metavar="PATH", default=str(DEFAULT_CTL),
                    help=f"control socket (default {DEFAULT_CTL})")
+    p.add_argument("--ctl-group", metavar="GROUP", default=None,
+                   help="a group whose members may use the control socket besides root")
     p.add_argument("--kernel", choices=("xfrm", "memory"), default="xfrm",
                    help="SA backend: xfrm (the kernel) or memory (tests only; refused in FIPS mode required)")
     add_fips_mode_option(p)
@@ -65,25 +69,42 @@ def run(args: argparse.Namespace) -> int:
         print(f"fipsike daemon: error: {MEMORY_REFUSED}", file=sys.stderr)
         return 2
     log = EventLog(level="debug" if args.verbose else "info")
-    # 1. self-tests: nothing below runs on a module that is not operational
+    paths = ConfigPaths(Path(args.config), Path(args.secrets), Path(args.ipsecdir))
+    loader = IpsecConfLoader(decision.mode)
+    # 1. the configuration's text (no key touched yet), so the self-tests check its invariants
+    try:
+        ctl_group = None if args.ctl_group is None else grp.getgrnam(args.ctl_group).gr_gid
+        loaded = loader.parse(paths)
+    except KeyError:
+        print(f"fipsike daemon: error: --ctl-group {args.ctl_group}: no such group", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"fipsike daemon: error: {exc}", file=sys.stderr)
+        return 1
+    # 2. self-tests: nothing below runs on a module that is not operational
     try:
         pkcs11 = token_config(args, required=False)
     except CommandError as exc:
         print(f"fipsike daemon: error: {exc}", file=sys.stderr)
         return 2
-    module = start_module(args, "daemon", **({"pkcs11": pkcs11} if pkcs11 is not None else {}))
+    options: dict[str, Any] = {"pkcs11": pkcs11} if pkcs11 is not None else {}
+    options["config"] = loaded.invariant_config()
+    module = start_module(args, "daemon", **options)
     if isinstance(module, int):
         return module
     log("info", "selftest-passed", None, f"module operational, FIPS mode {decision.mode.value}"
-        + (f", token {pkcs11.token_label}" if pkcs11 is not None else ""))
-    # 2. configuration
-    paths = ConfigPaths(Path(args.config), Path(args.secrets), Path(args.ipsecdir))
+        + (f", token {pkcs11.token_label}" if pkcs11 is not None else "")
+        + ", invariants checked over the loaded config")
+    # certificates and keys: they need the operational module
     reqids = ReqidBook()
     try:
-        config = with_reqids(load_config(paths, module.router), reqids)
+        config = dataclasses.replace(with_reqids(loader.build(loaded, paths, module.router), reqids),
+                                     ctl_group=ctl_group)
     except ConfigError as exc:
         print(f"fipsike daemon: error: {exc}", file=sys.stderr)
         return 1
+    for warning in config.warnings:
+        log("warning", "config-warning", None, warning)
     log("info", "config-loaded", None, f"{len(config.by_name())} connections from {paths.config}")
     # 3. the kernel, with what a crashed predecessor left behind removed
     kernel: Kernel
@@ -108,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         f"udp{'6' if s.family == socket.AF_INET6 else '4'}/{s.port}" for s in sockets.sockets))
     # 5. the loop: auto= actions, control socket, signals
     daemon = Daemon(module.router, kernel, sockets, config, Options(paths, Path(args.ctl), args.kernel), log,
-                    reqids=reqids)
+                    reqids=reqids, loader=lambda p, r: dataclasses.replace(
+                        loader(p, r), ctl_group=ctl_group))
     try:
         return serve(daemon)
     except OSError as exc:  # the control socket could not be opened

@@ -5,22 +5,27 @@ moon's private key generated on a SoftHSM2 token and never leaving it, sun's in 
 two `fipsike daemon --kernel xfrm`, `up`, pings through the tunnel, then `status`,
 `trafficstatus` and the redacted `xfrm` report. Everything is removed at the end.
 
-The data path needs a kernel with ESP (esp4): where there is none (these CI hosts) the demo
-says so and stops before touching anything; `scripts/guest-run.sh tests/daemon/guest` runs it
-inside the user-mode-linux guest kernel.
+The daemons read ipsec.conf files the demo writes (libreswan's format), with their certificates
+under each daemon's --ipsecdir: certs/, cacerts/ and, for sun, private/.
+
+The data path needs a kernel with ESP (esp4). Where there is none (as on these CI hosts) the demo
+runs itself inside the user-mode-linux guest kernel that scripts/setup.sh prepares, through
+scripts/guest-run.sh (one guest at a time: it waits for a guest another run holds); `--no-guest`
+stops with one line instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,12 +35,17 @@ from fipsike.commands.selftest import add_fips_mode_option, start_module
 
 MOON, SUN = ("10.98.0.1", "10.3.0.1"), ("10.98.0.2", "10.4.0.1")  # (outer, inner) of each side
 TOKEN_LABEL = "fipsike-demo"  # noqa: S105 - a token label, not a secret
-NO_ESP = ("this kernel has no ESP ({why}): the tunnel's data path cannot run here; run the demo on a kernel with "
-          "esp4, or inside the guest kernel: scripts/guest-run.sh tests/daemon/guest")
+NO_ESP = "this kernel has no ESP ({why}): the tunnel's data path cannot run here"
+GUEST_RUN = Path(__file__).resolve().parents[2] / "scripts" / "guest-run.sh"
+GUEST_SECONDS = 300  # the guest's own limit (a demo in it takes about 40 s)
 
 
 class DemoError(Exception):
     """A step that failed: one line for the operator."""
+
+
+class NoEsp(DemoError):
+    """The kernel cannot hold ESP SAs: the demo moves to the guest kernel."""
 
 
 def register(subparsers: Any) -> None:
@@ -45,6 +55,8 @@ def register(subparsers: Any) -> None:
                     "and two fipsike daemons, bring the tunnel up, ping through it, show status, trafficstatus "
                     "and the redacted kernel report, then remove everything. Needs root and a kernel with ESP.")
     p.add_argument("--keep", action="store_true", help="leave the work folder (configs, logs) behind")
+    p.add_argument("--no-guest", action="store_true",
+                   help="on a kernel without ESP, stop instead of running the demo in the guest kernel")
     add_fips_mode_option(p)
     p.set_defaults(func=run)
 
@@ -123,19 +135,36 @@ class Demo:
             pki.write_pem(issued.cert, self.work / name)
 
     def configs(self) -> tuple[Path, Path]:
-        def conn(me: tuple[str, str], peer: tuple[str, str], my: str, their: str, key: str | None) -> dict[str, Any]:
-            c: dict[str, Any] = {"name": "demo", "auto": "add", "left": me[0], "right": peer[0],
-                                 "leftid": f"{my}.demo", "rightid": f"{their}.demo", "leftcert": f"{my}.crt",
-                                 "rightca": "ca.crt", "leftsubnet": f"{me[1]}/32", "rightsubnet": f"{peer[1]}/32",
-                                 "ike": "aes256gcm16-prfsha384-ecp384", "esp": "aes256gcm16", "dpddelay": 0}
-            if key:
-                c["leftkey"] = key
-            return c
-
+        """moon.conf and sun.conf (ipsec.conf), each with its ipsecdir: certs/, cacerts/, sun's private/."""
         out = []
-        for my, their, me, peer, key in (("moon", "sun", MOON, SUN, None), ("sun", "moon", SUN, MOON, "sun.key")):
-            path = self.work / f"{my}.json"
-            path.write_text(json.dumps({"conns": [conn(me, peer, my, their, key)]}, indent=1))
+        for my, their, me, peer in (("moon", "sun", MOON, SUN), ("sun", "moon", SUN, MOON)):
+            d = self.work / f"{my}.d"
+            for sub in ("certs", "cacerts", "private"):
+                (d / sub).mkdir(parents=True, mode=0o700)
+            shutil.copy(self.work / f"{my}.crt", d / "certs" / f"{my}.demo.crt")
+            shutil.copy(self.work / "ca.crt", d / "cacerts" / "demo-ca.crt")
+            if my == "sun":  # moon's key stays on the token: found by its certificate's public key
+                shutil.copy(self.work / "sun.key", d / "private" / "sun.demo.key")
+                (d / "private" / "sun.demo.key").chmod(0o600)
+            path = self.work / f"{my}.conf"
+            path.write_text(f"""# fipsike demo: {my}'s side (libreswan ipsec.conf)
+config setup
+\tcrl-strict=no
+
+conn demo
+\tauto=add
+\tleft={me[0]}
+\tleftid=@{my}.demo
+\tleftcert={my}.demo
+\tleftsubnet={me[1]}/32
+\tright={peer[0]}
+\trightid=@{their}.demo
+\trightca=demo-ca
+\trightsubnet={peer[1]}/32
+\tike=aes_gcm_16_256-sha2_384-ecp384
+\tesp=aes_gcm_16_256
+\tdpddelay=0
+""")
             out.append(path)
         return out[0], out[1]
 
@@ -144,7 +173,8 @@ class Demo:
         log = open(self.work / f"{name}.log", "wb")  # noqa: SIM115 - the daemon keeps it
         self.daemons.append(subprocess.Popen(
             ["ip", "netns", "exec", netns, sys.executable, "-m", "fipsike", "daemon", "--kernel", "xfrm",
-             "--config", str(config), "--ipsecdir", str(self.work), "--ctl", str(ctl), "--fips-mode",
+             "--config", str(config), "--ipsecdir", str(config.with_suffix(".d")), "--secrets",
+             str(self.work / "ipsec.secrets"), "--ctl", str(ctl), "--fips-mode",
              self.fips_mode, *extra], stdout=log, stderr=log, env=self.env, start_new_session=True))
         log.close()
         return ctl
@@ -159,25 +189,30 @@ class Demo:
 
     # --- tear-down ------------------------------------------------------------------------------
     def close(self, keep: bool) -> None:
+        codes: list[int] = []
         for d in self.daemons:
             with suppress(ProcessLookupError):
                 os.killpg(d.pid, signal.SIGTERM)
         for d in self.daemons:
             try:
-                d.wait(20)
+                codes.append(d.wait(20))
             except subprocess.TimeoutExpired:
                 with suppress(ProcessLookupError):
                     os.killpg(d.pid, signal.SIGKILL)
-                d.wait(5)
+                codes.append(d.wait(5))
         for n in self.ns:
             _sh("ip", "netns", "del", n, check=False)
         if not keep:
             shutil.rmtree(self.work, ignore_errors=True)
+        left = [n for n in self.ns if n in _sh("ip", "netns", check=False).stdout.split()]
+        if self.daemons:
+            self.step(f"cleaned up: daemons exited {'/'.join(map(str, codes))} (SIGTERM: DELETE sent, SAs and "
+                      f"policies removed), namespaces {'removed' if not left else 'LEFT: ' + ' '.join(left)}"
+                      f"{', work folder removed' if not keep else ''}")
 
 
 def run(args: argparse.Namespace) -> int:
     from fipsike.commands.control import render_status
-    from fipsike.daemon.client import ControlClient, ControlError
 
     if os.geteuid() != 0:
         print("fipsike demo: error: needs root (network namespaces, XFRM)", file=sys.stderr)
@@ -187,13 +222,46 @@ def run(args: argparse.Namespace) -> int:
         print(f"fipsike demo: error: {', '.join(missing)} not installed (scripts/setup.sh installs them)",
               file=sys.stderr)
         return 2
+    try:
+        return _run_here(args, render_status)
+    except NoEsp as exc:
+        if args.no_guest or os.environ.get("FIPSIKE_GUEST") == "1":
+            print(f"fipsike demo: error: {exc}", file=sys.stderr)
+            return 1
+        return run_in_guest(args, str(exc))
+
+
+def run_in_guest(args: argparse.Namespace, why: str) -> int:
+    """The same demo inside the user-mode-linux guest kernel (which has ESP), through scripts/guest-run.sh;
+    its output comes back when the guest halts. The exit status is the demo's in the guest."""
+    if not GUEST_RUN.exists():
+        print(f"fipsike demo: error: {why}, and this installation has no guest runner ({GUEST_RUN})",
+              file=sys.stderr)
+        return 1
+    print(f"fipsike demo: {why}: running the demo inside the guest kernel ({GUEST_RUN.name}; "
+          "its output follows when the guest halts)", flush=True)
+    inner = [sys.executable, "-m", "fipsike", "demo", "--no-guest"]
+    if args.fips_mode:
+        inner += ["--fips-mode", args.fips_mode]
+    env = dict(os.environ, GUEST_CMD=shlex.join(inner), PYTHON=sys.executable, GUEST_TIMEOUT=str(GUEST_SECONDS))
+    try:
+        r = subprocess.run([str(GUEST_RUN)], env=env, timeout=GUEST_SECONDS + 960, check=False)
+    except subprocess.TimeoutExpired:
+        print("fipsike demo: error: the guest run did not finish", file=sys.stderr)
+        return 1
+    return 0 if r.returncode == 0 else 1
+
+
+def _run_here(args: argparse.Namespace, render_status: Callable[[Any], str]) -> int:
+    from fipsike.daemon.client import ControlClient, ControlError
+
     t0 = time.monotonic()
     demo = Demo(Path(tempfile.mkdtemp(prefix="fipsike-demo-")), args.fips_mode)
     try:
         demo.namespaces()
         why = esp_missing(demo.ns[0])
         if why:
-            raise DemoError(NO_ESP.format(why=why))
+            raise NoEsp(NO_ESP.format(why=why))
         _sh("ip", "-n", demo.ns[0], "xfrm", "state", "flush")
         demo.step(f"namespaces {demo.ns[0]} (moon {MOON[0]}, inner {MOON[1]}) and {demo.ns[1]} "
                   f"(sun {SUN[0]}, inner {SUN[1]})")
@@ -238,6 +306,8 @@ def run(args: argparse.Namespace) -> int:
             raise DemoError("the pings did not come back through the tunnel")
         demo.step(f"done in {time.monotonic() - t0:.1f} s; stopping the daemons (DELETE sent, SAs removed)")
         return 0
+    except NoEsp:
+        raise
     except (DemoError, ControlError) as exc:
         print(f"fipsike demo: error: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import signal
 import time
@@ -55,6 +56,7 @@ from fipsike.ike.actions import (
     SendDatagram,
 )
 from fipsike.ike.engine import Engine
+from fipsike.ike.sa import IkeState
 from fipsike.kernel.api import Kernel
 from fipsike.kernel.types import Acquire, EventsLost, Expire, KernelError, Mode
 
@@ -103,7 +105,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.clock = clock
         self.config = config
-        self.engine = Engine(router, [e.connection for e in config.by_name().values()])
+        self.engine = Engine(router, [e.connection for e in config.by_name().values()], crl_source=config.crls)
         self.installer = Installer(kernel)
         self.control = ControlServer(options.ctl, self, config.ctl_group)
         self._timer: asyncio.TimerHandle | None = None
@@ -396,6 +398,8 @@ class Daemon:
     # --- reload --------------------------------------------------------------------------------------
     def reload(self) -> JsonObject:
         new = with_reqids(self.loader(self.options.paths, self.router), self.reqids)
+        for warning in new.warnings:
+            self.event("warning", "config-warning", None, warning)
         old_by, new_by = self.config.by_name(), new.by_name()
         removed = sorted(set(old_by) - set(new_by))
         added = sorted(set(new_by) - set(old_by))
@@ -404,6 +408,9 @@ class Daemon:
             self.carry(self.engine.terminate(name, self.clock()))
             self._unroute(old_by[name])
             self.engine.remove_connection(name)
+        if self.config.crls is not None:  # the engine keeps its source: point it at the new folder
+            self.config.crls.follow(new.crls)
+            new = dataclasses.replace(new, crls=self.config.crls)
         self.config = new
         for name in added + changed:
             self.engine.add_connection(new_by[name].connection)
@@ -457,10 +464,21 @@ class Daemon:
         up = [c for c in self.installer.children.values() if c.connection == entry.name]
         if up:
             return {"established": True, "reason": f"already up (SPIs {up[0].spi_in:08x}_i {up[0].spi_out:08x}_o)"}
+        # never a second IKE SA for one connection (ipsec up / swanctl --initiate on one that is up or
+        # coming up): wait for the negotiation under way, or add the Child SA to the IKE SA that is up
+        sas = [sa for sa in self.engine.status(self.clock()) if sa["connection"] == entry.name]
+        pending = [sa for sa in sas if sa["state"] in (IkeState.INIT_SENT.value, IkeState.AUTH_SENT.value)]
+        established = [sa for sa in sas if sa["state"] == IkeState.ESTABLISHED.value]
         fut: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
         self._up_waiters.setdefault(entry.name, []).append(fut)
-        self.event("info", "initiate", entry.name, "on request")
-        self.carry(self.engine.initiate(entry.name, self.clock()))
+        if pending:
+            self.event("info", "initiate", entry.name, f"on request: joins the negotiation of {pending[0]['name']}")
+        elif established and entry.connection.children:
+            self.event("info", "initiate", entry.name, f"on request: Child SA on {established[0]['name']}")
+            self.carry(self.engine.initiate(entry.name, self.clock(), child=entry.connection.children[0].name))
+        else:
+            self.event("info", "initiate", entry.name, "on request")
+            self.carry(self.engine.initiate(entry.name, self.clock()))
         try:
             return await asyncio.wait_for(asyncio.shield(fut), float(timeout))
         except TimeoutError:

@@ -295,6 +295,9 @@ def policy_state_of(m: dict[str, Any], a: dict[str, Any], prefix: str = "") -> P
                        m[f"{prefix}index"], templates, _mark_of(a))
 
 
+SOCKET_POLICY_DIR = 3  # XFRM_POLICY_MAX (include/uapi/linux/xfrm.h): socket policies are numbered from here
+
+
 class XfrmKernel:
     """The Kernel interface over NETLINK_XFRM, optionally inside a named network namespace.
 
@@ -443,7 +446,11 @@ class XfrmKernel:
         m = xm.empty_msg()
 
         def parse(t: int, r: nlmsg) -> PolicyState | None:
-            return policy_state_of(r, xm.attrs(r)) if t == xm.XFRM_MSG_NEWPOLICY else None
+            # a socket's own policy (dir XFRM_POLICY_MAX + dir: the IKE sockets' bypass) is in the dump
+            # too, but belongs to the socket, not the SPD
+            if t != xm.XFRM_MSG_NEWPOLICY or r["dir"] >= SOCKET_POLICY_DIR:
+                return None
+            return policy_state_of(r, xm.attrs(r))
 
         pols = self._sock.request("dump policies", m, xm.XFRM_MSG_GETPOLICY, NLM_F_REQUEST | NLM_F_DUMP, parse)
         return [p for p in pols if not owned_only or self.ownership.owns_mark(*p.mark)]

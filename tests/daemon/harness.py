@@ -3,8 +3,9 @@ and the CLI (`python -m fipsike ...`), exactly as an operator would."""
 
 from __future__ import annotations
 
-import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,11 @@ START_TIMEOUT = 180.0 if os.environ.get("FIPSIKE_GUEST") == "1" else 20.0
 
 def conn(name: str, left: ssh.Host, right: ssh.Host, pki_dir: Path, lname: str, rname: str, auto: str = "add",
          **extra: Any) -> dict[str, Any]:
-    """A connection from `left`'s point of view; Pki(pki_dir).issue(f"{lname}.test") made its certificate."""
+    """A connection from `left`'s point of view; Pki(pki_dir).issue(f"{lname}.test") made its certificate.
+
+    ipsec.conf keywords, except that leftcert=, leftkey= and rightca= are files here: `render_ipsec_conf`
+    copies them into the daemon's ipsecdir (certs/, private/, cacerts/) and names them as ipsec.conf does.
+    leftkey=None: the key is on the token; leftkey="pkcs11:...": leftcert= becomes that URI."""
     out: dict[str, Any] = {
         "name": name, "auto": auto, "left": left.address, "right": right.address,
         "leftid": f"{lname}.test", "rightid": f"{rname}.test",
@@ -33,6 +38,58 @@ def conn(name: str, left: ssh.Host, right: ssh.Host, pki_dir: Path, lname: str, 
     }
     out.update(extra)
     return out
+
+
+def _id(value: str) -> str:
+    """libreswan's ID syntax: an FQDN is written @name (a bare name would be resolved as a host)."""
+    if value.startswith(("@", "%")) or "=" in value or value.replace(".", "").isdigit() or ":" in value:
+        return value
+    return "@" + value
+
+
+def libreswan_algs(text: str) -> str:
+    """strongSwan's proposal spelling (aes256gcm16-prfsha384-ecp256, aes128-sha256) in libreswan's grammar."""
+    text = re.sub(r"aes(\d+)gcm16", r"aes_gcm_16_\1", text)
+    text = re.sub(r"prfsha(\d+)", r"sha2_\1", text)
+    return re.sub(r"(?<![_\w])sha(256|384|512)", r"sha2_\1", text)
+
+
+def render_ipsec_conf(conns: list[dict[str, Any]], setup: dict[str, Any], ipsecdir: Path) -> str:
+    """ipsec.conf text for these conns; their certificate and key files are copied under `ipsecdir`."""
+    for sub in ("certs", "cacerts", "private"):
+        (ipsecdir / sub).mkdir(parents=True, exist_ok=True)
+    (ipsecdir / "private").chmod(0o700)
+    lines = ["# written by tests/daemon/harness.py", "config setup"]
+    lines += [f"\t{k}={v}" for k, v in setup.items()]
+    for c in conns:
+        c = dict(c)
+        lines += ["", f"conn {c.pop('name')}"]
+        cert, key, ca = c.pop("leftcert", None), c.pop("leftkey", None), c.pop("rightca", None)
+        if cert is not None:
+            nick = Path(cert).stem
+            shutil.copy(cert, ipsecdir / "certs" / f"{nick}.crt")
+            if isinstance(key, str) and key.startswith("pkcs11:"):
+                c["leftcert"] = key
+            else:
+                c["leftcert"] = nick
+                if key is not None:
+                    dst = ipsecdir / "private" / f"{nick}.key"
+                    shutil.copy(key, dst)
+                    dst.chmod(0o600)
+        if ca is not None:
+            shutil.copy(ca, ipsecdir / "cacerts" / Path(ca).name)
+            c["rightca"] = Path(ca).stem
+        for k, v in c.items():
+            if v is None:
+                continue
+            if isinstance(v, bool):
+                v = "yes" if v else "no"
+            elif k in ("leftid", "rightid"):
+                v = _id(str(v))
+            elif k in ("ike", "esp"):
+                v = libreswan_algs(str(v))
+            lines.append(f"\t{k}={v}")
+    return "\n".join(lines) + "\n"
 
 
 class DaemonProc:
@@ -45,7 +102,7 @@ class DaemonProc:
         self.netns = netns
         self.kernel = kernel
         self.fips_mode = fips_mode
-        self.config = workdir / "ipsec.json"
+        self.config = workdir / "ipsec.conf"
         self.ctl = ctl or workdir / "ctl"
         self.log = workdir / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -54,7 +111,7 @@ class DaemonProc:
         self.write_config(conns, setup)
 
     def write_config(self, conns: list[dict[str, Any]], setup: dict[str, Any] | None = None) -> None:
-        self.config.write_text(json.dumps({"config setup": setup or {}, "conns": conns}, indent=1))
+        self.config.write_text(render_ipsec_conf(conns, setup or {}, self.dir))
 
     def start(self, timeout: float = START_TIMEOUT, wait_ready: bool = True) -> None:
         self.run_start = len(self.log_text())  # this run's lines begin here (the log is appended)

@@ -80,7 +80,7 @@ def test_socket_is_0600_and_refuses_nobody(hosts: ssh.TwoHosts, pki: ssh.Pki, sp
 
 def test_control_group_is_let_in(hosts: ssh.TwoHosts, pki: ssh.Pki, spawn: Spawn) -> None:
     d = spawn(hosts.left.netns, [moon_conn(hosts, pki)], start=False, public_ctl=True)
-    d.write_config([moon_conn(hosts, pki)], {"ctlgroup": "nogroup"})
+    d.extra_args = ["--ctl-group", "nogroup"]
     d.start()
     st = d.ctl.stat()
     assert stat.S_IMODE(st.st_mode) == 0o660
@@ -148,11 +148,14 @@ def test_reload_adds_removes_and_replaces(hosts: ssh.TwoHosts, pki: ssh.Pki, spa
     assert len(sas) == 1 and sas[0]["name"] != first[0]
     assert sas[0]["children"][0]["suite"].startswith("ENCR_AES_GCM_16_128")
     # the CLI verb; a broken file keeps the running configuration
-    moon.config.write_text("{ not json")
+    good = moon.config.read_text()
+    moon.config.write_text(good.replace("\tesp=aes_gcm_16_128", "\tesp=aes_gcm_16_128\n\tlefttsubnet=10.9.9.0/24"))
+    line = next(n for n, text in enumerate(moon.config.read_text().splitlines(), 1) if "lefttsubnet" in text)
     r = moon.cli("reload")
     assert r.returncode == 1
-    assert r.stderr.strip() == (f"fipsike reload: error: reload failed, running configuration kept: {moon.config}: "
-                                "not valid JSON (line 1)")
+    # one line: FILE:LINE, the conn, the keyword, why
+    assert r.stderr.strip() == (f"fipsike reload: error: reload failed, running configuration kept: {moon.config}:"
+                                f"{line}: conn gw: lefttsubnet: unrecognized 'conn' keyword 'lefttsubnet'")
     assert names(moon) == ["gw", "new"]
     moon.write_config([moon_conn(hosts, pki, auto="start", esp="aes128gcm16")])
     r = moon.cli("reload")
@@ -161,7 +164,7 @@ def test_reload_adds_removes_and_replaces(hosts: ssh.TwoHosts, pki: ssh.Pki, spa
 
 def test_kernel_memory_is_refused_in_required_mode(tmp_path: Any) -> None:
     r = subprocess.run([sys.executable, "-m", "fipsike", "daemon", "--kernel", "memory", "--fips-mode", "required",
-                        "--config", str(tmp_path / "none.json"), "--ctl", str(tmp_path / "ctl")], cwd=ROOT,
+                        "--config", str(tmp_path / "none.conf"), "--ctl", str(tmp_path / "ctl")], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr.startswith("fipsike daemon: error: --kernel memory keeps SAs in this process only")

@@ -35,6 +35,7 @@ class FakeSockets(IkeSockets):
 class FakeEngine:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.sas: list[dict[str, Any]] = []
 
     def initiate(self, name: str, now: float, child: str | None = None) -> list[Any]:
         self.calls.append(("initiate", name, child))
@@ -50,6 +51,9 @@ class FakeEngine:
 
     def ike_sas(self) -> list[Any]:
         return []
+
+    def status(self, now: float | None = None) -> list[dict[str, Any]]:
+        return self.sas
 
 
 def _daemon(tmp: Path, auto: Auto = Auto.ROUTE) -> tuple[Daemon, MemoryKernel, io.StringIO, FakeEngine]:
@@ -119,14 +123,33 @@ def test_dead_peer_hold_traps_the_traffic(tmp_path: Path) -> None:
 def test_nat_keepalives_only_for_sas_behind_a_nat(tmp_path: Path) -> None:
     d, kernel, out, fake = _daemon(tmp_path, Auto.ADD)
 
-    def status(now: float) -> list[dict[str, Any]]:
-        return [{"state": "established", "connection": "gw", "local": "192.0.2.1:4500",
+    fake.sas = [{"state": "established", "connection": "gw", "local": "192.0.2.1:4500",
                  "remote": "198.51.100.7:4501", "nat": {"local": True, "remote": False}},
                 {"state": "established", "connection": "gw", "local": "192.0.2.1:500",
                  "remote": "198.51.100.8:500", "nat": {"local": False, "remote": True}},
                 {"state": "init-sent", "connection": "gw", "local": "[2001:db8::1]:4500",
                  "remote": "[2001:db8::9]:4500", "nat": {"local": True, "remote": False}}]
-
-    fake.status = status  # type: ignore[attr-defined]
     d._keepalives()
     assert cast(FakeSockets, d.sockets).sent == [(b"\xff", ("192.0.2.1", 4500), ("198.51.100.7", 4501))]
+
+
+def test_a_second_up_never_starts_a_second_ike_sa(tmp_path: Path) -> None:
+    """`up` on a connection that is coming up joins that negotiation; on one whose IKE SA is up (its Child
+    SA gone) it asks for the Child SA only (CREATE_CHILD_SA on the IKE SA that is there)."""
+    import asyncio
+
+    d, _, out, fake = _daemon(tmp_path, Auto.ADD)
+    entry = d.config.connections[0]
+
+    async def up() -> Any:
+        return await d._up(entry, {"timeout": 1})
+
+    assert asyncio.run(up())["established"] is False
+    assert fake.calls == [("initiate", "gw", None)]
+    fake.sas = [{"name": "aa/bb", "connection": "gw", "state": "init-sent"}]
+    assert "no answer within 1 s" in asyncio.run(up())["reason"]
+    assert fake.calls == [("initiate", "gw", None)]  # joined the negotiation under way
+    assert "joins the negotiation of aa/bb" in out.getvalue()
+    fake.sas = [{"name": "aa/bb", "connection": "gw", "state": "established"}]
+    asyncio.run(up())
+    assert fake.calls[1:] == [("initiate", "gw", "net")]

@@ -68,6 +68,7 @@ def test_no_token_and_no_key_file_is_a_clear_error(hosts: ssh.TwoHosts, pki: ssh
     moon = DaemonProc(tmp_path / "moon", hosts.left.netns, [moon_conn(hosts, pki, leftkey=None)])
     moon.start(wait_ready=False)
     assert moon.proc is not None and moon.proc.wait(60) == 1
+    line = next(n for n, text in enumerate(moon.config.read_text().splitlines(), 1) if "leftcert=" in text)
     assert moon.log_text().splitlines()[-1] == (
-        f"fipsike daemon: error: {moon.config} conn gw: leftkey= names no file and no PKCS#11 token is configured "
-        "(fipsike daemon --token LABEL)")
+        f"fipsike daemon: error: {moon.config}:{line}: conn gw: leftcert: neither {moon.dir}/private/moon.test.key "
+        "nor a key on the token; no PKCS#11 token is configured (fipsike daemon --token LABEL)")
