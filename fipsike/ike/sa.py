@@ -16,6 +16,7 @@ from fipsike.ike.tasks import TaskKind
 from providers.handles import KeyShare
 
 if TYPE_CHECKING:
+    from fipsike.ike.intermediate import IntermediateKeyExchanges
     from fipsike.ike.wire import Protection
 
 
@@ -151,6 +152,14 @@ class IkeSa:
     init_tries: int = 0
     rekey_tries: int = 0  # rekeys of this IKE SA the peer refused with TEMPORARY_FAILURE so far
     armed: float = 0.0  # the deadline last pushed on the engine's timer heap
+    # RFC 9242 / 9370: the peer sent INTERMEDIATE_EXCHANGE_SUPPORTED; the IKE_INTERMEDIATE exchanges
+    # of this SA's setup (their keys and IntAuth), kept until IKE_AUTH is done
+    peer_intermediate: bool = False
+    intermediate: IntermediateKeyExchanges | None = field(default=None, repr=False)
+    # responder: the datagram that completed the last IKE_INTERMEDIATE request, answered under the keys
+    # that exchange replaced; a repeat of it gets the cached answer without being opened again
+    switched_request: bytes = b""
+    auth_mid: int = 0  # Message ID of the first IKE_AUTH request (IKE_AUTH_MID, RFC 9242 3.3.2)
 
     @property
     def name(self) -> str:

@@ -78,12 +78,14 @@ class ExchangeTask(Protocol):
 class Received(NamedTuple):
     """A message as it reached an exchange: `msg` with the decrypted payloads (an IKE_SA_INIT message
     is never encrypted), the datagram as it came (RFC 7296 2.15 signs IKE_SA_INIT's octets), and
-    where it came from and to. (A NamedTuple: one is made per message.)"""
+    where it came from and to; for IKE_INTERMEDIATE, `intauth` is the message's IntAuth A | P
+    (RFC 9242 3.3.2). (A NamedTuple: one is made per message.)"""
 
     msg: Message
     data: bytes
     src: Address
     dst: Address
+    intauth: bytes = b""
 
 
 class UnknownTask(LookupError):
