@@ -206,3 +206,68 @@ def test_ike_auth_before_intermediate_refused(pair: PairFactory) -> None:
     net.run()
     assert not net.b.established() and net.b.of(IkeSaFailed)
     assert [e.reason for e in net.b.of(IkeSaFailed)] == ["IKE_AUTH before the additional key exchanges"]
+
+
+OPTIONAL = "aes_gcm256-sha384-ecp384;addke1=ml_kem_1024+none"
+REQUIRED = "aes_gcm256-sha384-ecp384;addke1=ml_kem_1024"
+PLAIN = "aes_gcm256-sha384-ecp384"
+
+
+@pytest.mark.parametrize("moon,sun,hybrid", [
+    (OPTIONAL, PLAIN, False), (PLAIN, OPTIONAL, False), (OPTIONAL, OPTIONAL, True),
+    (OPTIONAL, REQUIRED, True), (REQUIRED, OPTIONAL, True)])
+def test_optional_hybrid(pair: PairFactory, moon: str, sun: str, hybrid: bool) -> None:
+    """`addke1=ml_kem_1024+none` makes the hybrid optional: a plain peer gets a plain SA."""
+    net = pair(moon_kw=ike(moon), sun_kw=ike(sun))
+    net.initiate(net.a, "gw")
+    net.run()
+    agree(net)
+    ran = ExchangeType.IKE_INTERMEDIATE in [e for e, _ in exchanges(net)]
+    assert ran == hybrid
+
+
+@pytest.mark.parametrize("moon,sun", [(REQUIRED, PLAIN), (PLAIN, REQUIRED)])
+def test_required_hybrid_against_plain_peer(pair: PairFactory, moon: str, sun: str) -> None:
+    """A connection that requires the hybrid gets NO_PROPOSAL_CHOSEN from, or gives it to, a plain peer."""
+    net = pair(moon_kw=ike(moon), sun_kw=ike(sun))
+    net.initiate(net.a, "gw")
+    net.run()
+    assert not net.a.established() and not net.b.established()
+    assert [e.reason for e in net.a.of(IkeSaFailed)] == ["NO_PROPOSAL_CHOSEN"]
+    resp = [p.msg for p in net.delivered if p.msg.response]
+    assert [n.notify_type for n in resp[0].notifies()] == [NotifyType.NO_PROPOSAL_CHOSEN]
+
+
+def _legacy_offer(value: str) -> Any:
+    """What a responder without RFC 9370 can take of our offer: proposals with no ADDKE transform
+    (it rejects any with a transform type it does not know, RFC 7296 3.3.6)."""
+    from fipsike.ike.proposals import ADDKE_TYPES, offer_order
+
+    specs = offer_order(ike(value)["ike_proposals"])
+    return [s for s in specs if not any(t.type in ADDKE_TYPES for t in s.transforms)]
+
+
+def test_optional_offer_carries_a_plain_proposal() -> None:
+    """For a peer without RFC 9370 the optional hybrid adds a plain copy of the proposal, last;
+    the required one does not."""
+    plain = _legacy_offer(OPTIONAL)
+    assert len(plain) == 1 and str(plain[0].transforms) == str(ike(PLAIN)["ike_proposals"][0].transforms)
+    assert _legacy_offer(REQUIRED) == []
+
+
+def test_peer_without_intermediate_support_gets_no_addke(pair: PairFactory) -> None:
+    """ADDKE transforms offered without INTERMEDIATE_EXCHANGE_SUPPORTED are answered NONE (optional) or
+    refused (required): the responder selects additional key exchanges only with an announcing peer."""
+    from fipsike.ike.config import Connection
+
+    orig = Connection.announces_intermediate
+    net = pair(moon_kw=ike(OPTIONAL), sun_kw=ike(OPTIONAL))
+    try:
+        Connection.announces_intermediate = property(lambda self: False)  # type: ignore[method-assign,assignment]
+        net.initiate(net.a, "gw")
+    finally:
+        Connection.announces_intermediate = orig  # type: ignore[method-assign]
+    assert net.wire[0].msg.notify(NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED) is None
+    net.run()
+    agree(net)
+    assert ExchangeType.IKE_INTERMEDIATE not in [e for e, _ in exchanges(net)]
