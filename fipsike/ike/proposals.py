@@ -505,7 +505,9 @@ def spec_from_proposal(p: libreswan.Proposal, protocol: Protocol,
     if groups == [KeyExchange.NONE]:
         groups = []
     kes = [Transform(TransformType.KE, int(g)) for g in groups]
-    return ProposalSpec(protocol, tuple(encrs + integs + kes + [Transform(TransformType.ESN, NO_ESN)]))
+    spec = ProposalSpec(protocol, tuple(encrs + integs + kes + [Transform(TransformType.ESN, NO_ESN)]))
+    # `;addkeN=`: additional key exchanges of a CREATE_CHILD_SA, in IKE_FOLLOWUP_KE (RFC 9370 2.2.4)
+    return spec.with_additional_key_exchanges({a.slot: a.methods for a in p.addke}) if p.addke else spec
 
 
 def from_libreswan(value: str, protocol: Protocol, policy: Policy | None = None,

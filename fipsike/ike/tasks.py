@@ -37,6 +37,7 @@ class TaskKind(enum.Enum):
     DELETE_SPI = "delete-spi"  # delete an SA the peer installed but we refused
     DELETE_IKE = "delete-ike"
     DPD = "dpd"  # liveness check (RFC 7296 2.4)
+    FOLLOWUP_KE = "followup-ke"  # RFC 9370 2.2.4: an additional key exchange of a CREATE_CHILD_SA
 
     def __str__(self) -> str:
         return self.value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fipsike.ike.exchanges.create_child_sa import CreateChildSa
 from fipsike.ike.exchanges.ike_auth import IkeAuth
+from fipsike.ike.exchanges.ike_followup_ke import IkeFollowupKe
 from fipsike.ike.exchanges.ike_intermediate import IkeIntermediate
 from fipsike.ike.exchanges.ike_sa_init import IkeSaInit
 from fipsike.ike.exchanges.informational import Informational
@@ -22,4 +23,5 @@ def default_registry() -> TaskRegistry:
     r.register(IkeAuth(), request_states=(IkeState.INIT_DONE,))
     r.register(CreateChildSa(), request_states=LIVE)
     r.register(Informational(), request_states=LIVE)
+    r.register(IkeFollowupKe(), request_states=LIVE)  # RFC 9370 2.2.4, after a CREATE_CHILD_SA
     return r
