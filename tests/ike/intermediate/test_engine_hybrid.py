@@ -271,3 +271,115 @@ def test_peer_without_intermediate_support_gets_no_addke(pair: PairFactory) -> N
     net.run()
     agree(net)
     assert ExchangeType.IKE_INTERMEDIATE not in [e for e, _ in exchanges(net)]
+
+
+def _esp(value: str) -> Any:
+    from fipsike.ike.proposals import from_libreswan as fl
+
+    return fl(value, Protocol.ESP, FIPS, pfs_groups=())
+
+
+HYBRID_ESP = "aes_gcm256;ecp384;addke1=ml_kem_1024"
+
+
+def up_hybrid(pair: PairFactory, esp: str = HYBRID_ESP, ike_value: str = REQUIRED) -> Net:
+    net = pair(**ike(ike_value))
+    for side in (net.a, net.b):
+        conn = side.engine.connections["gw"]
+        conn.children[0].esp_proposals = _esp(esp)
+    net.initiate(net.a, "gw")
+    net.run()
+    agree(net)
+    return net
+
+
+def followups(net: Net) -> list[int]:
+    """Message IDs of the IKE_FOLLOWUP_KE requests delivered (fragments counted once)."""
+    return sorted({p.msg.message_id for p in net.delivered
+                   if p.msg.exchange == ExchangeType.IKE_FOLLOWUP_KE and not p.msg.response})
+
+
+@pytest.mark.parametrize("moon_initiates", [True, False], ids=["moon-rekeys", "sun-rekeys"])
+@pytest.mark.parametrize("esp", [HYBRID_ESP, "aes_gcm256;ecp256;addke1=ml_kem_768;addke2=ml_kem_1024"])
+def test_child_rekey_with_followup_ke(pair: PairFactory, esp: str, moon_initiates: bool) -> None:
+    """A Child SA rekey with additional key exchanges: CREATE_CHILD_SA, then one IKE_FOLLOWUP_KE per
+    ADDKE (RFC 9370 2.2.4); both sides install the same new keys, and they differ from the old ones."""
+    net = up_hybrid(pair, esp)
+    i = net.a if moon_initiates else net.b
+    before = esp_pairs(net)[0]
+    (spi,) = i.kernel
+    n_addke = esp.count("addke")
+    net.take(i, i.engine.rekey_child(spi, net.now))
+    net.run()
+    assert len(followups(net)) == n_addke
+    agree(net)
+    assert esp_pairs(net)[0].isdisjoint(before)
+    new = next(iter(i.engine.ike_sas())).children
+    (child,) = new.values()
+    assert child.suite.ke is not None and child.spi_in != spi
+
+
+def test_new_child_with_followup_ke(pair: PairFactory) -> None:
+    net = up_hybrid(pair)
+    conn = net.a.engine.connections["gw"]
+    import dataclasses
+
+    extra = dataclasses.replace(conn.children[0], name="extra")
+    for side in (net.a, net.b):
+        c = side.engine.connections["gw"]
+        c.children = (*c.children, dataclasses.replace(c.children[0], name="extra"))
+    del extra
+    net.take(net.a, net.a.engine.initiate("gw", net.now, child="extra"))
+    net.run()
+    assert len(followups(net)) == 1
+    agree(net, children=2)
+
+
+@pytest.mark.parametrize("moon_initiates", [True, False], ids=["moon-rekeys", "sun-rekeys"])
+def test_ike_rekey_with_followup_ke(pair: PairFactory, moon_initiates: bool) -> None:
+    """An IKE SA rekey with ML-KEM-1024 in IKE_FOLLOWUP_KE; the new IKE SA works (a Child SA rekey over it
+    gives matching keys) and its keys are not the old ones."""
+    from fipsike.ike.actions import IkeSaRekeyed
+
+    net = up_hybrid(pair, "aes_gcm256")
+    i = net.a if moon_initiates else net.b
+    old = i.the_ike_sa()
+    net.take(i, i.engine.rekey_ike(old.name, net.now))
+    net.run()
+    assert len(followups(net)) == 1
+    new_i, new_r = net.a.the_ike_sa(), net.b.the_ike_sa()
+    assert new_i.name == new_r.name != old.name
+    assert [e.new_ike_sa for e in i.of(IkeSaRekeyed)] == [(new_i if moon_initiates else new_r).name]
+    (spi,) = i.kernel
+    net.take(i, i.engine.rekey_child(spi, net.now))
+    net.run()
+    agree(net)
+
+
+def test_followup_lost_and_retransmitted(pair: PairFactory) -> None:
+    net = up_hybrid(pair)
+    (spi,) = net.a.kernel
+    net.take(net.a, net.a.engine.rekey_child(spi, net.now))
+    run_until(net, lambda p: p.msg.exchange == ExchangeType.IKE_FOLLOWUP_KE and p.msg.response)
+    net.wire.clear()  # the IKE_FOLLOWUP_KE response is lost
+    net.advance(5.0)
+    net.run()
+    agree(net)
+    assert any(x.event == "retransmit-response" for x in net.b.logs)
+
+
+def test_followup_unknown_link_is_state_not_found(pair: PairFactory) -> None:
+    """An IKE_FOLLOWUP_KE whose link the responder holds no state for gets STATE_NOT_FOUND; the rekey
+    fails and the old Child SA stays."""
+    net = up_hybrid(pair)
+    (spi,) = net.a.kernel
+    net.take(net.a, net.a.engine.rekey_child(spi, net.now))
+    run_until(net, lambda p: p.msg.exchange == ExchangeType.IKE_FOLLOWUP_KE)
+    rsa = net.b.the_ike_sa()
+    assert rsa.followup is not None
+    rsa.followup = None  # the responder forgot (its wait ran out)
+    net.run()
+    resp = [p for p in net.delivered if p.msg.exchange == ExchangeType.IKE_FOLLOWUP_KE and p.msg.response]
+    assert resp
+    assert spi in net.a.kernel and len(net.a.kernel) == 1
+    assert any("STATE_NOT_FOUND" in x.message for x in net.a.logs)
