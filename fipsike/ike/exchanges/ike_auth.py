@@ -29,8 +29,8 @@ from fipsike.ike.auth import (
 )
 from fipsike.ike.config import Connection
 from fipsike.ike.context import IkeContext
-from fipsike.ike.exchanges import child as childmod
 from fipsike.ike.errors import CodecError
+from fipsike.ike.exchanges import child as childmod
 from fipsike.ike.exchanges.common import certreq
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from fipsike.ike.context import IkeContext
 from fipsike.ike.errors import CodecError
 from fipsike.ike.exchanges import create_child_sa as ccs
-from fipsike.ike.followup_ke import StateNotFound
+from fipsike.ike.followup_ke import RESPONDER_WAIT, StateNotFound
 from fipsike.ike.intermediate import AdditionalKeyExchangeError
 from fipsike.ike.payloads import Notify
 from fipsike.ike.registry import ExchangeType, NotifyType
@@ -72,7 +72,7 @@ class IkeFollowupKe:
                 st.exchanges.wipe()
             sa.followup = None
             return
-        st.deadline = now + ccs.RESPONDER_WAIT
+        st.deadline = now + RESPONDER_WAIT
         ctx.send_response(sa, rx.msg, reply)
         if st.exchanges.done:
             sa.followup = None

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from fipsike.ike.actions import InstallChildSa
 from fipsike.ike.proposals import Protocol, from_libreswan
 from fipsike.ike.registry import ExchangeType, NotifyType
 from providers.policy import Policy
-from tests.ike.engine.conftest import PairFactory, Pki, pair, pki  # noqa: F401 - fixtures
+from tests.ike.engine.conftest import PairFactory
 from tests.ike.engine.harness import IkeSaFailed, Net, Packet, Side
 
 FIPS = Policy("fips")
