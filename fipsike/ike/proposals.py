@@ -111,12 +111,13 @@ class IkeSuite:
     prf: Prf
     integ: Integrity | None
     ke: KeyExchange
+    additional: tuple[KeyExchange, ...] = ()  # ADDKE1.. as negotiated (RFC 9370), NONE left out
 
     def __str__(self) -> str:
         parts = [f"{self.encr.name}_{self.encr_key_bits}"]
         if self.integ is not None:
             parts.append(self.integ.name)
-        parts += [self.prf.name, self.ke.name]
+        parts += [self.prf.name, "+".join(k.name for k in (self.ke, *self.additional))]
         return "/".join(parts)
 
 
@@ -127,13 +128,14 @@ class EspSuite:
     integ: Integrity | None
     ke: KeyExchange | None  # None: no PFS
     esn: bool
+    additional: tuple[KeyExchange, ...] = ()  # in IKE_FOLLOWUP_KE (RFC 9370 2.2.4)
 
     def __str__(self) -> str:
         parts = [f"{self.encr.name}_{self.encr_key_bits}"]
         if self.integ is not None:
             parts.append(self.integ.name)
         if self.ke is not None:
-            parts.append(self.ke.name)
+            parts.append("+".join(k.name for k in (self.ke, *self.additional)))
         parts.append("ESN" if self.esn else "NO_ESN")
         return "/".join(parts)
 
@@ -344,6 +346,7 @@ def ike_suite(p: Proposal) -> IkeSuite:
         prf=Prf(p.of_type(TransformType.PRF)[0].id),
         integ=Integrity(integ[0].id) if integ and integ[0].id else None,
         ke=KeyExchange(p.of_type(TransformType.KE)[0].id),
+        additional=additional_key_exchanges(p),
     )
 
 
@@ -358,6 +361,7 @@ def esp_suite(p: Proposal) -> EspSuite:
         integ=Integrity(integ[0].id) if integ and integ[0].id else None,
         ke=KeyExchange(ke[0].id) if ke and ke[0].id else None,
         esn=bool(esn and esn[0].id == ESN),
+        additional=additional_key_exchanges(p),
     )
 
 

@@ -41,8 +41,13 @@ class IkeIntermediate:
 
     def start(self, ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
         ike = sa.intermediate
-        if ike is None or ike.done:
-            return  # nothing left to exchange (the queue moves on to IKE_AUTH)
+        if ike is None:
+            return  # not negotiated (the queue moves on to IKE_AUTH)
+        if ike.done:
+            # intermediate=yes without additional key exchanges: one empty exchange, in IntAuth only
+            msg = ctx.send_request(sa, ExchangeType.IKE_INTERMEDIATE, [], TaskKind.IKE_INTERMEDIATE, now)
+            ike.int_auth.add(ctx.router, ike.keys, sent_intauth_data(msg), sent_by_initiator=True)
+            return
         msg = ctx.send_request(sa, ExchangeType.IKE_INTERMEDIATE, ike.next_request(), TaskKind.IKE_INTERMEDIATE,
                                now)
         ike.request_sent(sent_intauth_data(msg))
@@ -56,6 +61,9 @@ class IkeIntermediate:
                 else f"NOTIFY_{err.notify_type}"
             ctx.notify_error(sa, name, f"IKE_INTERMEDIATE {ike.completed + 1} refused by the responder")
             ctx.drop_ike(sa, name, failed=True)
+            return
+        if ike.done:  # the answer to an empty exchange: no key changes
+            ike.int_auth.add(ctx.router, ike.keys, rx.intauth, sent_by_initiator=False)
             return
         try:
             ike.on_response(rx.msg.payloads, rx.intauth)

@@ -103,8 +103,11 @@ def create(ctx: IkeContext, conn: Connection, child: ChildConfig | None, now: fl
 
 def intermediate_rounds(sa: IkeSa) -> int:
     """How many IKE_INTERMEDIATE exchanges (RFC 9242) go between IKE_SA_INIT and IKE_AUTH: one per
-    additional key exchange negotiated (RFC 9370 2.2.2)."""
-    return len(sa.intermediate.methods) if sa.intermediate is not None else 0
+    additional key exchange negotiated (RFC 9370 2.2.2); with none, one empty exchange when we initiate
+    under intermediate=yes (libreswan's use of it: the exchange runs, and is authenticated, on its own)."""
+    if sa.intermediate is None:
+        return 0
+    return len(sa.intermediate.methods) or int(sa.initiator and sa.conn.intermediate)
 
 
 def _start_intermediate(ctx: IkeContext, sa: IkeSa, chosen: Proposal) -> None:

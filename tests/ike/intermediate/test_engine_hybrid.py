@@ -69,6 +69,9 @@ def test_hybrid_establishes(pair: PairFactory, value: str, group: str, methods: 
     net.run()
     isa, rsa = net.a.the_ike_sa(), net.b.the_ike_sa()
     assert group in str(isa.suite) and str(isa.suite) == str(rsa.suite)
+    names = {36: "ML_KEM_768", 37: "ML_KEM_1024"}
+    assert str(isa.suite).endswith("/" + "+".join([group, *(names[m] for m in methods)]))
+    assert [int(k) for k in isa.suite.additional] == methods
     # one IKE_INTERMEDIATE exchange per ADDKE, between IKE_SA_INIT and IKE_AUTH (RFC 9370 2.2.2)
     ex = [e for e, resp in exchanges(net) if not resp]
     assert ex == [ExchangeType.IKE_SA_INIT] + [ExchangeType.IKE_INTERMEDIATE] * len(methods) + [ExchangeType.IKE_AUTH]
@@ -101,7 +104,8 @@ TWO_ROUNDS = "aes_gcm256-sha384-ecp384;addke1=ml_kem_768;addke2=ml_kem_1024"
 
 
 @pytest.mark.parametrize("response", [False, True], ids=["request-lost", "response-lost"])
-@pytest.mark.parametrize("value", ["aes_gcm256-sha384-ecp256;addke1=ml_kem_768", TWO_ROUNDS])
+@pytest.mark.parametrize("value", ["aes_gcm256-sha384-ecp256;addke1=ml_kem_768", TWO_ROUNDS,
+                                   "aes_gcm256-sha384-ecp384;addke1=ml_kem_1024"])
 def test_intermediate_message_lost(pair: PairFactory, value: str, response: bool) -> None:
     """A lost IKE_INTERMEDIATE request is retransmitted; a lost response makes the initiator retransmit
     its request, which the responder (already under the new keys) answers from its cache."""
@@ -316,6 +320,7 @@ def test_child_rekey_with_followup_ke(pair: PairFactory, esp: str, moon_initiate
     new = next(iter(i.engine.ike_sas())).children
     (child,) = new.values()
     assert child.suite.ke is not None and child.spi_in != spi
+    assert len(child.suite.additional) == n_addke and "+ML_KEM_1024" in str(child.suite)
 
 
 def test_new_child_with_followup_ke(pair: PairFactory) -> None:
@@ -382,3 +387,28 @@ def test_followup_unknown_link_is_state_not_found(pair: PairFactory) -> None:
     assert resp
     assert spi in net.a.kernel and len(net.a.kernel) == 1
     assert any("STATE_NOT_FOUND" in x.message for x in net.a.logs)
+
+
+@pytest.mark.parametrize("sun_intermediate", [True, False])
+def test_intermediate_yes_without_addke(pair: PairFactory, sun_intermediate: bool) -> None:
+    """intermediate=yes and no ADDKE: when both announce it, the initiator runs one empty IKE_INTERMEDIATE
+    exchange, authenticated in AUTH like any other (RFC 9242 3.3.2); a peer without it gets none."""
+    net = pair(moon_kw={**ike(PLAIN), "intermediate": True}, sun_kw={**ike(PLAIN), "intermediate": sun_intermediate})
+    net.initiate(net.a, "gw")
+    net.run()
+    agree(net)
+    ran = [e for e, _ in exchanges(net)].count(ExchangeType.IKE_INTERMEDIATE)
+    assert ran == (2 if sun_intermediate else 0)
+    assert "+" not in str(net.a.the_ike_sa().suite)
+
+
+def test_empty_intermediate_is_bound_by_intauth(pair: PairFactory) -> None:
+    net = pair(moon_kw={**ike(PLAIN), "intermediate": True}, sun_kw={**ike(PLAIN), "intermediate": True})
+    net.initiate(net.a, "gw")
+    run_until(net, lambda p: p.msg.exchange == ExchangeType.IKE_AUTH)
+    rsa = next(iter(net.b.engine.ike_sas()))
+    assert rsa.intermediate is not None and rsa.intermediate.int_auth.responder_messages == 1
+    ia = rsa.intermediate.int_auth
+    ia.responder = bytes([ia.responder[0] ^ 1]) + ia.responder[1:]
+    net.run()
+    assert not net.a.established() and not net.b.established()
