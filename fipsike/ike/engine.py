@@ -603,6 +603,12 @@ class Engine:
         if sa.intermediate is not None:
             sa.intermediate.wipe()
             sa.intermediate = None
+        # RFC 9370 2.2.4 state of either side: the secrets gathered so far
+        if sa.followup is not None:
+            sa.followup.exchanges.wipe()
+            sa.followup = None
+        if sa.exchange is not None and sa.exchange.followup is not None:
+            sa.exchange.followup.wipe()
         if failed or was in (IkeState.INIT_SENT, IkeState.AUTH_SENT):
             self.emit(IkeSaFailed(sa.conn.name, reason))
         else:
