@@ -8,6 +8,13 @@ the SK_* split, the two ID MACs and the KEYMAT, one ECDSA sign, two ECDSA verifi
 AUTH and its certificate), one AES-GCM open and one seal under the two new SK_e keys (key setup
 included), four SHA-1 NAT hashes, the random SPI, nonce and Child SPI).
 
+The "hybrid" figures are the same handshake with AES-GCM-256 / PRF-HMAC-SHA-384 / ECP-384 in
+IKE_SA_INIT and ML-KEM-1024 as ADDKE1 in one IKE_INTERMEDIATE exchange (RFC 9242 / RFC 9370), against
+the responder's primitives for it straight through `cryptography`: the classic floor on P-384, plus
+ML-KEM-1024 encapsulation (encapsulation key parsed), IntAuth_i/IntAuth_r, SKEYSEED(1) and its SK_*
+split, and the IKE_INTERMEDIATE request opened and its response sealed (two RFC 7383 fragments each,
+under keys used for the first time).
+
 The "uncached" figures turn the engine's validated-chain cache off (verdict_cache_ttl=0): every
 handshake then validates the peer's chain afresh, as the floor assumes (its certificate verify).
 
@@ -26,26 +33,34 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, hmac, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, mlkem
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from certs.testpki import P256, TestPki
 from fipsike.ike.actions import InstallChildSa, SendDatagram
 from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.engine import Engine
-from fipsike.ike.proposals import Protocol, parse_proposals
+from fipsike.ike.proposals import ProposalSpec, Protocol, from_libreswan, parse_proposals
 from fipsike.ike.ts import ts_from_cidr
 from providers import open_router
 
 IKE = "aes256gcm16-prfsha384-ecp256"
 ESP = "aes256gcm16"
+# the hybrid: libreswan 5's syntax for ECP-384 plus ML-KEM-1024 as ADDKE1 (RFC 9370)
+HYBRID_IKE = "aes_gcm256-sha384-ecp384;addke1=ml_kem_1024"
 
 
-def _engines(pki: TestPki, ca: Any, moon: Any, sun: Any, ttl: float) -> tuple[Engine, Engine]:
+def _proposals(hybrid: bool) -> tuple[ProposalSpec, ...]:
+    if hybrid:
+        return from_libreswan(HYBRID_IKE, Protocol.IKE)
+    return parse_proposals([IKE], Protocol.IKE)
+
+
+def _engines(pki: TestPki, ca: Any, moon: Any, sun: Any, ttl: float, hybrid: bool = False) -> tuple[Engine, Engine]:
     def conn(me: Any, local: str, remote: str, lid: str, rid: str, lnet: str, rnet: str) -> Connection:
         return Connection("gw", (local,), (remote,), local_id=lid, remote_id=rid, private_key=me.key,
                           certificate=me.cert, trust_anchors=(ca.cert,), dpd_delay=0, initial_contact=False,
-                          ike_proposals=parse_proposals([IKE], Protocol.IKE),
+                          ike_proposals=_proposals(hybrid),
                           children=(ChildConfig("net", (ts_from_cidr(lnet),), (ts_from_cidr(rnet),),
                                                 parse_proposals([ESP], Protocol.ESP)),))
     moon_conn = conn(moon, "10.99.0.1", "10.99.0.2", "moon.test", "sun.test", "10.1.0.0/24", "10.2.0.0/24")
@@ -55,8 +70,8 @@ def _engines(pki: TestPki, ca: Any, moon: Any, sun: Any, ttl: float) -> tuple[En
     return a, b
 
 
-def engine_handshakes(n: int, ttl: float = 300.0, warmup: int = 20,
-                      between: Callable[[], float] | None = None) -> tuple[list[float], list[float], list[float]]:
+def engine_handshakes(n: int, ttl: float = 300.0, warmup: int = 20, between: Callable[[], float] | None = None,
+                      hybrid: bool = False) -> tuple[list[float], list[float], list[float]]:
     """N handshakes between one pair of engines (a gateway serving a peer that comes back);
     each IKE SA is forgotten afterwards, outside the timed calls."""
     router = open_router("fips")
@@ -67,7 +82,7 @@ def engine_handshakes(n: int, ttl: float = 300.0, warmup: int = 20,
     init_ms: list[float] = []
     resp_ms: list[float] = []
     floor: list[float] = []
-    a, b = _engines(pki, ca, moon, sun, ttl)
+    a, b = _engines(pki, ca, moon, sun, ttl, hybrid)
     for k in range(n + warmup):
         cpu = {"a": 0.0, "b": 0.0}
         t0 = time.process_time()
@@ -97,17 +112,23 @@ def engine_handshakes(n: int, ttl: float = 300.0, warmup: int = 20,
     return init_ms, resp_ms, floor
 
 
-def floor_op() -> Callable[[], float]:
+def floor_op(hybrid: bool = False) -> Callable[[], float]:
     """One side's primitive operations for one handshake, straight through `cryptography`; the
-    returned function runs them once and gives the CPU milliseconds."""
+    returned function runs them once and gives the CPU milliseconds. `hybrid`: the responder's for
+    ECP-384 + ML-KEM-1024 in one IKE_INTERMEDIATE exchange."""
     ca = ec.generate_private_key(ec.SECP256R1())
     peer = ec.generate_private_key(ec.SECP256R1())
     own = ec.generate_private_key(ec.SECP256R1())
     msg = os.urandom(600)
     peer_sig = peer.sign(msg, ec.ECDSA(hashes.SHA256()))
     ca_sig = ca.sign(msg[:400], ec.ECDSA(hashes.SHA256()))
-    peer_point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+    curve: ec.EllipticCurve = ec.SECP384R1() if hybrid else ec.SECP256R1()
+    peer_point = ec.generate_private_key(curve).public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    ek = mlkem.MLKEM1024PrivateKey.generate().public_key().public_bytes_raw()  # the initiator's KEi(1)
+    frag = os.urandom(800)  # one of the two fragments of each IKE_INTERMEDIATE message
+    k_i1, k_r1 = os.urandom(32), os.urandom(32)  # SK_ei(0) / SK_er(0): the IKE_INTERMEDIATE keys
+    sealed_frag = AESGCM(k_i1).encrypt(nonce_ := os.urandom(12), frag, b"hdr")
     sk_e_peer, sk_e_own = os.urandom(32), os.urandom(32)  # SK_ei / SK_er: one per direction
     nonce = os.urandom(12)
     sealed_peer = AESGCM(sk_e_peer).encrypt(nonce, msg, b"hdr")
@@ -119,14 +140,28 @@ def floor_op() -> Callable[[], float]:
 
     def once() -> float:
         t0 = time.process_time()
-        mine = ec.generate_private_key(ec.SECP256R1())
+        mine = ec.generate_private_key(curve)
         mine.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-        peer_pub = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), peer_point)
+        peer_pub = ec.EllipticCurvePublicKey.from_encoded_point(curve, peer_point)
         shared = mine.exchange(ec.ECDH(), peer_pub)
         skeyseed = prf(os.urandom(64), shared)
         t = b""
         for i in range(1, 6):  # SK_d|SK_ei|SK_er|SK_pi|SK_pr: 216 octets = 5 blocks of prf+
             t = prf(skeyseed, t + b"s" * 80 + bytes([i]))
+        if hybrid:
+            # IKE_INTERMEDIATE: KEi(1) in two fragments opened, ML-KEM-1024 encapsulation, KEr(1) in two
+            # fragments sealed, IntAuth_i1 / IntAuth_r1, SKEYSEED(1) and its split
+            aes_i, aes_r = AESGCM(k_i1), AESGCM(k_r1)
+            aes_i.decrypt(nonce_, sealed_frag, b"hdr")
+            aes_i.decrypt(nonce_, sealed_frag, b"hdr")
+            shared1, ct = mlkem.MLKEM1024PublicKey.from_public_bytes(ek).encapsulate()
+            aes_r.encrypt(nonce_, ct[:800], b"hdr")
+            aes_r.encrypt(nonce_, ct[800:], b"hdr")
+            prf(skeyseed, ek + b"h" * 40)
+            prf(skeyseed, ct + b"h" * 40)
+            skeyseed = prf(skeyseed, shared1 + b"n" * 64)
+            for i in range(1, 6):
+                t = prf(skeyseed, t + b"s" * 80 + bytes([i]))
         prf(skeyseed, b"id1")
         prf(skeyseed, b"id2")
         for i in range(1, 3):  # KEYMAT: 72 octets
@@ -156,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     init_ms, resp_ms, floors = engine_handshakes(args.n, between=floor_op())
     cold_i, cold_r, cold_floors = engine_handshakes(args.n, ttl=0.0, between=floor_op())
+    hy_i, hy_r, hy_floors = engine_handshakes(args.n, between=floor_op(hybrid=True), hybrid=True)
     cold_floor = statistics.median(cold_floors)  # measured alongside too
     floor = statistics.median(floors)
     result = {
@@ -173,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         # every handshake validating the peer's chain afresh (verdict cache off)
         "initiator_cpu_ms_uncached": round(statistics.median(cold_i), 3),
         "responder_cpu_ms_uncached": round(statistics.median(cold_r), 3),
+        # ECP-384 + ML-KEM-1024 (ADDKE1 in IKE_INTERMEDIATE); the floor is the responder's primitives
+        "hybrid_suite": f"{HYBRID_IKE} / esp {ESP} / ECDSA P-256 certificates",
+        "hybrid_initiator_cpu_ms": round(statistics.median(hy_i), 3),
+        "hybrid_responder_cpu_ms": round(statistics.median(hy_r), 3),
+        "hybrid_floor_cpu_ms": round(statistics.median(hy_floors), 3),
+        "hybrid_responder_over_floor": round(
+            statistics.median(r / f for r, f in zip(hy_r, hy_floors, strict=True)), 2),
     }
     if args.json:
         print(json.dumps(result))

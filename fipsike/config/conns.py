@@ -563,6 +563,7 @@ class Resolve:
             fragmentation=get("fragmentation", "yes") != "no",
             initial_contact=bool(get("initial-contact", True)),
             encap=get("encapsulation", "auto") == "yes", port=rside.ikeport,
+            intermediate=bool(get("intermediate", False)),
             allow_null=lside.auth == "null" or rside.auth == "null")
         if "retransmit-interval" in s or "retransmit-timeout" in s:
             conn_kwargs["retransmit"] = retransmit_policy(float(get("retransmit-interval", 0.5)),

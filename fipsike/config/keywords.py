@@ -178,7 +178,8 @@ CONN_KEYWORDS: Final[tuple[Keyword, ...]] = (
        note="yes only: the peer's ID must be in its certificate"),
     _c("ppk", REFUSED, accept_only=("no", "never"), note="postquantum preshared keys (RFC 8784) are not implemented"),
     _c("ppk-ids", REFUSED, note="postquantum preshared keys (RFC 8784) are not implemented"),
-    _c("intermediate", REFUSED, accept_only=NO, note="IKE_INTERMEDIATE (RFC 9242) is not configurable yet"),
+    _c("intermediate", IMPLEMENTED, "yesno", note="announce IKE_INTERMEDIATE (RFC 9242); implied by "
+       "`;addkeN=` in ike= (RFC 9370)"),
     _c("decap-dscp", REFUSED, accept_only=NO, note="DSCP copying is not configured by fipsike"),
     _c("encap-dscp", REFUSED, accept_only=NO, note="DSCP copying is not configured by fipsike"),
     _c("nopmtudisc", REFUSED, accept_only=NO, note="PMTU discovery settings are not configured by fipsike"),

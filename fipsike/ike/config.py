@@ -89,6 +89,14 @@ class Connection:
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     allow_null: bool = False  # NULL authentication is refused unless the policy opts in (RFC 7619)
     unique: str = "no"  # only "no" (INITIAL_CONTACT still replaces a rebooted peer's IKE SAs)
+    # libreswan 5's intermediate=yes: announce IKE_INTERMEDIATE (RFC 9242 3.1) even without additional
+    # key exchanges; ADDKE transforms in ike_proposals announce it anyway (RFC 9370 2.2.1 needs it)
+    intermediate: bool = False
+
+    @property
+    def announces_intermediate(self) -> bool:
+        """Does IKE_SA_INIT carry INTERMEDIATE_EXCHANGE_SUPPORTED for this connection?"""
+        return self.intermediate or any(spec.has_additional() for spec in self.ike_proposals)
 
     @property
     def ike_cfg(self) -> IkeConfig:

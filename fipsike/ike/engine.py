@@ -386,15 +386,16 @@ class Engine:
         value = self._memo[key] = build()
         return value
 
-    def select(self, offered: Sequence[Proposal], local: Sequence[ProposalSpec], protocol: Protocol) -> Proposal:
+    def select(self, offered: Sequence[Proposal], local: Sequence[ProposalSpec], protocol: Protocol,
+               additional: bool = False) -> Proposal:
         """proposals.select under this engine's policy, remembered per (offer, configuration): a peer
         sends the same proposals every time, only the SPIs differ. Raises NoProposalChosen."""
         key = ("select", tuple(Proposal(p.number, p.protocol, b"", p.transforms) for p in offered),
-               tuple(local), protocol)
+               tuple(local), protocol, additional)
         got = self._memo.get(key)
         if got is None:
             try:
-                got = select(key[1], local, self.allowed, protocol)
+                got = select(key[1], local, self.allowed, protocol, additional=additional)
             except NoProposalChosen as e:
                 got = e
             if len(self._memo) >= 4096:
@@ -470,7 +471,7 @@ class Engine:
             self.emit(SendDatagram(p, sa.local, sa.remote))
 
     def send_request(self, sa: IkeSa, exchange: ExchangeType, payloads: Sequence[Payload], kind: TaskKind,
-                     now: float) -> None:
+                     now: float) -> Message:
         self.touch(sa)
         msg = Message(sa.spi_i, sa.spi_r, int(exchange), sa.next_request_id, sa.initiator, False,
                       tuple(payloads))
@@ -484,8 +485,9 @@ class Engine:
         sa.pending.arm(sa.conn.retransmit, now)
         sa.next_request_id += 1
         self.resend(sa, packets)
+        return msg
 
-    def send_response(self, sa: IkeSa, request: Message, payloads: Sequence[Payload]) -> None:
+    def send_response(self, sa: IkeSa, request: Message, payloads: Sequence[Payload]) -> Message:
         self.touch(sa)
         msg = Message(sa.spi_i, sa.spi_r, int(request.exchange), request.message_id, sa.initiator, True,
                       tuple(payloads))
@@ -498,6 +500,7 @@ class Engine:
         sa.last_response = (request.message_id, packets)
         sa.expected_request_id = request.message_id + 1
         self.resend(sa, packets)
+        return msg
 
     def send_plain(self, request: Message, payloads: Sequence[Payload], src: Address, dst: Address,
                    spi_r: bytes = bytes(8)) -> None:
@@ -597,6 +600,15 @@ class Engine:
             sa.keys.wipe()
         if sa.share is not None:
             sa.share.wipe()
+        if sa.intermediate is not None:
+            sa.intermediate.wipe()
+            sa.intermediate = None
+        # RFC 9370 2.2.4 state of either side: the secrets gathered so far
+        if sa.followup is not None:
+            sa.followup.exchanges.wipe()
+            sa.followup = None
+        if sa.exchange is not None and sa.exchange.followup is not None:
+            sa.exchange.followup.wipe()
         if failed or was in (IkeState.INIT_SENT, IkeState.AUTH_SENT):
             self.emit(IkeSaFailed(sa.conn.name, reason))
         else:

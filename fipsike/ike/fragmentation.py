@@ -71,6 +71,11 @@ class Reassembler:
     def add(self, frag: OpenedFragment) -> Message | None:
         """Hold `frag`; return the reassembled inner Message when the last one arrives, else None.
         Raises FragmentError (drop the datagram; what is held stays) or MessageTooLarge."""
+        ordered = self.add_fragment(frag)
+        return None if ordered is None else inner_message(ordered)
+
+    def add_fragment(self, frag: OpenedFragment) -> list[OpenedFragment] | None:
+        """add(), giving the complete fragments in order (RFC 9242 3.3.2 authenticates them as one)."""
         if frag.total_fragments > self.max_fragments:
             raise FragmentError(f"{frag.total_fragments} fragments announced, the limit is {self.max_fragments}")
         if not 1 <= frag.fragment_number <= frag.total_fragments:
@@ -102,4 +107,4 @@ class Reassembler:
         ordered = [pending.parts[n] for n in range(1, pending.total + 1)]
         if ordered[0].first_payload == 0:
             raise FragmentError("first fragment has no Next Payload")
-        return inner_message(ordered)
+        return ordered

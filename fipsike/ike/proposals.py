@@ -22,7 +22,7 @@ from providers.errors import PolicyViolation
 from providers.policy import Policy
 
 __all__ = ["Protocol", "TransformType", "Transform", "Proposal", "ProposalSpec", "select", "verify_choice",
-           "from_libreswan", "spec_from_proposal", "ADDKE_TYPES", "additional_key_exchanges"]
+           "from_libreswan", "spec_from_proposal", "ADDKE_TYPES", "additional_key_exchanges", "offer_order"]
 
 NO_ESN = 0
 ESN = 1
@@ -78,6 +78,18 @@ class ProposalSpec:
     def ke_groups(self) -> list[int]:
         return [t.id for t in self.transforms if t.type == TransformType.KE]
 
+    def has_additional(self) -> bool:
+        """Does this proposal carry ADDKE transforms (RFC 9370 2.2.1)?"""
+        return any(t.type in ADDKE_TYPES for t in self.transforms)
+
+    def additional_optional(self) -> bool:
+        """Every ADDKE slot offers NONE: a peer may run none of them (RFC 9370 2.2.1)."""
+        slots = {t.type for t in self.transforms if t.type in ADDKE_TYPES}
+        return all(Transform(ttype, 0) in self.transforms for ttype in slots)
+
+    def without_additional(self) -> ProposalSpec:
+        return ProposalSpec(self.protocol, tuple(t for t in self.transforms if t.type not in ADDKE_TYPES))
+
     def with_additional_key_exchanges(self, slots: Mapping[int, Sequence[KeyExchange]]) -> ProposalSpec:
         """This proposal plus ADDKE<n> transforms, {n: methods in order} (libreswan's `;addke<n>=`);
         KeyExchange.NONE among the methods makes that exchange optional (RFC 9370 2.2.1)."""
@@ -99,12 +111,13 @@ class IkeSuite:
     prf: Prf
     integ: Integrity | None
     ke: KeyExchange
+    additional: tuple[KeyExchange, ...] = ()  # ADDKE1.. as negotiated (RFC 9370), NONE left out
 
     def __str__(self) -> str:
         parts = [f"{self.encr.name}_{self.encr_key_bits}"]
         if self.integ is not None:
             parts.append(self.integ.name)
-        parts += [self.prf.name, self.ke.name]
+        parts += [self.prf.name, "+".join(k.name for k in (self.ke, *self.additional))]
         return "/".join(parts)
 
 
@@ -115,13 +128,14 @@ class EspSuite:
     integ: Integrity | None
     ke: KeyExchange | None  # None: no PFS
     esn: bool
+    additional: tuple[KeyExchange, ...] = ()  # in IKE_FOLLOWUP_KE (RFC 9370 2.2.4)
 
     def __str__(self) -> str:
         parts = [f"{self.encr.name}_{self.encr_key_bits}"]
         if self.integ is not None:
             parts.append(self.integ.name)
         if self.ke is not None:
-            parts.append(self.ke.name)
+            parts.append("+".join(k.name for k in (self.ke, *self.additional)))
         parts.append("ESN" if self.esn else "NO_ESN")
         return "/".join(parts)
 
@@ -213,8 +227,14 @@ def select(offered: Sequence[Proposal], local: Sequence[ProposalSpec], allowed: 
 def admits(local: Sequence[ProposalSpec], chosen: Proposal) -> bool:
     """Does one of these configured proposals hold every transform of the negotiated one? The test
     that a connection's own policy holds for an SA negotiated before the connection was known."""
-    return any(spec.protocol == chosen.protocol and all(t in spec.transforms for t in chosen.transforms)
+    return any(spec.protocol == chosen.protocol and all(_holds(spec, t) for t in chosen.transforms)
                for spec in local)
+
+
+def _holds(spec: ProposalSpec, t: Transform) -> bool:
+    # an ADDKE slot answered NONE is no additional exchange: fine for a proposal without that slot
+    return t in spec.transforms or (t.type in ADDKE_TYPES and t.id == 0 and
+                                    not any(x.type == t.type for x in spec.transforms))
 
 
 def _permitted(allowed: Allowed, t: Transform) -> bool:
@@ -270,6 +290,17 @@ def additional_key_exchanges(p: Proposal) -> tuple[KeyExchange, ...]:
     return tuple(out)
 
 
+def offer_order(specs: Sequence[ProposalSpec]) -> list[ProposalSpec]:
+    """The proposals an initiator sends, in order: as configured, then a copy without ADDKE transforms
+    of each proposal whose additional key exchanges are all optional. A responder without RFC 9370
+    rejects a proposal with transform types it does not know (RFC 7296 3.3.6), so only such a plain
+    copy lets it agree; one that has RFC 9370 meets the hybrid proposal first."""
+    plain = [s.without_additional() for s in specs if s.has_additional() and s.additional_optional()]
+    out = list(specs)
+    out += [p for p in plain if p not in out]
+    return out
+
+
 def verify_choice(reply: Sequence[Proposal], offered: Sequence[Proposal], allowed: Allowed) -> Proposal:
     """Initiator: the responder must return exactly one proposal, one transform of each type, each
     of which we offered in the proposal of that number (RFC 7296 3.3.6)."""
@@ -315,6 +346,7 @@ def ike_suite(p: Proposal) -> IkeSuite:
         prf=Prf(p.of_type(TransformType.PRF)[0].id),
         integ=Integrity(integ[0].id) if integ and integ[0].id else None,
         ke=KeyExchange(p.of_type(TransformType.KE)[0].id),
+        additional=additional_key_exchanges(p),
     )
 
 
@@ -329,6 +361,7 @@ def esp_suite(p: Proposal) -> EspSuite:
         integ=Integrity(integ[0].id) if integ and integ[0].id else None,
         ke=KeyExchange(ke[0].id) if ke and ke[0].id else None,
         esn=bool(esn and esn[0].id == ESN),
+        additional=additional_key_exchanges(p),
     )
 
 
@@ -467,14 +500,18 @@ def spec_from_proposal(p: libreswan.Proposal, protocol: Protocol,
         if not groups or KeyExchange.NONE in groups:
             raise libreswan.ProposalSyntaxError(f"proposal {p.text!r}: IKE needs a key exchange method "
                                                 "(RFC 7296 1.2)")
-        return ProposalSpec(protocol, tuple(encrs + prfs + integs + [Transform(TransformType.KE, int(g))
+        spec = ProposalSpec(protocol, tuple(encrs + prfs + integs + [Transform(TransformType.KE, int(g))
                                                                      for g in groups]))
+        # libreswan 5's `;addkeN=` lists: the ADDKE<N> transforms (RFC 9370 2.2.1), `none` as ID 0
+        return spec.with_additional_key_exchanges({a.slot: a.methods for a in p.addke}) if p.addke else spec
     # ESP: `none`/`dh0` alone is no PFS (no KE transform); beside a group it is the NONE transform
     # (ID 0) offered as an alternative (RFC 7296 3.3.2)
     if groups == [KeyExchange.NONE]:
         groups = []
     kes = [Transform(TransformType.KE, int(g)) for g in groups]
-    return ProposalSpec(protocol, tuple(encrs + integs + kes + [Transform(TransformType.ESN, NO_ESN)]))
+    spec = ProposalSpec(protocol, tuple(encrs + integs + kes + [Transform(TransformType.ESN, NO_ESN)]))
+    # `;addkeN=`: additional key exchanges of a CREATE_CHILD_SA, in IKE_FOLLOWUP_KE (RFC 9370 2.2.4)
+    return spec.with_additional_key_exchanges({a.slot: a.methods for a in p.addke}) if p.addke else spec
 
 
 def from_libreswan(value: str, protocol: Protocol, policy: Policy | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,9 @@ from fipsike.ike.tasks import TaskKind
 from providers.handles import KeyShare
 
 if TYPE_CHECKING:
+    from fipsike.ike.followup_ke import FollowupKeyExchanges
+    from fipsike.ike.intermediate import IntermediateKeyExchanges
+    from fipsike.ike.message import Message
     from fipsike.ike.wire import Protection
 
 
@@ -92,6 +96,21 @@ class Exchange:
     transport: bool = False
     delete_spis: tuple[int, ...] = ()
     tries: int = 0  # the Task's tries: earlier attempts refused with TEMPORARY_FAILURE
+    # RFC 9370 2.2.4: the IKE_FOLLOWUP_KE exchanges after our CREATE_CHILD_SA, and its response
+    # (with Nr), held until they are done
+    followup: FollowupKeyExchanges | None = field(default=None, repr=False)
+    response: Message | None = field(default=None, repr=False)
+    nr: bytes = b""
+
+
+@dataclass
+class FollowupResponder:
+    """Responder: a CREATE_CHILD_SA answered with ADDITIONAL_KEY_EXCHANGE (RFC 9370 2.2.4); `finish`
+    makes its SA once the last IKE_FOLLOWUP_KE is answered. Dropped at `deadline` if the peer stops."""
+
+    exchanges: FollowupKeyExchanges = field(repr=False)
+    finish: Callable[[float], None] = field(repr=False)
+    deadline: float = 0.0
 
 
 @dataclass
@@ -151,6 +170,15 @@ class IkeSa:
     init_tries: int = 0
     rekey_tries: int = 0  # rekeys of this IKE SA the peer refused with TEMPORARY_FAILURE so far
     armed: float = 0.0  # the deadline last pushed on the engine's timer heap
+    # RFC 9242 / 9370: the peer sent INTERMEDIATE_EXCHANGE_SUPPORTED; the IKE_INTERMEDIATE exchanges
+    # of this SA's setup (their keys and IntAuth), kept until IKE_AUTH is done
+    peer_intermediate: bool = False
+    intermediate: IntermediateKeyExchanges | None = field(default=None, repr=False)
+    # responder: the datagram that completed the last IKE_INTERMEDIATE request, answered under the keys
+    # that exchange replaced; a repeat of it gets the cached answer without being opened again
+    switched_request: bytes = b""
+    auth_mid: int = 0  # Message ID of the first IKE_AUTH request (IKE_AUTH_MID, RFC 9242 3.3.2)
+    followup: FollowupResponder | None = None  # responder side of RFC 9370 2.2.4
 
     @property
     def name(self) -> str:

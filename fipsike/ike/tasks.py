@@ -37,6 +37,7 @@ class TaskKind(enum.Enum):
     DELETE_SPI = "delete-spi"  # delete an SA the peer installed but we refused
     DELETE_IKE = "delete-ike"
     DPD = "dpd"  # liveness check (RFC 7296 2.4)
+    FOLLOWUP_KE = "followup-ke"  # RFC 9370 2.2.4: an additional key exchange of a CREATE_CHILD_SA
 
     def __str__(self) -> str:
         return self.value
@@ -78,12 +79,14 @@ class ExchangeTask(Protocol):
 class Received(NamedTuple):
     """A message as it reached an exchange: `msg` with the decrypted payloads (an IKE_SA_INIT message
     is never encrypted), the datagram as it came (RFC 7296 2.15 signs IKE_SA_INIT's octets), and
-    where it came from and to. (A NamedTuple: one is made per message.)"""
+    where it came from and to; for IKE_INTERMEDIATE, `intauth` is the message's IntAuth A | P
+    (RFC 9242 3.3.2). (A NamedTuple: one is made per message.)"""
 
     msg: Message
     data: bytes
     src: Address
     dst: Address
+    intauth: bytes = b""
 
 
 class UnknownTask(LookupError):

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fipsike.ike.actions import TrafficSelectorSpec
-from fipsike.ike.encrypted import SkCrypto, SkKeys
+from fipsike.ike.encrypted import SkCrypto, SkKeys, inner_message
 from fipsike.ike.fragmentation import Reassembler, fragment_datagram_limit
+from fipsike.ike.intauth import reassembled_intauth_data, received_intauth_data
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import (
     EncryptedFragment,
@@ -158,6 +159,20 @@ def protect(router: IkeRouter, sa: IkeSa, msg: Message) -> list[bytes]:
     if sa.peer_fragmentation and msg.exchange != ExchangeType.IKE_SA_INIT:
         return prot.crypto.seal_fragments(msg, prot.limit)
     return [prot.crypto.seal(msg)]
+
+
+def unprotect_intermediate(sa: IkeSa, msg: Message, data: bytes) -> tuple[Message, bytes] | None:
+    """unprotect() for an IKE_INTERMEDIATE message, also giving its IntAuth A | P (RFC 9242 3.3.2),
+    from the octets as decrypted (a fragmented message as if received whole). Raises CodecError."""
+    prot = sa.codec
+    assert prot is not None
+    if isinstance(msg.encrypted, EncryptedFragment):
+        ordered = prot.reassembler.add_fragment(prot.crypto.open_fragment(data))
+        if ordered is None:
+            return None
+        return inner_message(ordered), reassembled_intauth_data(ordered)
+    opened, inner = prot.crypto.open_plaintext(data)
+    return opened, received_intauth_data(data, inner)
 
 
 def unprotect(router: IkeRouter, sa: IkeSa, msg: Message, data: bytes) -> Message | None:

@@ -4,6 +4,7 @@ the policy, traffic selectors with narrowing (RFC 7296 2.9), the mode
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from fipsike.ike import wire
 from fipsike.ike.actions import TrafficSelectorSpec
 from fipsike.ike.config import ChildConfig
 from fipsike.ike.context import IkeContext
-from fipsike.ike.keymat import derive_child_keys
+from fipsike.ike.keymat import derive_followup_child_keys
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import (
     Notify,
@@ -22,6 +23,7 @@ from fipsike.ike.payloads import (
     TrafficSelectorResponder,
 )
 from fipsike.ike.proposals import (
+    ADDKE_TYPES,
     EspSuite,
     NoProposalChosen,
     Proposal,
@@ -46,7 +48,9 @@ class ChildError(Exception):
 
 
 def _strip_ke(spec: ProposalSpec) -> ProposalSpec:
-    return ProposalSpec(spec.protocol, tuple(t for t in spec.transforms if t.type != TransformType.KE))
+    # no KE, so no additional key exchange either (RFC 9370 2.2.3: none for IKE_AUTH's Child SA)
+    return ProposalSpec(spec.protocol, tuple(t for t in spec.transforms
+                                             if t.type != TransformType.KE and t.type not in ADDKE_TYPES))
 
 
 def _specs(cfg: ChildConfig, in_ike_auth: bool, pfs: bool = True) -> list[ProposalSpec]:
@@ -149,7 +153,8 @@ def _negotiate_raising(ctx: IkeContext, sa: IkeSa, sa_p: SecurityAssociation, ts
     offered = wire.from_wire_sa(sa_p)
     if in_ike_auth:
         offered = [Proposal(p.number, p.protocol, p.spi,
-                            tuple(t for t in p.transforms if t.type != TransformType.KE)) for p in offered]
+                            tuple(t for t in p.transforms if t.type != TransformType.KE
+                                  and t.type not in ADDKE_TYPES)) for p in offered]
     cfgs = [only] if only is not None else list(sa.conn.children)
     ts_found = False
     for cfg in cfgs:
@@ -161,7 +166,8 @@ def _negotiate_raising(ctx: IkeContext, sa: IkeSa, sa_p: SecurityAssociation, ts
             continue
         ts_found = True
         try:
-            chosen = ctx.select(offered, _specs(cfg, in_ike_auth), Protocol.ESP)
+            # a CREATE_CHILD_SA can run IKE_FOLLOWUP_KE exchanges (RFC 9370 2.2.4)
+            chosen = ctx.select(offered, _specs(cfg, in_ike_auth), Protocol.ESP, additional=not in_ike_auth)
         except NoProposalChosen:
             continue
         if len(chosen.spi) != 4:
@@ -186,11 +192,12 @@ def response_payloads(n: Negotiated, spi_in: int) -> tuple[list[Payload], list[P
 def make_child(ctx: IkeContext, sa: IkeSa, cfg: ChildConfig, proposal: Proposal, spi_in: int, spi_out: int,
                local_ts: tuple[TrafficSelectorSpec, ...], remote_ts: tuple[TrafficSelectorSpec, ...],
                transport: bool, ni: bytes, nr: bytes, shared: SecretKey | None, initiator: bool, now: float,
-               reqid: int = 0) -> ChildSa:
+               reqid: int = 0, additional: Sequence[SecretKey] = ()) -> ChildSa:
     assert sa.keys is not None and sa.suite is not None
     suite: EspSuite = ctx.memo(("esp-suite", proposal.transforms), lambda: esp_suite(proposal))
-    keys = derive_child_keys(ctx.router, sa.suite.prf, sa.keys.sk_d, suite.encr, suite.encr_key_bits, suite.integ,
-                             ni, nr, shared)
+    # with IKE_FOLLOWUP_KE: prf+(SK_d, SK(0) | Ni | Nr | SK(1..n)) (RFC 9370 2.2.4), else RFC 7296 2.17
+    keys = derive_followup_child_keys(ctx.router, sa.suite.prf, sa.keys.sk_d, suite.encr, suite.encr_key_bits,
+                                      suite.integ, ni, nr, shared, additional)
     return ChildSa(config=cfg, reqid=reqid or ctx.reqid(sa.conn.name, cfg.name, cfg.reqid), suite=suite,
                    spi_in=spi_in, spi_out=spi_out, mode="transport" if transport else "tunnel",
                    local_ts=local_ts, remote_ts=remote_ts, keys=keys, installed_at=now,
@@ -199,7 +206,7 @@ def make_child(ctx: IkeContext, sa: IkeSa, cfg: ChildConfig, proposal: Proposal,
 
 
 def complete(ctx: IkeContext, sa: IkeSa, ex: Exchange, msg: Message, ni: bytes, nr: bytes, shared: SecretKey | None,
-             now: float, reqid: int = 0) -> ChildSa:
+             now: float, reqid: int = 0, additional: Sequence[SecretKey] = ()) -> ChildSa:
     """Initiator: check the responder's choice and selectors, derive the keys. Raises ChildError."""
     sa_p = msg.get(SecurityAssociation)
     tsi_p = msg.get(TrafficSelectorInitiator)
@@ -223,4 +230,4 @@ def complete(ctx: IkeContext, sa: IkeSa, ex: Exchange, msg: Message, ni: bytes, 
     del suite
     assert ex.child_cfg is not None
     return make_child(ctx, sa, ex.child_cfg, chosen, ex.spi_in, int.from_bytes(chosen.spi, "big"), tsi, tsr,
-                      transport, ni, nr, shared, True, now, reqid)
+                      transport, ni, nr, shared, True, now, reqid, additional)

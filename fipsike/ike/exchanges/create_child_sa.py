@@ -6,18 +6,30 @@ initiator deletes the old SA."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fipsike.ike import wire
 from fipsike.ike.actions import ChildSaFailed
 from fipsike.ike.context import IkeContext
 from fipsike.ike.exchanges import child as childmod
 from fipsike.ike.exchanges.common import adopt, ke_first
 from fipsike.ike.exchanges.ike_auth import established
-from fipsike.ike.keymat import derive_rekeyed_ike_keys
+from fipsike.ike.followup_ke import RESPONDER_WAIT, FollowupKeyExchanges
+from fipsike.ike.intermediate import AdditionalKeyExchangeError
+from fipsike.ike.keymat import derive_followup_rekeyed_ike_keys
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import KeyExchangePayload, Nonce, Notify, Payload, SecurityAssociation
-from fipsike.ike.proposals import NoProposalChosen, Proposal, Protocol, ike_suite, verify_choice
+from fipsike.ike.proposals import (
+    NoProposalChosen,
+    Proposal,
+    Protocol,
+    additional_key_exchanges,
+    ike_suite,
+    offer_order,
+    verify_choice,
+)
 from fipsike.ike.registry import ExchangeType, NotifyType, ProtocolId
-from fipsike.ike.sa import ChildSa, ChildState, Exchange, IkeSa, IkeState, Task
+from fipsike.ike.sa import ChildSa, ChildState, Exchange, FollowupResponder, IkeSa, IkeState, Task
 from fipsike.ike.tasks import Received, TaskKind
 from providers.algorithms import KeyExchange
 from providers.errors import InvalidKeyShare, ProviderError
@@ -94,7 +106,7 @@ def start_rekey_ike(ctx: IkeContext, sa: IkeSa, now: float, group: int = 0) -> N
         return
     g = group or int(sa.suite.ke)
     ex = Exchange(TaskKind.REKEY_IKE, nonce=ctx.nonce(), new_spi=ctx.new_ike_spi())
-    specs = sa.conn.ike_proposals
+    specs = ctx.memo(("offer-order", ctx.ident(sa.conn.ike_proposals)), lambda: offer_order(sa.conn.ike_proposals))
     ex.proposals = tuple(s.to_proposal(i + 1, ex.new_spi, g if g in s.ke_groups() else None)
                          for i, s in enumerate(specs))
     payloads: list[Payload] = [wire.to_wire_sa(ex.proposals), Nonce(ex.nonce)] + _ke_payload(ctx, ex, g)
@@ -137,18 +149,93 @@ def handle_response(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> Non
         return
     try:
         shared = _shared_from_response(ctx, ex, msg)
-        new = childmod.complete(ctx, sa, ex, msg, ex.nonce, nonce.data, shared, now,
-                                reqid=old.reqid if old is not None else 0)
+        methods = _chosen_additional(ctx, ex, msg)
+        if methods:
+            _start_followup(ctx, sa, ex, msg, nonce.data, shared, methods, now)
+            return
+    except childmod.ChildError as e:
+        _child_failed(ctx, sa, ex, old, e, now)
+        return
+    finish_child(ctx, sa, ex, old, msg, nonce.data, shared, (), now)
+
+
+def _chosen_additional(ctx: IkeContext, ex: Exchange, msg: Message) -> tuple[KeyExchange, ...]:
+    """The additional key exchanges the responder chose for our Child SA (checked again, with the rest of
+    its answer, by childmod.complete)."""
+    sa_p = msg.get(SecurityAssociation)
+    if sa_p is None:
+        return ()
+    try:
+        return additional_key_exchanges(verify_choice(wire.from_wire_sa(sa_p), ex.esp_proposals, ctx.allowed))
+    except (NoProposalChosen, ValueError):
+        return ()
+
+
+def _start_followup(ctx: IkeContext, sa: IkeSa, ex: Exchange, msg: Message, nr: bytes, shared: SecretKey | None,
+                    methods: tuple[KeyExchange, ...], now: float) -> None:
+    """RFC 9370 2.2.4: the CREATE_CHILD_SA's SA waits for its IKE_FOLLOWUP_KE exchanges. Raises ChildError."""
+    fk = FollowupKeyExchanges(ctx.router, True, methods, shared)
+    try:
+        fk.on_create_response(msg.payloads)
+    except AdditionalKeyExchangeError as e:
+        fk.wipe()
+        raise childmod.ChildError(NotifyType.INVALID_SYNTAX, str(e)) from None
+    ex.followup, ex.response, ex.nr = fk, msg, nr
+    sa.exchange = ex
+    send_followup(ctx, sa, ex, now)
+
+
+def send_followup(ctx: IkeContext, sa: IkeSa, ex: Exchange, now: float) -> None:
+    assert ex.followup is not None
+    ctx.send_request(sa, ExchangeType.IKE_FOLLOWUP_KE, ex.followup.next_request(), TaskKind.FOLLOWUP_KE, now)
+
+
+def followup_done(ctx: IkeContext, sa: IkeSa, ex: Exchange, now: float) -> None:
+    """Initiator: the last IKE_FOLLOWUP_KE is answered; make the SA of the CREATE_CHILD_SA."""
+    assert ex.followup is not None and ex.response is not None
+    sk0, extra = ex.followup.secrets()
+    try:
+        if ex.kind == TaskKind.REKEY_IKE:
+            sa_p = ex.response.get(SecurityAssociation)
+            assert sa_p is not None  # checked when the CREATE_CHILD_SA response came
+            chosen = verify_choice(wire.from_wire_sa(sa_p), ex.proposals, ctx.allowed)
+            assert sk0 is not None
+            _finish_rekey_ike(ctx, sa, ex, chosen, ex.nr, sk0, extra, now)
+        else:
+            old = sa.children.get(ex.rekey_spi) if ex.kind == TaskKind.REKEY_CHILD else None
+            finish_child(ctx, sa, ex, old, ex.response, ex.nr, sk0, extra, now)
+    finally:
+        ex.followup.wipe()
+
+
+def followup_failed(ctx: IkeContext, sa: IkeSa, ex: Exchange, err: Notify, now: float) -> None:
+    """Initiator: an IKE_FOLLOWUP_KE refused or broken; the CREATE_CHILD_SA fails as if refused."""
+    if ex.followup is not None:
+        ex.followup.wipe()
+    old = sa.children.get(ex.rekey_spi) if ex.kind == TaskKind.REKEY_CHILD else None
+    _failed(ctx, sa, ex, old, err, now)
+
+
+def _child_failed(ctx: IkeContext, sa: IkeSa, ex: Exchange, old: ChildSa | None, e: childmod.ChildError,
+                  now: float) -> None:
+    ctx.notify_error(sa, e.notify.name, str(e))
+    if ex.child_cfg is not None:
+        ctx.emit(ChildSaFailed(sa.name, sa.conn.name, ex.child_cfg.name, e.notify.name))
+    if old is not None and old.state == ChildState.REKEYING:
+        old.state = ChildState.INSTALLED
+        _rekey_child_refused(ctx, sa, old, e.notify.name, now, permanent=True)
+    ctx.queue(sa, Task(TaskKind.DELETE_SPI, spi=ex.spi_in), now)
+
+
+def finish_child(ctx: IkeContext, sa: IkeSa, ex: Exchange, old: ChildSa | None, msg: Message, nr: bytes,
+                 shared: SecretKey | None, additional: tuple[SecretKey, ...] | list[SecretKey], now: float) -> None:
+    try:
+        new = childmod.complete(ctx, sa, ex, msg, ex.nonce, nr, shared, now,
+                                reqid=old.reqid if old is not None else 0, additional=additional)
         if shared is not None:
             shared.wipe()
     except childmod.ChildError as e:
-        ctx.notify_error(sa, e.notify.name, str(e))
-        if ex.child_cfg is not None:
-            ctx.emit(ChildSaFailed(sa.name, sa.conn.name, ex.child_cfg.name, e.notify.name))
-        if old is not None and old.state == ChildState.REKEYING:
-            old.state = ChildState.INSTALLED
-            _rekey_child_refused(ctx, sa, old, e.notify.name, now, permanent=True)
-        ctx.queue(sa, Task(TaskKind.DELETE_SPI, spi=ex.spi_in), now)
+        _child_failed(ctx, sa, ex, old, e, now)
         return
     ctx.install_child(sa, new, rekey_of=old.spi_in if old is not None else None)
     if old is None:
@@ -261,11 +348,14 @@ def _rekey_ike_refused(ctx: IkeContext, sa: IkeSa, reason: str, now: float, perm
 
 
 def _new_ike_sa(ctx: IkeContext, old: IkeSa, initiator: bool, spi_i: bytes, spi_r: bytes, proposal: Proposal,
-                ni: bytes, nr: bytes, shared: SecretKey, now: float) -> IkeSa:
+                ni: bytes, nr: bytes, shared: SecretKey, now: float,
+                additional: tuple[SecretKey, ...] | list[SecretKey] = ()) -> IkeSa:
     assert old.keys is not None and old.suite is not None
     suite = ike_suite(proposal)
-    keys = derive_rekeyed_ike_keys(ctx.router, old.suite.prf, old.keys.sk_d, suite.prf, suite.encr,
-                                   suite.encr_key_bits, suite.integ, shared, ni, nr, spi_i, spi_r)
+    # SKEYSEED = prf(SK_d (old), SK(0) | Ni | Nr [| SK(1..n)]) (RFC 7296 2.18, RFC 9370 2.2.4)
+    keys = derive_followup_rekeyed_ike_keys(ctx.router, old.suite.prf, old.keys.sk_d, suite.prf, suite.encr,
+                                            suite.encr_key_bits, suite.integ, shared, ni, nr, spi_i, spi_r,
+                                            additional)
     new = IkeSa(conn=old.conn, spi_i=spi_i, spi_r=spi_r, initiator=initiator, local=old.local, remote=old.remote,
                 state=IkeState.ESTABLISHED, created=now, suite=suite, keys=keys, ni=ni, nr=nr,
                 local_id=old.local_id, remote_id=old.remote_id, peer_cert=old.peer_cert,
@@ -288,12 +378,29 @@ def _complete_rekey_ike(ctx: IkeContext, sa: IkeSa, ex: Exchange, msg: Message, 
         shared = _shared_from_response(ctx, ex, msg)
         if shared is None or ex.share is None or int(ike_suite(chosen).ke) != int(ex.share.group):
             raise NoProposalChosen("key exchange mismatch")
-    except (NoProposalChosen, childmod.ChildError, ValueError) as e:
+        methods = additional_key_exchanges(chosen)
+        if methods:
+            fk = FollowupKeyExchanges(ctx.router, True, methods, shared)
+            try:
+                fk.on_create_response(msg.payloads)
+            except AdditionalKeyExchangeError:
+                fk.wipe()
+                raise
+            ex.followup, ex.response, ex.nr = fk, msg, nr
+            sa.exchange = ex
+            send_followup(ctx, sa, ex, now)
+            return
+    except (NoProposalChosen, childmod.ChildError, ValueError, AdditionalKeyExchangeError) as e:
         ctx.notify_error(sa, "NO_PROPOSAL_CHOSEN", f"IKE SA rekey: {e}")
         _rekey_ike_refused(ctx, sa, "NO_PROPOSAL_CHOSEN", now, permanent=True)
         return
+    _finish_rekey_ike(ctx, sa, ex, chosen, nr, shared, (), now)
+
+
+def _finish_rekey_ike(ctx: IkeContext, sa: IkeSa, ex: Exchange, chosen: Proposal, nr: bytes, shared: SecretKey,
+                      additional: tuple[SecretKey, ...] | list[SecretKey], now: float) -> None:
     # the rekey initiator is the new SA's initiator (RFC 7296 2.18)
-    new = _new_ike_sa(ctx, sa, True, ex.new_spi, chosen.spi, chosen, ex.nonce, nr, shared, now)
+    new = _new_ike_sa(ctx, sa, True, ex.new_spi, chosen.spi, chosen, ex.nonce, nr, shared, now, additional)
     shared.wipe()
     if sa.collision is not None:
         theirs, t_ni, t_nr = sa.collision
@@ -356,13 +463,47 @@ def handle_request(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None
     spi_in = ctx.new_child_spi()
     nr = ctx.nonce()
     head, tail = childmod.response_payloads(n, spi_in)
-    local_ts, remote_ts = n.local_ts, n.remote_ts
-    new = childmod.make_child(ctx, sa, n.cfg, n.proposal, spi_in, int.from_bytes(n.proposal.spi, "big"),
-                              local_ts, remote_ts, n.transport, nonce.data, nr, shared, False, now,
-                              reqid=old.reqid if old is not None else 0)
-    if shared is not None:
-        shared.wipe()
+    ni = nonce.data
+
+    def make(t: float, sk0: SecretKey | None, additional: tuple[SecretKey, ...] | list[SecretKey]) -> None:
+        new = childmod.make_child(ctx, sa, n.cfg, n.proposal, spi_in, int.from_bytes(n.proposal.spi, "big"),
+                                  n.local_ts, n.remote_ts, n.transport, ni, nr, sk0, False, t,
+                                  reqid=old.reqid if old is not None else 0, additional=additional)
+        _responder_installs(ctx, sa, new, old, t)
+
+    methods = additional_key_exchanges(n.proposal)
+    if methods:
+        link = _await_followup(ctx, sa, methods, shared, make, now)
+        ctx.send_response(sa, msg, head + [Nonce(nr)] + ke_reply + tail + [link])
+        return
     ctx.send_response(sa, msg, head + [Nonce(nr)] + ke_reply + tail)
+    try:
+        make(now, shared, ())
+    finally:
+        if shared is not None:
+            shared.wipe()
+
+
+def _await_followup(ctx: IkeContext, sa: IkeSa, methods: tuple[KeyExchange, ...], shared: SecretKey | None,
+                    make: Callable[[float, SecretKey | None, list[SecretKey]], None], now: float) -> Notify:
+    """Responder: hold the CREATE_CHILD_SA's state for its IKE_FOLLOWUP_KE exchanges (RFC 9370 2.2.4);
+    the ADDITIONAL_KEY_EXCHANGE notify (link 1) for the response."""
+    fk = FollowupKeyExchanges(ctx.router, False, methods, shared)
+
+    def finish(t: float) -> None:
+        sk0, extra = fk.secrets()
+        try:
+            make(t, sk0, extra)
+        finally:
+            fk.wipe()
+
+    if sa.followup is not None:  # a peer that started another before finishing: the old one is dropped
+        sa.followup.exchanges.wipe()
+    sa.followup = FollowupResponder(fk, finish, now + RESPONDER_WAIT)
+    return fk.create_response_notify()
+
+
+def _responder_installs(ctx: IkeContext, sa: IkeSa, new: ChildSa, old: ChildSa | None, now: float) -> None:
     ctx.install_child(sa, new, rekey_of=old.spi_in if old is not None else None)
     if old is not None:
         if old.state == ChildState.REKEYING:
@@ -402,7 +543,8 @@ def _respond_rekey_ike(ctx: IkeContext, sa: IkeSa, msg: Message, sa_p: SecurityA
     try:
         if ke is not None:
             offered = [ke_first(p, ke.group) for p in offered]
-        chosen = ctx.select(offered, sa.conn.ike_proposals, Protocol.IKE)
+        # the offer itself shows RFC 9370 support: IKE_FOLLOWUP_KE can run (2.2.4)
+        chosen = ctx.select(offered, sa.conn.ike_proposals, Protocol.IKE, additional=True)
         suite = ike_suite(chosen)
         if len(chosen.spi) != 8 or chosen.spi == bytes(8):
             raise NoProposalChosen("the new IKE SA's SPI is not 8 octets")
@@ -422,9 +564,25 @@ def _respond_rekey_ike(ctx: IkeContext, sa: IkeSa, msg: Message, sa_p: SecurityA
     our_spi = ctx.new_ike_spi()
     nr = ctx.nonce()
     reply_sa = wire.to_wire_sa([Proposal(chosen.number, chosen.protocol, our_spi, chosen.transforms)])
+
+    def make(t: float, sk0: SecretKey | None, additional: tuple[SecretKey, ...] | list[SecretKey]) -> None:
+        assert sk0 is not None
+        new = _new_ike_sa(ctx, sa, False, chosen.spi, our_spi, chosen, ni, nr, sk0, t, additional)
+        _responder_rekeyed(ctx, sa, new, ni, nr, t)
+
+    methods = additional_key_exchanges(chosen)
+    if methods:
+        link = _await_followup(ctx, sa, methods, shared, make, now)
+        ctx.send_response(sa, msg, [reply_sa, Nonce(nr)] + ke_reply + [link])
+        return
     ctx.send_response(sa, msg, [reply_sa, Nonce(nr)] + ke_reply)
-    new = _new_ike_sa(ctx, sa, False, chosen.spi, our_spi, chosen, ni, nr, shared, now)
-    shared.wipe()
+    try:
+        make(now, shared, ())
+    finally:
+        shared.wipe()
+
+
+def _responder_rekeyed(ctx: IkeContext, sa: IkeSa, new: IkeSa, ni: bytes, nr: bytes, now: float) -> None:
     if sa.exchange is not None and sa.exchange.kind == TaskKind.REKEY_IKE:
         sa.collision = (new, ni, nr)  # resolved when our own rekey's answer arrives
         return

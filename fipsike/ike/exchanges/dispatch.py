@@ -68,13 +68,13 @@ def _receive_in(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address,
             # or INVALID_KE_PAYLOAD, which it answers with a new request)
             task.on_response(eng, sa, Received(msg, data, src, dst), kind, now)
         else:
-            inner = _open(eng, sa, msg, data)
-            if inner is None:
+            got = _open_rx(eng, sa, msg, data, src, dst)
+            if got is None:
                 return
             _follow(eng, sa, src, dst)
             sa.last_heard = now
             sa.pending = None
-            task.on_response(eng, sa, Received(inner, data, src, dst), kind, now)
+            task.on_response(eng, sa, got, kind, now)
         eng.kick(sa, now)  # the next task in the queue (the next setup exchange, or queued work)
         return
     # a request
@@ -82,8 +82,13 @@ def _receive_in(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address,
         return
     if msg.message_id == sa.expected_request_id - 1 and sa.last_response is not None \
             and sa.last_response[0] == msg.message_id:
-        # a retransmitted request: verify it, then answer from the cache (RFC 7296 2.1)
-        if _open(eng, sa, msg, data) is None:
+        # a retransmitted request: verify it, then answer from the cache (RFC 7296 2.1). After an
+        # IKE_INTERMEDIATE exchange the keys have moved on (RFC 9370 2.2.2): its request is known by
+        # its octets, which were verified when it first came (strongSwan likewise hashes them)
+        if msg.exchange == ExchangeType.IKE_INTERMEDIATE and sa.switched_request:
+            if data != sa.switched_request:
+                return
+        elif _open(eng, sa, msg, data) is None:
             return
         eng.log("debug", "retransmit-response", f"{sa.name}: request {msg.message_id} repeated, cached answer")
         eng.resend(sa, sa.last_response[1])
@@ -93,7 +98,7 @@ def _receive_in(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address,
                 f"{sa.name}: request ID {msg.message_id}, expected {sa.expected_request_id}: dropped")
         return
     try:
-        inner = _open(eng, sa, msg, data, strict=True)
+        got = _open_rx(eng, sa, msg, data, src, dst, strict=True)
     except UnsupportedCriticalPayload as e:
         # decrypted and authentic, but it needs a payload we do not know (RFC 7296 2.5)
         eng.send_response(sa, msg, [Notify.error(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, e.notify_data)])
@@ -103,14 +108,15 @@ def _receive_in(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address,
         eng.log("debug", "invalid-syntax", f"{sa.name}: request {msg.message_id}: {e}")
         eng.send_response(sa, msg, [Notify.error(NotifyType.INVALID_SYNTAX)])
         return
-    if inner is None:
+    if got is None:
         return
+    inner = got.msg
     _follow(eng, sa, src, dst)
     sa.last_heard = now
     ex = msg.exchange
     handler = eng.registry.for_request(int(ex), sa.state)
     if handler is not None:
-        handler.on_request(eng, sa, Received(inner, data, src, dst), now)
+        handler.on_request(eng, sa, got, now)
     elif sa.state not in LIVE:
         eng.log("debug", "unexpected-request", f"{sa.name}: {ex} request in state {sa.state.value}: dropped")
         return
@@ -126,6 +132,23 @@ def _follow(eng: Engine, sa: IkeSa, src: Address, dst: Address) -> None:
     if (sa.nat_local or sa.nat_remote or dst[1] == 4500) and (src != sa.remote or dst != sa.local):
         eng.log("info", "address-update", f"{sa.name}: peer now at {src[0]}:{src[1]}")
         eng.sas.move_peer(sa, src, dst)
+
+
+def _open_rx(eng: Engine, sa: IkeSa, msg: Message, data: bytes, src: Address, dst: Address,
+             strict: bool = False) -> Received | None:
+    """The decrypted message as an exchange receives it: an IKE_INTERMEDIATE one with its IntAuth
+    A | P (RFC 9242 3.3.2)."""
+    if msg.exchange != ExchangeType.IKE_INTERMEDIATE:
+        inner = _open(eng, sa, msg, data, strict)
+        return None if inner is None else Received(inner, data, src, dst)
+    if sa.codec is None:
+        return None
+    try:
+        got = wire.unprotect_intermediate(sa, msg, data)
+    except CodecError as e:
+        eng.log("debug", "drop", f"{sa.name}: {type(e).__name__}: {e}")
+        return None
+    return None if got is None else Received(got[0], data, src, dst, got[1])
 
 
 def _open(eng: Engine, sa: IkeSa, msg: Message, data: bytes, strict: bool = False) -> Message | None:

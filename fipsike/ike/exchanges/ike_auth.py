@@ -29,6 +29,7 @@ from fipsike.ike.auth import (
 )
 from fipsike.ike.config import Connection
 from fipsike.ike.context import IkeContext
+from fipsike.ike.errors import CodecError
 from fipsike.ike.exchanges import child as childmod
 from fipsike.ike.exchanges.common import certreq
 from fipsike.ike.message import Message
@@ -88,12 +89,16 @@ def _our_auth(ctx: IkeContext, sa: IkeSa, conn: Connection, octets: bytes) -> Au
 
 
 def _octets(ctx: IkeContext, sa: IkeSa, sent_by_initiator: bool, id_type: int, id_data: bytes) -> bytes:
-    """The signed octets of the initiator (RealMessage1 | Nr | prf(SK_pi, IDi')) or the responder
-    (RealMessage2 | Ni | prf(SK_pr, IDr')) (RFC 7296 2.15)."""
+    """The signed octets of the initiator (RealMessage1 | Nr | prf(SK_pi, IDi') [| IntAuth]) or the
+    responder (RealMessage2 | Ni | prf(SK_pr, IDr') [| IntAuth]) (RFC 7296 2.15, RFC 9242 3.3.2: IntAuth
+    binds every IKE_INTERMEDIATE message; SK_p* are the keys after the last of them)."""
     assert sa.keys is not None and sa.suite is not None
+    int_auth = sa.intermediate.int_auth_octets(sa.auth_mid) if sa.intermediate is not None else b""
     if sent_by_initiator:
-        return signed_octets(ctx.router, sa.suite.prf, sa.keys.sk_pi, sa.init_request, sa.nr, id_type, id_data)
-    return signed_octets(ctx.router, sa.suite.prf, sa.keys.sk_pr, sa.init_response, sa.ni, id_type, id_data)
+        return signed_octets(ctx.router, sa.suite.prf, sa.keys.sk_pi, sa.init_request, sa.nr, id_type,
+                             id_data) + int_auth
+    return signed_octets(ctx.router, sa.suite.prf, sa.keys.sk_pr, sa.init_response, sa.ni, id_type,
+                         id_data) + int_auth
 
 
 def _verify_peer(ctx: IkeContext, sa: IkeSa, conn: Connection, msg: Message, peer_id: Identity,
@@ -144,6 +149,9 @@ def established(ctx: IkeContext, sa: IkeSa, now: float, announce: bool = True) -
     conn = sa.conn
     sa.state = IkeState.ESTABLISHED
     ctx.sas.mark_established(sa)
+    if sa.intermediate is not None:  # its keys are the SA's now; its IntAuth has been signed
+        sa.intermediate = None
+        sa.switched_request = b""
     sa.established_at = now
     sa.rekey_at = now + conn.rekey_time if conn.rekey_time else 0.0
     sa.expire_at = now + conn.life_time if conn.life_time else 0.0
@@ -179,9 +187,10 @@ def start(ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
             payloads.append(IdentificationResponder(t, d))
         except IdentityError:
             pass
+    sa.auth_mid = sa.next_request_id  # this request's Message ID (IKE_AUTH_MID, RFC 9242 3.3.2)
     try:
         payloads.append(_our_auth(ctx, sa, conn, _octets(ctx, sa, True, id_type, id_data)))
-    except (AuthError, ProviderError, ValueError) as e:
+    except (AuthError, CodecError, ProviderError, ValueError) as e:
         ctx.log("error", "auth", f"{conn.name}: cannot sign AUTH: {e}")
         ctx.drop_ike(sa, "cannot sign", failed=True)
         return
@@ -208,7 +217,7 @@ def handle_response(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> Non
     try:
         peer_id = Identity.from_payload(idr.id_type, idr.data)
         _verify_peer(ctx, sa, conn, msg, peer_id, idr.id_type, idr.data)
-    except (AuthError, IdentityError, ProviderError, ValueError) as e:
+    except (AuthError, CodecError, IdentityError, ProviderError, ValueError) as e:
         # RFC 7296 2.21.2: the initiator's answer to a bad responder AUTH is to delete the IKE SA
         ctx.notify_error(sa, "AUTHENTICATION_FAILED", str(e))
         _delete_quietly(ctx, sa, now)
@@ -281,6 +290,12 @@ def handle_request(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None
         ctx.send_response(sa, msg, [Notify.error(NotifyType.INVALID_SYNTAX)])
         ctx.drop_ike(sa, "INVALID_SYNTAX", failed=True)
         return
+    if sa.intermediate is not None and not sa.intermediate.done:
+        # RFC 9370 2.2.2: IKE_AUTH only after every additional key exchange
+        ctx.send_response(sa, msg, [Notify.error(NotifyType.INVALID_SYNTAX)])
+        ctx.drop_ike(sa, "IKE_AUTH before the additional key exchanges", failed=True)
+        return
+    sa.auth_mid = msg.message_id
     try:
         peer_id = Identity.from_payload(idi.id_type, idi.data)
         conn = _pick_connection(sa, peer_id, auth.method)
@@ -290,7 +305,7 @@ def handle_request(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None
         sa.local_id = _local_id(ctx, conn)
         id_type, id_data = sa.local_id.to_payload()
         our_auth = _our_auth(ctx, sa, conn, _octets(ctx, sa, False, id_type, id_data))
-    except (AuthError, IdentityError, ProviderError, ValueError) as e:
+    except (AuthError, CodecError, IdentityError, ProviderError, ValueError) as e:
         ctx.notify_error(sa, "AUTHENTICATION_FAILED", str(e))
         ctx.send_response(sa, msg, [Notify.error(NotifyType.AUTHENTICATION_FAILED)])
         ctx.drop_ike(sa, "AUTHENTICATION_FAILED", failed=True)

@@ -10,6 +10,7 @@ from fipsike.ike.auth import HASH_BY_ID
 from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.context import IkeContext
 from fipsike.ike.exchanges.common import certreq, ke_first
+from fipsike.ike.intermediate import IntermediateKeyExchanges
 from fipsike.ike.keymat import derive_ike_keys
 from fipsike.ike.message import Message
 from fipsike.ike.payloads import (
@@ -25,8 +26,10 @@ from fipsike.ike.proposals import (
     NoProposalChosen,
     Proposal,
     Protocol,
+    additional_key_exchanges,
     admits,
     ike_suite,
+    offer_order,
     verify_choice,
 )
 from fipsike.ike.registry import ExchangeType, NotifyType
@@ -59,6 +62,7 @@ def _check_nat(ctx: IkeContext, sa: IkeSa, msg: Message, local: Address, remote:
 
 
 def _capabilities(ctx: IkeContext, sa: IkeSa, msg: Message) -> None:
+    sa.peer_intermediate = msg.notify(NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED) is not None
     sa.peer_fragmentation = sa.conn.fragmentation and msg.notify(
         NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is not None
     n = msg.notify(NotifyType.SIGNATURE_HASH_ALGORITHMS)
@@ -99,9 +103,19 @@ def create(ctx: IkeContext, conn: Connection, child: ChildConfig | None, now: fl
 
 def intermediate_rounds(sa: IkeSa) -> int:
     """How many IKE_INTERMEDIATE exchanges (RFC 9242) go between IKE_SA_INIT and IKE_AUTH: one per
-    additional key exchange negotiated (RFC 9370 2.2.2). None is negotiated yet: the IKE_INTERMEDIATE
-    task (branch `intermediate`) registers itself and makes this count the ADDKE transforms."""
-    return 0
+    additional key exchange negotiated (RFC 9370 2.2.2); with none, one empty exchange when we initiate
+    under intermediate=yes (libreswan's use of it: the exchange runs, and is authenticated, on its own)."""
+    if sa.intermediate is None:
+        return 0
+    return len(sa.intermediate.methods) or int(sa.initiator and sa.conn.intermediate)
+
+
+def _start_intermediate(ctx: IkeContext, sa: IkeSa, chosen: Proposal) -> None:
+    """Both sides announced IKE_INTERMEDIATE: its exchanges run under (and update) the IKE SA's keys
+    from here to IKE_AUTH, and are authenticated there (RFC 9242 3.3)."""
+    assert sa.suite is not None and sa.keys is not None
+    sa.intermediate = IntermediateKeyExchanges(ctx.router, sa.initiator, sa.suite, sa.keys, sa.ni, sa.nr,
+                                               sa.spi_i, sa.spi_r, additional_key_exchanges(chosen))
 
 
 def _send_init(ctx: IkeContext, sa: IkeSa, now: float) -> None:
@@ -111,8 +125,9 @@ def _send_init(ctx: IkeContext, sa: IkeSa, now: float) -> None:
             sa.share.wipe()
         sa.share = ctx.router.ke_generate(KeyExchange(sa.ke_group))
     # proposals that can use the group of our KE payload go first, with that group first (RFC 7296 1.2)
-    specs = [p for p in conn.ike_proposals if sa.ke_group in p.ke_groups()] + \
-            [p for p in conn.ike_proposals if sa.ke_group not in p.ke_groups()]
+    ordered = ctx.memo(("offer-order", ctx.ident(conn.ike_proposals)), lambda: offer_order(conn.ike_proposals))
+    specs = [p for p in ordered if sa.ke_group in p.ke_groups()] + \
+            [p for p in ordered if sa.ke_group not in p.ke_groups()]
     sa.offered = tuple(spec.to_proposal(i + 1, b"", sa.ke_group if sa.ke_group in spec.ke_groups() else None)
                        for i, spec in enumerate(specs))
     payloads: list[Payload] = []
@@ -122,6 +137,8 @@ def _send_init(ctx: IkeContext, sa: IkeSa, now: float) -> None:
     payloads += _nat_notifies(ctx, sa.spi_i, bytes(8), sa.local, sa.remote)
     if conn.fragmentation:
         payloads.append(Notify.fragmentation_supported())
+    if conn.announces_intermediate:
+        payloads.append(Notify.intermediate_exchange_supported())  # RFC 9242 3.1, RFC 9370 2.2.1
     payloads.append(_sha_notify(ctx))
     sa.pending = None
     sa.next_request_id = 0
@@ -170,6 +187,9 @@ def handle_response(ctx: IkeContext, sa: IkeSa, msg: Message, data: bytes, src: 
     try:
         chosen = verify_choice(wire.from_wire_sa(sa_p), sa.offered, ctx.allowed)
         suite = ike_suite(chosen)
+        if additional_key_exchanges(chosen) and msg.notify(NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED) is None:
+            # RFC 9370 2.2.1: additional key exchanges run in IKE_INTERMEDIATE, which both must announce
+            raise NoProposalChosen("responder chose additional key exchanges without IKE_INTERMEDIATE")
     except (NoProposalChosen, ValueError) as e:
         ctx.notify_error(sa, "NO_PROPOSAL_CHOSEN", str(e))
         ctx.drop_ike(sa, "NO_PROPOSAL_CHOSEN", failed=True)
@@ -198,6 +218,8 @@ def handle_response(ctx: IkeContext, sa: IkeSa, msg: Message, data: bytes, src: 
     sa.share = None
     _check_nat(ctx, sa, msg, dst, src)
     _capabilities(ctx, sa, msg)
+    if sa.peer_intermediate and sa.conn.announces_intermediate:
+        _start_intermediate(ctx, sa, chosen)
     sa.peer_certreq = [a for c in msg.all(CertificateRequest) for a in _authorities(c)]
     if sa.nat_local or sa.nat_remote or sa.conn.encap:
         # RFC 7296 2.23: once a NAT is found, move to port 4500 for IKE_AUTH and after
@@ -259,9 +281,11 @@ def handle_request(ctx: IkeContext, msg: Message, data: bytes, src: Address, dst
     # The choice is a pure function of the offer (IKE_SA_INIT proposals carry no SPI), the KE
     # group, the candidate connections and the engine's fixed policy; a peer repeats its offer on
     # every connect, so it is remembered (keyed by the parsed SA payload, which compares by value).
-    choice = ctx.memo(("ike-choice", sa_p, ke.group,
+    # additional key exchanges only with a peer that can run IKE_INTERMEDIATE (RFC 9370 2.2.1)
+    peer_intermediate = msg.notify(NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED) is not None
+    choice = ctx.memo(("ike-choice", sa_p, ke.group, peer_intermediate,
                        tuple((ctx.ident(c), ctx.ident(c.ike_proposals)) for c in cands)),
-                      lambda: _choose(ctx, sa_p, ke.group, cands))
+                      lambda: _choose(ctx, sa_p, ke.group, cands, peer_intermediate))
     if isinstance(choice, str):
         ctx.log("warning", "no-proposal-chosen", f"IKE_SA_INIT from {src[0]}: nothing acceptable in {choice}")
         ctx.send_plain(msg, [Notify.error(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
@@ -295,6 +319,9 @@ def handle_request(ctx: IkeContext, msg: Message, data: bytes, src: Address, dst
     shared.wipe()
     _check_nat(ctx, sa, msg, dst, src)
     _capabilities(ctx, sa, msg)
+    announce = sa.peer_intermediate and any(c.announces_intermediate for c in cands)
+    if announce:
+        _start_intermediate(ctx, sa, chosen)
     sa.half_open_deadline = now + 30.0
     ctx.sas.add(sa)
     reply: list[Payload] = [reply_sa, KeyExchangePayload(int(suite.ke), ke_data), Nonce(sa.nr)]
@@ -302,13 +329,15 @@ def handle_request(ctx: IkeContext, msg: Message, data: bytes, src: Address, dst
     reply += certreq(ctx, conn)
     if conn.fragmentation:
         reply.append(Notify.fragmentation_supported())
+    if announce:
+        reply.append(Notify.intermediate_exchange_supported())
     reply.append(_sha_notify(ctx))
     ctx.send_response(sa, msg, reply)
     ctx.log("info", "ike-sa-init", f"{conn.name}: IKE_SA_INIT from {src[0]} answered, {ctx.text(suite)}")
 
 
-def _choose(ctx: IkeContext, sa_p: SecurityAssociation, group: int,
-            cands: list[Connection]) -> tuple[Proposal, IkeSuite, Connection, Payload] | str:
+def _choose(ctx: IkeContext, sa_p: SecurityAssociation, group: int, cands: list[Connection],
+            additional: bool) -> tuple[Proposal, IkeSuite, Connection, Payload] | str:
     """(chosen proposal, its suite, the connection it fits, our SA payload), or the offer as text
     when nothing is acceptable."""
     offered = wire.from_wire_sa(sa_p)
@@ -316,8 +345,9 @@ def _choose(ctx: IkeContext, sa_p: SecurityAssociation, group: int,
     offered = [ke_first(p, group) for p in offered]
     local = [spec for c in cands for spec in c.ike_proposals]
     try:
-        chosen = ctx.select(offered, local, Protocol.IKE)
+        chosen = ctx.select(offered, local, Protocol.IKE, additional=additional)
         suite = ike_suite(chosen)
+        additional_key_exchanges(chosen)  # an unknown method refuses the offer here
     except (NoProposalChosen, ValueError):
         return ", ".join(str(p) for p in offered)
     # provisional: IKE_AUTH picks the connection by identity, among those whose own proposals admit

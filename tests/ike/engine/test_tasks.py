@@ -9,10 +9,14 @@ import pytest
 from fipsike.ike.actions import IkeSaEstablished
 from fipsike.ike.context import IkeContext
 from fipsike.ike.exchanges import ike_sa_init
-from fipsike.ike.exchanges.registrations import default_registry
+from fipsike.ike.exchanges.create_child_sa import CreateChildSa
+from fipsike.ike.exchanges.ike_auth import IkeAuth
+from fipsike.ike.exchanges.ike_sa_init import IkeSaInit
+from fipsike.ike.exchanges.informational import Informational
+from fipsike.ike.exchanges.registrations import LIVE, default_registry
 from fipsike.ike.registry import ExchangeType
 from fipsike.ike.sa import IkeSa, IkeState, Task
-from fipsike.ike.tasks import SETUP, Received, TaskKind, UnknownTask
+from fipsike.ike.tasks import SETUP, Received, TaskKind, TaskRegistry, UnknownTask
 from tests.ike.engine.conftest import PairFactory
 
 
@@ -37,6 +41,16 @@ class EmptyIntermediate:
         ctx.send_response(sa, rx.msg, [])
 
 
+def without_intermediate() -> TaskRegistry:
+    """The default registry but for IKE_INTERMEDIATE: the slot a new exchange fills."""
+    r = TaskRegistry()
+    r.register(IkeSaInit())
+    r.register(IkeAuth(), request_states=(IkeState.INIT_DONE,))
+    r.register(CreateChildSa(), request_states=LIVE)
+    r.register(Informational(), request_states=LIVE)
+    return r
+
+
 def test_registry_lookups() -> None:
     r = default_registry()
     assert r.for_kind(TaskKind.REKEY_IKE).exchange is ExchangeType.CREATE_CHILD_SA
@@ -44,7 +58,12 @@ def test_registry_lookups() -> None:
     assert r.for_request(int(ExchangeType.IKE_AUTH), IkeState.INIT_DONE) is r.for_kind(TaskKind.IKE_AUTH)
     assert r.for_request(int(ExchangeType.IKE_AUTH), IkeState.ESTABLISHED) is None
     assert r.for_request(int(ExchangeType.CREATE_CHILD_SA), IkeState.INIT_DONE) is None
-    # the IKE_INTERMEDIATE slot exists but nothing fills it yet
+    # RFC 9242's IKE_INTERMEDIATE fills its slot in the default registry
+    assert r.for_request(int(ExchangeType.IKE_INTERMEDIATE), IkeState.INIT_DONE) is r.for_kind(
+        TaskKind.IKE_INTERMEDIATE)
+    with pytest.raises(ValueError, match="twice"):
+        r.register(EmptyIntermediate())
+    r = without_intermediate()
     assert not r.knows_kind(TaskKind.IKE_INTERMEDIATE)
     with pytest.raises(UnknownTask):
         r.for_kind(TaskKind.IKE_INTERMEDIATE)
@@ -78,6 +97,8 @@ def test_new_exchange_is_a_module_and_a_registration(pair: PairFactory, monkeypa
     queue runs IKE_SA_INIT, IKE_INTERMEDIATE (message IDs 1 and 2), then IKE_AUTH (3)."""
     net = pair()
     moon, sun = EmptyIntermediate(), EmptyIntermediate()
+    net.a.engine.registry = without_intermediate()
+    net.b.engine.registry = without_intermediate()
     net.a.engine.registry.register(moon)
     net.b.engine.registry.register(sun, request_states=(IkeState.INIT_DONE,))
     monkeypatch.setattr(ike_sa_init, "intermediate_rounds", lambda sa: 2)
@@ -96,6 +117,8 @@ def test_intermediate_request_without_a_registration_is_dropped(pair: PairFactor
     """moon runs an IKE_INTERMEDIATE round; sun has none registered: the request is dropped (as any
     request in a state nothing takes it in), moon retransmits, and no IKE SA comes up."""
     net = pair()
+    net.a.engine.registry = without_intermediate()
+    net.b.engine.registry = without_intermediate()
     net.a.engine.registry.register(EmptyIntermediate())
     monkeypatch.setattr(ike_sa_init, "intermediate_rounds", lambda sa: 1)
     net.initiate(net.a, "gw")

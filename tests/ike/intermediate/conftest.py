@@ -6,6 +6,7 @@ import pytest
 
 from providers.policy import Policy
 from providers.router import Router
+from tests.ike.engine.conftest import pair, pki  # noqa: F401 - the engine pair fixtures, for the back-to-back tests
 
 
 @pytest.fixture
