@@ -259,7 +259,7 @@ class DaemonResponder:
     name = "fipsike"
 
     def __init__(self, workdir: Path, netns: str, pki: PkiPaths, suite: Suite, kernel: str = "memory",
-                 dpd: float = 0.0) -> None:
+                 dpd: float = 0.0, profile: Path | None = None) -> None:
         self.dir, self.netns, self.kernel = workdir, netns, kernel
         workdir.mkdir(parents=True, exist_ok=True)
         self.ctl = workdir / "ctl"
@@ -271,9 +271,11 @@ class DaemonResponder:
             "rightsubnet": INITIATOR_NET, "ike": suite.ike, "esp": suite.esp, "dpddelay": dpd,
             "authby": "rsasig" if suite.key_type == "rsa" else "ecdsa"}]}))
         (workdir / "ipsec.secrets").write_text("")
-        self.argv = [sys.executable, "-m", "fipsike", "daemon", "--config", str(config), "--secrets",
-                     str(workdir / "ipsec.secrets"), "--ipsecdir", str(workdir), "--ctl", str(self.ctl),
-                     "--kernel", kernel, "--fips-mode", "policy"]
+        cli = ["daemon", "--config", str(config), "--secrets", str(workdir / "ipsec.secrets"), "--ipsecdir",
+               str(workdir), "--ctl", str(self.ctl), "--kernel", kernel, "--fips-mode", "policy"]
+        # --profile: under cProfile (CPU time), the stats in PROFILE once it stops
+        self.argv = [sys.executable, "-m", "fipsike", *cli] if profile is None else \
+            [sys.executable, "-m", "benchmarks.profiled", str(profile), *cli]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod

@@ -183,8 +183,8 @@ class Daemon:
             self._loop.call_later(self.notifier.watchdog_interval, self._watchdog)
 
     def _status_line(self) -> str:
-        sas = self.engine.ike_sas()
-        return f"{len(sas)} IKE SAs, {len(self.installer.children)} Child SAs"
+        # len() of the SA table, not of ike_sas() (a list copy): this runs after every packet
+        return f"{len(self.engine.sas)} IKE SAs, {len(self.installer.children)} Child SAs"
 
     # --- the one guard ------------------------------------------------------------------------------
     def _guarded(self, where: str, fn: Callable[..., object], *args: object) -> None:
@@ -266,7 +266,8 @@ class Daemon:
                     self._resolve_up(a.connection, False, f"Child SA {a.child} not installed (internal error)")
         for spi in refused:
             self.carry(self.engine.delete_child(spi, self.clock()))
-        self.notifier.notify(STATUS=self._status_line())
+        if self.notifier.enabled:  # not under systemd: no status line to build for every packet
+            self.notifier.notify(STATUS=self._status_line())
 
     def _carry_one(self, a: Action, refused: list[int]) -> None:
         if isinstance(a, SendDatagram):
