@@ -109,7 +109,7 @@ ConfigLoader = Callable[[ConfigPaths, KeyImporter], DaemonConfig]
 # Relative file names are taken under --ipsecdir.
 
 _KNOWN = {"name", "auto", "left", "right", "leftid", "rightid", "leftcert", "leftkey", "rightca", "leftsubnet",
-          "rightsubnet", "ike", "esp", "type", "dpddelay", "dpdaction", "ikelifetime", "salifetime",
+          "rightsubnet", "ike", "esp", "type", "dpddelay", "dpdtimeout", "dpdaction", "ikelifetime", "salifetime",
           "encapsulation", "authby", "reqid"}
 
 
@@ -204,6 +204,7 @@ def _connection(raw: Mapping[str, object], paths: ConfigPaths, router: KeyImport
         local_auth="null" if null else "pubkey", remote_auth="null" if null else "pubkey", allow_null=null,
         private_key=key, certificate=cert, trust_anchors=anchors, ike_proposals=ike, children=(child,),
         rekey_time=ikelife * 0.9, life_time=ikelife, dpd_delay=_num(raw, "dpddelay", where, 30.0),
+        dpd_timeout=_num(raw, "dpdtimeout", where, 150.0) or 150.0,  # libreswan's default, as fipsike.config
         dpd_action=dpdaction, encap=bool(raw.get("encapsulation", False)))
     source = json.dumps(dict(raw), sort_keys=True)
     return ConnEntry(conn, auto, source)

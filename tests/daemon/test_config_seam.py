@@ -51,6 +51,14 @@ def test_a_connection_becomes_an_engine_connection(tmp_path: Path, pki: ssh.Pki)
     assert Ownership().owns_reqid(DAEMON_REQID_BASE + 0x7FFF)
 
 
+def test_liveness_settings(tmp_path: Path, pki: ssh.Pki) -> None:
+    """dpddelay= and dpdtimeout= (libreswan's names): when to check a quiet peer, when to give up."""
+    (entry,) = load_config(_write(tmp_path, pki, dpddelay=10, dpdtimeout=15), open_router("default")).connections
+    assert (entry.connection.dpd_delay, entry.connection.dpd_timeout) == (10.0, 15.0)
+    (entry,) = load_config(_write(tmp_path, pki), open_router("default")).connections
+    assert (entry.connection.dpd_delay, entry.connection.dpd_timeout) == (30.0, 150.0)
+
+
 @pytest.mark.parametrize(("over", "message"), [
     ({"auto": "sometimes"}, "conn gw: auto= must be one of ignore, add, ondemand, route, start"),
     ({"type": "passthrough"}, "conn gw: type= must be tunnel or transport"),
