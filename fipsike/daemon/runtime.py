@@ -55,6 +55,7 @@ from fipsike.ike.actions import (
     SendDatagram,
 )
 from fipsike.ike.engine import Engine
+from fipsike.ike.sa import IkeState
 from fipsike.kernel.api import Kernel
 from fipsike.kernel.types import Acquire, EventsLost, Expire, KernelError, Mode
 
@@ -240,15 +241,14 @@ class Daemon:
         """RFC 3948 2.3: behind a NAT, a one-octet 0xFF to the peer's 4500 keeps the mapping open."""
         if self._loop is not None:
             self._loop.call_later(NAT_KEEPALIVE_INTERVAL, self._guarded, "keepalive", self._keepalives)
-        for sa in self.engine.status(self.clock()):
-            nat = sa.get("nat") or {}
-            if sa.get("state") != "established" or not (isinstance(nat, dict) and nat.get("local")):
+        # the SAs themselves, not engine.status(): that builds a report of every SA, every 20 s
+        for sa in self.engine.sas:
+            if sa.state is not IkeState.ESTABLISHED or not sa.nat_local:
                 continue
-            local, remote = _split_addr(str(sa["local"])), _split_addr(str(sa["remote"]))
             try:
-                self.sockets.send(NAT_KEEPALIVE, (local[0], NAT_T_PORT), remote)
+                self.sockets.send(NAT_KEEPALIVE, (sa.local[0], NAT_T_PORT), sa.remote)
             except OSError as exc:
-                self.event("warning", "keepalive-failed", str(sa["connection"]), exc.strerror or "send failed")
+                self.event("warning", "keepalive-failed", sa.conn.name, exc.strerror or "send failed")
 
     # --- the engine's actions -----------------------------------------------------------------------
     def carry(self, actions: Iterable[Action]) -> None:
@@ -516,8 +516,3 @@ class Daemon:
 def serve(daemon: Daemon) -> int:
     """Run the daemon's loop until SIGTERM / SIGINT; the exit status."""
     return asyncio.run(daemon.run())
-
-
-def _split_addr(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)
