@@ -199,6 +199,26 @@ def test_cost_per_message_does_not_grow_with_the_table(pair: PairFactory, monkey
     assert 0 < len({id(s) for s in calls if s is not None}) <= 2
 
 
+def test_a_new_ike_sa_does_not_scan_the_table(pair: PairFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """initiate() of a connection's next IKE SA looks at no established SA (a load generator's or an
+    acquire's initiate stays O(1) in the SAs up); a named Child SA still reuses an IKE SA that is up."""
+    from fipsike.ike.sa_table import SaTable
+
+    net = pair(dpd_delay=0.0, initial_contact=False)
+    for _ in range(3):
+        net.initiate(net.a, "gw")
+        net.run()
+    scans: list[int] = []
+    real = SaTable.established
+    monkeypatch.setattr(SaTable, "established", lambda self: scans.append(len(self)) or real(self))
+    net.initiate(net.a, "gw")
+    net.run()
+    assert scans == [] and len(net.a.engine.ike_sas()) == 4
+    net.take(net.a, net.a.engine.initiate("gw", net.now, child="net"))
+    net.run()
+    assert scans == [4] and len(net.a.engine.ike_sas()) == 4
+
+
 def test_module_in_error_state_refuses_without_crashing(pair: PairFactory) -> None:
     """The cryptographic module enters its error state mid-handshake: every call is refused, the
     engine logs it and carries on (nothing is established, nothing raises)."""
