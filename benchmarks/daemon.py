@@ -230,18 +230,24 @@ def main(argv: list[str] | None = None) -> int:
                          "in this tree, else fipsike-engine)")
     ap.add_argument("--sas", type=int, default=1000, help="IKE SAs to establish (default 1000)")
     ap.add_argument("--suite", default="ecdsa", choices=sorted(SUITES))
-    ap.add_argument("--concurrency", type=int, default=32, help="IKE SAs in flight at most (default 32)")
+    # 8: below the responders' per-source half-open limits (fipsike 10; charon's block_threshold 5 when
+    # its dos_protection is on): one generator address stands for many peers, and more in flight
+    # from it would measure the DoS guard, not the handshake
+    ap.add_argument("--concurrency", type=int, default=8, help="IKE SAs in flight at most (default 8)")
     ap.add_argument("--rate", type=float, default=0.0, help="new SAs per second at most (default 0: unlimited)")
     ap.add_argument("--kernel", choices=("memory", "xfrm"), default="memory", help="fipsike daemon's SA backend")
     ap.add_argument("--plot", type=Path, help="draw CPU per new SA and RSS against live SAs (SVG or PNG)")
     ap.add_argument("--profile", type=Path, metavar="DIR",
-                    help="run the engine responder under cProfile (CPU time), responder.prof in DIR (its CPU "
-                         "figures are then the profiler's, not comparable)")
+                    help="run the responders under cProfile (CPU time): the daemon's daemon.prof, the engine "
+                         "responder's responder.prof in DIR (their CPU figures are then the profiler's, not "
+                         "comparable)")
     ap.add_argument("--tracemalloc", type=Path, metavar="DIR",
                     help="trace the engine responder's allocations, responder-tracemalloc.json in DIR (live "
                          "allocations by site once every SA is up; slows it down too)")
     args = ap.parse_args(argv)
     suite = SUITES[args.suite]
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     peers = list(dict.fromkeys(args.peer or ["charon", "fipsike" if DaemonResponder.available() is None
                                              else "fipsike-engine"]))
     if not suite.charon and "charon" in peers:
@@ -262,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             if name == "charon":
                 responder = CharonResponder(d, hosts.responder, pki, suite)
             elif name == "fipsike":
-                responder = DaemonResponder(d, hosts.responder, pki, suite, kernel=args.kernel)
+                responder = DaemonResponder(d, hosts.responder, pki, suite, kernel=args.kernel,
+                                            profile=args.profile / "daemon.prof" if args.profile else None)
             else:
                 responder = EngineResponder(args.profile or args.tracemalloc or d, hosts.responder, work / "pki",
                                             suite, profile=args.profile is not None,

@@ -87,7 +87,7 @@ def make_pki(directory: Path, suite: Suite) -> PkiPaths:
 
 
 def engine_connection(router: Any, suite: Suite, *, initiator: bool, key: Path, cert: Path, ca: Path,
-                      dpd_delay: float = 0.0, ike_rekey: float | None = None,
+                      dpd_delay: float = 0.0, dpd_timeout: float = 150.0, ike_rekey: float | None = None,
                       child_rekey: float | None = None) -> Any:
     """The one Connection both the load generator (initiator) and the engine responder use."""
     from cryptography import x509
@@ -111,7 +111,7 @@ def engine_connection(router: Any, suite: Suite, *, initiator: bool, key: Path, 
         "bench", (local,), (remote,) if initiator else ("%any",), local_id=lid, remote_id=rid,
         private_key=handle, certificate=x509.load_pem_x509_certificate(cert.read_bytes()),
         trust_anchors=(x509.load_pem_x509_certificate(ca.read_bytes()),), dpd_delay=dpd_delay,
-        initial_contact=False, ike_proposals=parse_proposals([suite.ike], Protocol.IKE),
+        dpd_timeout=dpd_timeout, initial_contact=False, ike_proposals=parse_proposals([suite.ike], Protocol.IKE),
         children=(ChildConfig("net", (ts_from_cidr(lnet),), (ts_from_cidr(rnet),),
                               parse_proposals([suite.esp], Protocol.ESP), **child),), **ike)
 

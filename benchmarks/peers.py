@@ -84,6 +84,7 @@ charon {{
   port_nat_t = 4500
   install_routes = no
   dos_protection = no
+  {retransmit}
   {rsa_pss}
   plugins {{
     vici {{
@@ -136,11 +137,23 @@ connections {{
 """
 
 
+def _charon_retransmit(give_up: float | None) -> str:
+    """charon's IKEv2 liveness check gives up when its retransmissions do (strongswan.conf(5):
+    timeout * base**n for n = 0..tries): three sends whose waits add up to `give_up` seconds,
+    as fipsike's dpdtimeout= does."""
+    if give_up is None:
+        return ""
+    base = 1.8
+    return (f"retransmit_tries = 2\n  retransmit_base = {base}\n"
+            f"  retransmit_timeout = {give_up / (1 + base + base * base):.3f}")
+
+
 class CharonResponder:
     name = "charon"
     kernel = "kernel-libipsec (userspace ESP)"
 
-    def __init__(self, workdir: Path, netns: str, pki: PkiPaths, suite: Suite, dpd: float = 0.0) -> None:
+    def __init__(self, workdir: Path, netns: str, pki: PkiPaths, suite: Suite, dpd: float = 0.0,
+                 dpd_timeout: float | None = None) -> None:
         self.dir, self.netns = workdir, netns
         self.vici = workdir / "charon.vici"
         self.conf = workdir / "strongswan.conf"
@@ -156,6 +169,7 @@ class CharonResponder:
             lnet=RESPONDER_NET, rnet=INITIATOR_NET, dpd=f"{int(dpd)}s"))
         self.conf.write_text(STRONGSWAN_CONF.format(
             plugins=CHARON_PLUGINS, vici=self.vici, log=workdir / "charon.log",
+            retransmit=_charon_retransmit(dpd_timeout),
             rsa_pss="rsa_pss = yes" if suite.key_type == "rsa" else ""))
 
     @property
@@ -196,14 +210,14 @@ class EngineResponder:
     kernel = "memory"
 
     def __init__(self, workdir: Path, netns: str, pki_dir: Path, suite: Suite, dpd: float = 0.0,
-                 profile: bool = False, trace: bool = False) -> None:
+                 profile: bool = False, trace: bool = False, dpd_timeout: float = 150.0) -> None:
         self.dir, self.netns = workdir, netns
         workdir.mkdir(parents=True, exist_ok=True)
         self.status_file = workdir / "responder-status.json"
         self.profile = workdir / "responder.prof" if profile else None
         self.trace = workdir / "responder-tracemalloc.json" if trace else None
         self.argv = [sys.executable, "-m", "benchmarks.responder", "--pki", str(pki_dir), "--suite", suite.name,
-                     "--status", str(self.status_file), "--dpd", str(dpd)]
+                     "--status", str(self.status_file), "--dpd", str(dpd), "--dpd-timeout", str(dpd_timeout)]
         if self.profile:
             self.argv += ["--profile", str(self.profile)]
         if self.trace:
@@ -266,7 +280,7 @@ class DaemonResponder:
     name = "fipsike"
 
     def __init__(self, workdir: Path, netns: str, pki: PkiPaths, suite: Suite, kernel: str = "memory",
-                 dpd: float = 0.0) -> None:
+                 dpd: float = 0.0, profile: Path | None = None, dpd_timeout: float = 150.0) -> None:
         self.dir, self.netns, self.kernel = workdir, netns, kernel
         workdir.mkdir(parents=True, exist_ok=True)
         self.ctl = workdir / "ctl"
@@ -281,12 +295,15 @@ class DaemonResponder:
             "conn bench", "\tauto=add", f"\tleft={RESPONDER_ADDR}", "\tright=%any", f"\tleftid=@{RESPONDER_ID}",
             f"\trightid=@{INITIATOR_ID}", "\tleftcert=responder", f"\tleftsubnet={RESPONDER_NET}",
             f"\trightsubnet={INITIATOR_NET}", f"\tike={_libreswan(suite.ike)}", f"\tesp={_libreswan(suite.esp)}",
-            f"\tdpddelay={dpd:g}", f"\tauthby={'rsasig' if suite.key_type == 'rsa' else 'ecdsa'}", ""]))
+            f"\tdpddelay={dpd:g}", f"\tdpdtimeout={dpd_timeout:g}",
+            f"\tauthby={'rsasig' if suite.key_type == 'rsa' else 'ecdsa'}", ""]))
         (workdir / "ipsec.secrets").write_text("")
         (workdir / "ipsec.secrets").chmod(0o600)
-        self.argv = [sys.executable, "-m", "fipsike", "daemon", "--config", str(config), "--secrets",
-                     str(workdir / "ipsec.secrets"), "--ipsecdir", str(workdir), "--ctl", str(self.ctl),
-                     "--kernel", kernel, "--fips-mode", "policy"]
+        cli = ["daemon", "--config", str(config), "--secrets", str(workdir / "ipsec.secrets"), "--ipsecdir",
+               str(workdir), "--ctl", str(self.ctl), "--kernel", kernel, "--fips-mode", "policy"]
+        # --profile: under cProfile (CPU time), the stats in PROFILE once it stops
+        self.argv = [sys.executable, "-m", "fipsike", *cli] if profile is None else \
+            [sys.executable, "-m", "benchmarks.profiled", str(profile), *cli]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod

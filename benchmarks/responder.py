@@ -113,7 +113,8 @@ class _Udp(asyncio.DatagramProtocol):
 async def serve(args: argparse.Namespace) -> None:
     router = open_router("fips")
     conn = engine_connection(router, SUITES[args.suite], initiator=False, key=args.pki / "responder.key",
-                             cert=args.pki / "responder.crt", ca=args.pki / "ca.crt", dpd_delay=args.dpd)
+                             cert=args.pki / "responder.crt", ca=args.pki / "ca.crt", dpd_delay=args.dpd,
+                             dpd_timeout=args.dpd_timeout)
     # cookies only past this many half-open SAs: the counterpart of charon's dos_protection = no
     engine = Engine(router, [conn], cookie_threshold=1 << 30)
     responder = Responder(engine, args.address)
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--address", default=RESPONDER_ADDR)
     ap.add_argument("--status", type=Path, required=True, help="status JSON, rewritten on SIGUSR1")
     ap.add_argument("--dpd", type=float, default=0.0, help="liveness check interval (0: none)")
+    ap.add_argument("--dpd-timeout", type=float, default=150.0, help="a liveness check gives up after this")
     ap.add_argument("--profile", type=Path, help="write cProfile stats here on exit")
     ap.add_argument("--tracemalloc", type=Path, help="write the top allocation sites here on exit")
     args = ap.parse_args(argv)

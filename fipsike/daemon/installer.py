@@ -13,6 +13,7 @@ the kernel raises ACQUIRE for the first packet. When a Child SA goes, a routed c
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,13 +35,22 @@ from fipsike.kernel.types import (
 )
 from providers.algorithms import Integrity
 
+# Peer addresses and negotiated ranges repeat from one Child SA to the next: parse each text once
+# (ipaddress parsing was ~7% of the daemon's CPU per SA). Bounded, and the values are immutable.
+_address = functools.lru_cache(maxsize=4096)(ipaddress.ip_address)
+
 
 def selectors(local: Iterable[TrafficSelectorSpec], remote: Iterable[TrafficSelectorSpec]) -> list[TrafficSelector]:
     """The kernel selectors (outbound orientation) for each pair of negotiated ranges of one family.
 
     XFRM selectors are prefixes: a range that is not one CIDR block becomes the blocks covering it."""
+    return list(_selectors(tuple(local), tuple(remote)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _selectors(local: tuple[TrafficSelectorSpec, ...],
+               remote: tuple[TrafficSelectorSpec, ...]) -> tuple[TrafficSelector, ...]:
     out: list[TrafficSelector] = []
-    remote = list(remote)
     for lt in local:
         for rt in remote:
             for ln in _blocks(lt):
@@ -51,11 +61,11 @@ def selectors(local: Iterable[TrafficSelectorSpec], remote: Iterable[TrafficSele
                     sport = lt.start_port if lt.start_port == lt.end_port else 0
                     dport = rt.start_port if rt.start_port == rt.end_port else 0
                     out.append(TrafficSelector(ln, rn, proto, sport, dport))
-    return out
+    return tuple(out)
 
 
 def _blocks(ts: TrafficSelectorSpec) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    first, last = ipaddress.ip_address(ts.start), ipaddress.ip_address(ts.end)
+    first, last = _address(ts.start), _address(ts.end)
     return list(ipaddress.summarize_address_range(first, last))
 
 
@@ -94,30 +104,48 @@ class Installer:
         self.children: dict[int, InstalledChild] = {}  # by inbound SPI
         self.traps: dict[int, Trap] = {}  # by reqid
         self._trap_policies: dict[int, list[PolicySpec]] = {}
+        # Counts and indices so that no Child SA install or delete scans every Child SA:
+        self._reqid_users: dict[int, int] = {}  # reqid -> Child SAs installed with it
+        self._by_sa: dict[tuple[IPAddress, int], int] = {}  # (dst, SPI) of either SA -> inbound SPI
+        # (selector, direction) -> the IPsec policy we installed there and how many Child SAs use it.
+        # Child SAs with the same selectors and template (one connection's, a rekey's) share one
+        # kernel policy, as charon's policy refcounts do: an identical policy is not written again.
+        self._policy_users: dict[tuple[TrafficSelector, Direction], tuple[PolicySpec, int]] = {}
 
     # --- Child SAs -------------------------------------------------------------------------------
     def install(self, a: InstallChildSa) -> None:
         """Both SAs, then the policies (the SAs first, so no packet meets a policy without its SA).
         On a failure, whatever this call added is removed again and the KernelError propagates."""
         mode = Mode.TUNNEL if a.mode == "tunnel" else Mode.TRANSPORT
-        local, remote = ipaddress.ip_address(a.inbound.dst), ipaddress.ip_address(a.inbound.src)
+        local, remote = _address(a.inbound.dst), _address(a.inbound.src)
         sels = selectors(a.local_ts, a.remote_ts)
         lifetime = Lifetime(soft_seconds=max(1, int(a.lifetime_soft)), hard_seconds=max(1, int(a.lifetime_hard)))
         added: list[tuple[IPAddress, int]] = []
         try:
             for d, inbound in ((a.inbound, True), (a.outbound, False)):
                 self.kernel.install_sa(self._sa_spec(a, d, inbound, mode, sels, lifetime))
-                added.append((ipaddress.ip_address(d.dst), d.spi))
+                added.append((_address(d.dst), d.spi))
             child = InstalledChild(a.connection, a.child, a.ike_sa, a.reqid, a.inbound.spi, a.outbound.spi, local,
                                    remote)
             child.policies = self._policies(sels, local, remote, a.reqid, mode)
             for p in child.policies:
-                self.kernel.install_policy(p, replace=True)
+                used = self._policy_users.get((p.selector, p.direction))
+                if used is None or used[0] != p:
+                    self.kernel.install_policy(p, replace=True)
         except KernelError:
             for dst, spi in added:
                 self._quietly_delete_sa(dst, spi)
             raise
+        old = self.children.get(a.inbound.spi)
+        if old is not None:
+            self._forget(old)
+        for p in child.policies:
+            key = (p.selector, p.direction)
+            used = self._policy_users.get(key)
+            self._policy_users[key] = (p, used[1] + 1 if used is not None and used[0] == p else 1)
         self.children[a.inbound.spi] = child
+        self._reqid_users[a.reqid] = self._reqid_users.get(a.reqid, 0) + 1
+        self._by_sa[(local, child.spi_in)] = self._by_sa[(remote, child.spi_out)] = child.spi_in
 
     @staticmethod
     def _sa_spec(a: InstallChildSa, d: SaDirection, inbound: bool, mode: Mode, sels: list[TrafficSelector],
@@ -130,7 +158,7 @@ class Installer:
         selector = None
         if mode is Mode.TRANSPORT and sels:
             selector = sels[0].reversed() if inbound else sels[0]
-        return SaSpec(src=ipaddress.ip_address(d.src), dst=ipaddress.ip_address(d.dst), spi=d.spi, reqid=a.reqid,
+        return SaSpec(src=_address(d.src), dst=_address(d.dst), spi=d.spi, reqid=a.reqid,
                       mode=mode, encryption=d.encr, encryption_key=d.encr_key, integrity=d.integ or Integrity.NONE,
                       integrity_key=d.integ_key, selector=selector, inbound=inbound, esn=a.esn, encap=encap,
                       lifetime=lifetime, name=f"{a.connection}/{a.child}")
@@ -151,10 +179,12 @@ class Installer:
         """Delete both SAs; unless a rekey keeps them, drop (or re-trap) the policies. Errors of a
         missing SA are expected (a hard expiry already removed it); others propagate at the end."""
         child = self.children.pop(a.inbound_spi, None)
+        if child is not None:
+            self._forget(child)
         errors: list[KernelError] = []
         for dst, spi in ((a.local, a.inbound_spi), (a.remote, a.outbound_spi)):
             try:
-                self.kernel.delete_sa(ipaddress.ip_address(dst), spi)
+                self.kernel.delete_sa(_address(dst), spi)
             except KernelError as exc:
                 if exc.errno_name not in ("ESRCH", "ENOENT"):
                     errors.append(exc)
@@ -169,8 +199,27 @@ class Installer:
         if errors:
             raise errors[0]
 
+    def _forget(self, child: InstalledChild) -> None:
+        """`child` leaves the counts and indices (its policies stay in the kernel: remove decides)."""
+        left = self._reqid_users.get(child.reqid, 0) - 1
+        if left > 0:
+            self._reqid_users[child.reqid] = left
+        else:
+            self._reqid_users.pop(child.reqid, None)
+        for key in ((child.local, child.spi_in), (child.remote, child.spi_out)):
+            if self._by_sa.get(key) == child.spi_in:
+                del self._by_sa[key]
+        for p in child.policies:
+            key2 = (p.selector, p.direction)
+            used = self._policy_users.get(key2)
+            if used is not None and used[0] == p:
+                if used[1] > 1:
+                    self._policy_users[key2] = (p, used[1] - 1)
+                else:
+                    del self._policy_users[key2]
+
     def _reqid_in_use(self, reqid: int) -> bool:
-        return any(c.reqid == reqid for c in self.children.values())
+        return self._reqid_users.get(reqid, 0) > 0
 
     # --- traps -------------------------------------------------------------------------------------
     def route(self, trap: Trap) -> None:
@@ -184,6 +233,7 @@ class Installer:
                 for sel in selectors(trap.local_ts, trap.remote_ts)]
         for p in pols:
             self.kernel.install_policy(p, replace=True)
+            self._policy_users.pop((p.selector, p.direction), None)  # the trap replaced it
         self._trap_policies[trap.reqid] = pols
 
     def unroute(self, reqid: int) -> None:
@@ -196,13 +246,15 @@ class Installer:
     def trap_for(self, reqid: int) -> Trap | None:
         return self.traps.get(reqid)
 
+    def policy_replaced(self, selector: TrafficSelector, direction: Direction) -> None:
+        """Something else (a shunt) wrote the SPD entry at (selector, direction): the next Child SA
+        that needs an IPsec policy there writes it again rather than trusting our record."""
+        self._policy_users.pop((selector, direction), None)
+
     # --- lookups ------------------------------------------------------------------------------------
     def inbound_spi_of(self, dst: IPAddress, spi: int) -> int | None:
         """The Child SA (by inbound SPI) that an SA (dst, spi) belongs to, either direction."""
-        for c in self.children.values():
-            if (c.spi_in == spi and c.local == dst) or (c.spi_out == spi and c.remote == dst):
-                return c.spi_in
-        return None
+        return self._by_sa.get((dst, spi))
 
     def counters(self, child: InstalledChild) -> dict[str, dict[str, int]]:
         """Bytes and packets in / out, from the kernel's SA counters (zeros for an SA it lost)."""

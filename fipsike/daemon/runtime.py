@@ -185,8 +185,8 @@ class Daemon:
             self._loop.call_later(self.notifier.watchdog_interval, self._watchdog)
 
     def _status_line(self) -> str:
-        sas = self.engine.ike_sas()
-        return f"{len(sas)} IKE SAs, {len(self.installer.children)} Child SAs"
+        # len() of the SA table, not of ike_sas() (a list copy): this runs after every packet
+        return f"{len(self.engine.sas)} IKE SAs, {len(self.installer.children)} Child SAs"
 
     # --- the one guard ------------------------------------------------------------------------------
     def _guarded(self, where: str, fn: Callable[..., object], *args: object) -> None:
@@ -242,15 +242,14 @@ class Daemon:
         """RFC 3948 2.3: behind a NAT, a one-octet 0xFF to the peer's 4500 keeps the mapping open."""
         if self._loop is not None:
             self._loop.call_later(NAT_KEEPALIVE_INTERVAL, self._guarded, "keepalive", self._keepalives)
-        for sa in self.engine.status(self.clock()):
-            nat = sa.get("nat") or {}
-            if sa.get("state") != "established" or not (isinstance(nat, dict) and nat.get("local")):
+        # the SAs themselves, not engine.status(): that builds a report of every SA, every 20 s
+        for sa in self.engine.sas:
+            if sa.state is not IkeState.ESTABLISHED or not sa.nat_local:
                 continue
-            local, remote = _split_addr(str(sa["local"])), _split_addr(str(sa["remote"]))
             try:
-                self.sockets.send(NAT_KEEPALIVE, (local[0], NAT_T_PORT), remote)
+                self.sockets.send(NAT_KEEPALIVE, (sa.local[0], NAT_T_PORT), sa.remote)
             except OSError as exc:
-                self.event("warning", "keepalive-failed", str(sa["connection"]), exc.strerror or "send failed")
+                self.event("warning", "keepalive-failed", sa.conn.name, exc.strerror or "send failed")
 
     # --- the engine's actions -----------------------------------------------------------------------
     def carry(self, actions: Iterable[Action]) -> None:
@@ -268,7 +267,8 @@ class Daemon:
                     self._resolve_up(a.connection, False, f"Child SA {a.child} not installed (internal error)")
         for spi in refused:
             self.carry(self.engine.delete_child(spi, self.clock()))
-        self.notifier.notify(STATUS=self._status_line())
+        if self.notifier.enabled:  # not under systemd: no status line to build for every packet
+            self.notifier.notify(STATUS=self._status_line())
 
     def _carry_one(self, a: Action, refused: list[int]) -> None:
         if isinstance(a, SendDatagram):
@@ -466,15 +466,15 @@ class Daemon:
             return {"established": True, "reason": f"already up (SPIs {up[0].spi_in:08x}_i {up[0].spi_out:08x}_o)"}
         # never a second IKE SA for one connection (ipsec up / swanctl --initiate on one that is up or
         # coming up): wait for the negotiation under way, or add the Child SA to the IKE SA that is up
-        sas = [sa for sa in self.engine.status(self.clock()) if sa["connection"] == entry.name]
-        pending = [sa for sa in sas if sa["state"] in (IkeState.INIT_SENT.value, IkeState.AUTH_SENT.value)]
-        established = [sa for sa in sas if sa["state"] == IkeState.ESTABLISHED.value]
+        sas = [sa for sa in self.engine.sas if sa.conn.name == entry.name]
+        pending = [sa.name for sa in sas if sa.state in (IkeState.INIT_SENT, IkeState.AUTH_SENT)]
+        established = [sa.name for sa in sas if sa.state is IkeState.ESTABLISHED]
         fut: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
         self._up_waiters.setdefault(entry.name, []).append(fut)
         if pending:
-            self.event("info", "initiate", entry.name, f"on request: joins the negotiation of {pending[0]['name']}")
+            self.event("info", "initiate", entry.name, f"on request: joins the negotiation of {pending[0]}")
         elif established and entry.connection.children:
-            self.event("info", "initiate", entry.name, f"on request: Child SA on {established[0]['name']}")
+            self.event("info", "initiate", entry.name, f"on request: Child SA on {established[0]}")
             self.carry(self.engine.initiate(entry.name, self.clock(), child=entry.connection.children[0].name))
         else:
             self.event("info", "initiate", entry.name, "on request")
@@ -533,8 +533,3 @@ class Daemon:
 def serve(daemon: Daemon) -> int:
     """Run the daemon's loop until SIGTERM / SIGINT; the exit status."""
     return asyncio.run(daemon.run())
-
-
-def _split_addr(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)

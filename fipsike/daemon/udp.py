@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import struct
@@ -52,6 +53,15 @@ def bypass_policy(family: int, direction: int) -> bytes:
     struct.pack_into("=H", info, _SEL_FAMILY_OFFSET, family)
     struct.pack_into("=BB", info, _DIR_OFFSET, direction, XFRM_POLICY_ALLOW)
     return bytes(info)
+
+
+@functools.lru_cache(maxsize=256)
+def _pktinfo(family: int, src: str) -> tuple[int, int, bytes]:
+    """The PKTINFO cmsg that sends from local address `src` (one per local address: remembered)."""
+    addr = ipaddress.ip_address(src)
+    if family == socket.AF_INET6:
+        return (socket.IPPROTO_IPV6, IPV6_PKTINFO, addr.packed + struct.pack("=I", 0))
+    return (socket.IPPROTO_IP, IP_PKTINFO, struct.pack("=I4s4s", 0, addr.packed, bytes(4)))
 
 
 @dataclass
@@ -116,20 +126,15 @@ class IkeSocket:
     def _local_address(self, anc: list[tuple[int, int, bytes]]) -> str:
         for level, kind, raw in anc:
             if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(raw) >= 12:
-                return str(ipaddress.IPv4Address(raw[8:12]))  # in_pktinfo.ipi_addr: the header's destination
+                return socket.inet_ntop(socket.AF_INET, raw[8:12])  # in_pktinfo.ipi_addr: the header's destination
             if level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(raw) >= 16:
-                return str(ipaddress.IPv6Address(raw[:16]))
+                return str(ipaddress.IPv6Address(raw[:16]))  # the compressed form, as the engine's addresses
         return str(self.sock.getsockname()[0])
 
     def send(self, data: bytes, src: str, dst: Address) -> None:
         """Send from local address `src` (PKTINFO), adding the non-ESP marker on 4500."""
         payload = NON_ESP_MARKER + data if self.port == NAT_T_PORT and data != NAT_KEEPALIVE else data
-        addr = ipaddress.ip_address(src)
-        if self.family == socket.AF_INET6:
-            cmsg = (socket.IPPROTO_IPV6, IPV6_PKTINFO, addr.packed + struct.pack("=I", 0))
-        else:
-            cmsg = (socket.IPPROTO_IP, IP_PKTINFO, struct.pack("=I4s4s", 0, addr.packed, bytes(4)))
-        self.sock.sendmsg([payload], [cmsg], 0, dst)
+        self.sock.sendmsg([payload], [_pktinfo(self.family, src)], 0, dst)
 
     def close(self) -> None:
         self.sock.close()

@@ -154,9 +154,12 @@ class Engine:
                 self.add_connection(conn_name)
             conn_name = conn_name.name
         conn = self.connections[conn_name]
-        existing = [sa for sa in self.sas.established() if sa.conn.name == conn_name]
-        if existing and child is not None:
-            self.queue(existing[0], Task(TaskKind.CREATE_CHILD, child=child), now)
+        # only a named Child SA looks for an IKE SA to reuse: a scan of the table, which a plain
+        # initiate (one per new IKE SA: a load generator's, an acquire's) must not pay
+        existing = None if child is None else next(
+            (sa for sa in self.sas.established() if sa.conn.name == conn_name), None)
+        if existing is not None and child is not None:
+            self.queue(existing, Task(TaskKind.CREATE_CHILD, child=child), now)
         else:
             cfg = conn.child(child) if child else (conn.children[0] if conn.children else None)
             ike_sa_init.create(self, conn, cfg, now)

@@ -30,7 +30,7 @@ class RetransmitPolicy:
         return sum(self.timeout(n) for n in range(self.tries))
 
 
-@dataclass
+@dataclass(slots=True)
 class PendingRequest:
     """The one outstanding request of an IKE SA (window size 1, RFC 7296 2.3)."""
 

@@ -34,9 +34,17 @@ def _row(minute: int, rss: int, up: int, gen_up: int = 1000, failed: int = 0) ->
 
 
 def test_churn_verdict_flat_lost_and_failed() -> None:
-    args = argparse.Namespace(sas=1000, minutes=3, child_rekey=10.0, ike_rekey=60.0, kill_pct=10.0)
+    args = argparse.Namespace(sas=1000, minutes=3, child_rekey=10.0, ike_rekey=60.0, kill_pct=10.0, dpd=12.0,
+                              dpd_timeout=15.0)
     ok = verdict([_row(1, 50000, 1000), _row(3, 52000, 1040)], args, 200, "x", "memory")
     assert ok["ok"] and ok["flat_within_5pct"]["rss_kib"] and ok["flat_within_5pct"]["xfrm_states"] is None
+    assert ok["bound_fits"] and ok["dead_peer_freed_within_s"] == 27.0 and ok["stale_ike_sas_at_end"] == 40
+    # killed peers' SAs that linger at every sample (flat, but above the live peers) are not "flat"
+    stale = verdict([_row(1, 50000, 1100), _row(3, 50000, 1100)], args, 200, "x", "memory")
+    assert stale["flat_within_5pct"]["ike_sas_up"] and not stale["ok"] and stale["stale_ike_sas_at_end"] == 100
+    slow = verdict([_row(1, 50000, 1000), _row(3, 50000, 1000)], argparse.Namespace(**{**vars(args), "dpd": 30.0}),
+                   200, "x", "memory")
+    assert not slow["bound_fits"]
     grown = verdict([_row(1, 50000, 1000), _row(3, 60000, 1000)], args, 200, "x", "memory")
     assert not grown["ok"] and grown["flat_within_5pct"]["rss_kib"] is False
     lost = verdict([_row(1, 50000, 1000), _row(3, 50000, 1000, gen_up=990)], args, 200, "x", "memory")

@@ -12,7 +12,7 @@ import pytest
 from fipsike.daemon.installer import Installer, Trap, selectors
 from fipsike.ike.actions import DeleteChildSa, InstallChildSa, SaDirection, TrafficSelectorSpec
 from fipsike.kernel.memory import MemoryKernel
-from fipsike.kernel.types import Direction, KernelError, Mode, PolicyAction, TrafficSelector
+from fipsike.kernel.types import Direction, KernelError, Mode, PolicyAction, PolicySpec, TrafficSelector
 from providers import Encryption, open_router
 
 L, R = "192.0.2.1", "192.0.2.2"
@@ -110,3 +110,63 @@ def test_ranges_become_covering_prefixes_of_one_family() -> None:
                      (TrafficSelectorSpec("10.2.0.0", "10.2.0.255"),))
     assert [str(s.src) for s in sels] == ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]
     assert {str(s.dst) for s in sels} == {"10.2.0.0/24"}
+
+
+class _CountingKernel(MemoryKernel):
+    """The in-memory kernel, counting SPD writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.policy_writes = 0
+
+    def install_policy(self, spec: PolicySpec, replace: bool = True) -> None:
+        self.policy_writes += 1
+        super().install_policy(spec, replace)
+
+
+def test_child_sas_with_the_same_policies_share_them_until_the_last_goes() -> None:
+    """Many peers' Child SAs of one connection need the same three policies: they are written once
+    and stay until the last Child SA using them is deleted."""
+    k = _CountingKernel()
+    inst = Installer(k)
+    kids = [_install(0x1000 + 2 * i, 0x2000 + 2 * i) for i in range(5)]
+    for a in kids:
+        inst.install(a)
+    assert k.policy_writes == 3 and len(k.list_policies()) == 3
+    assert [inst.inbound_spi_of(ipaddress.ip_address(R), a.outbound.spi) for a in kids] == \
+        [a.inbound.spi for a in kids]
+    for a in kids[:-1]:
+        inst.remove(_delete(a))
+        assert len(k.list_policies()) == 3
+    inst.remove(_delete(kids[-1]))
+    assert k.list_policies() == [] and k.list_sas() == []
+    assert inst.inbound_spi_of(ipaddress.ip_address(L), kids[0].inbound.spi) is None
+    inst.install(_install())  # nothing remembered from before: written again
+    assert k.policy_writes == 6 and len(k.list_policies()) == 3
+
+
+def test_a_policy_replaced_by_a_shunt_is_written_again() -> None:
+    k = _CountingKernel()
+    inst = Installer(k)
+    inst.install(_install())
+    out = TrafficSelector.parse("10.1.0.0/24", "10.2.0.0/24")
+    k.install_policy(PolicySpec(out, Direction.OUT, PolicyAction.DROP))
+    inst.policy_replaced(out, Direction.OUT)
+    inst.install(_install(0x3333, 0x4444))
+    assert k.get_policy(out, Direction.OUT).action is PolicyAction.IPSEC
+
+
+def test_a_different_template_on_the_same_selector_replaces_the_policy() -> None:
+    """Another peer (other tunnel endpoints) with the same selectors: its template wins, as before."""
+    k = _CountingKernel()
+    inst = Installer(k)
+    inst.install(_install())
+    other = _install(0x3333, 0x4444)
+    far = "192.0.2.9"
+    other = dataclasses.replace(other, inbound=dataclasses.replace(other.inbound, src=far),
+                                outbound=dataclasses.replace(other.outbound, dst=far))
+    inst.install(other)
+    out = TrafficSelector.parse("10.1.0.0/24", "10.2.0.0/24")
+    assert str(k.get_policy(out, Direction.OUT).templates[0].dst) == far
+    inst.install(_install(0x5555, 0x6666))  # back to the first endpoints: written again
+    assert str(k.get_policy(out, Direction.OUT).templates[0].dst) == R

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import ipaddress
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 from fipsike.daemon.config_seam import Auto, ConfigPaths, ConnEntry, DaemonConfig, with_reqids
@@ -16,6 +17,7 @@ from fipsike.daemon.udp import IkeSockets
 from fipsike.ike.actions import DeadPeer, SendDatagram, TrafficSelectorSpec
 from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.engine import Engine
+from fipsike.ike.sa import IkeState
 from fipsike.kernel.memory import MemoryKernel
 from fipsike.kernel.types import Expire
 from providers import open_router
@@ -35,7 +37,7 @@ class FakeSockets(IkeSockets):
 class FakeEngine:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
-        self.sas: list[dict[str, Any]] = []
+        self.sas: list[Any] = []  # the SA table, as the daemon walks it (IkeSa-like objects)
 
     def initiate(self, name: str, now: float, child: str | None = None) -> list[Any]:
         self.calls.append(("initiate", name, child))
@@ -123,12 +125,13 @@ def test_dead_peer_hold_traps_the_traffic(tmp_path: Path) -> None:
 def test_nat_keepalives_only_for_sas_behind_a_nat(tmp_path: Path) -> None:
     d, kernel, out, fake = _daemon(tmp_path, Auto.ADD)
 
-    fake.sas = [{"state": "established", "connection": "gw", "local": "192.0.2.1:4500",
-                 "remote": "198.51.100.7:4501", "nat": {"local": True, "remote": False}},
-                {"state": "established", "connection": "gw", "local": "192.0.2.1:500",
-                 "remote": "198.51.100.8:500", "nat": {"local": False, "remote": True}},
-                {"state": "init-sent", "connection": "gw", "local": "[2001:db8::1]:4500",
-                 "remote": "[2001:db8::9]:4500", "nat": {"local": True, "remote": False}}]
+    def sa(state: IkeState, local: tuple[str, int], remote: tuple[str, int], nat_local: bool) -> SimpleNamespace:
+        return SimpleNamespace(state=state, local=local, remote=remote, nat_local=nat_local,
+                               nat_remote=not nat_local, conn=SimpleNamespace(name="gw"))
+
+    fake.sas = [sa(IkeState.ESTABLISHED, ("192.0.2.1", 4500), ("198.51.100.7", 4501), True),
+                sa(IkeState.ESTABLISHED, ("192.0.2.1", 500), ("198.51.100.8", 500), False),
+                sa(IkeState.INIT_SENT, ("2001:db8::1", 4500), ("2001:db8::9", 4500), True)]
     d._keepalives()
     assert cast(FakeSockets, d.sockets).sent == [(b"\xff", ("192.0.2.1", 4500), ("198.51.100.7", 4501))]
 
@@ -146,10 +149,10 @@ def test_a_second_up_never_starts_a_second_ike_sa(tmp_path: Path) -> None:
 
     assert asyncio.run(up())["established"] is False
     assert fake.calls == [("initiate", "gw", None)]
-    fake.sas = [{"name": "aa/bb", "connection": "gw", "state": "init-sent"}]
+    fake.sas = [SimpleNamespace(name="aa/bb", conn=SimpleNamespace(name="gw"), state=IkeState.INIT_SENT)]
     assert "no answer within 1 s" in asyncio.run(up())["reason"]
     assert fake.calls == [("initiate", "gw", None)]  # joined the negotiation under way
     assert "joins the negotiation of aa/bb" in out.getvalue()
-    fake.sas = [{"name": "aa/bb", "connection": "gw", "state": "established"}]
+    fake.sas = [SimpleNamespace(name="aa/bb", conn=SimpleNamespace(name="gw"), state=IkeState.ESTABLISHED)]
     asyncio.run(up())
     assert fake.calls[1:] == [("initiate", "gw", "net")]

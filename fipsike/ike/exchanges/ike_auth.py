@@ -157,6 +157,9 @@ def established(ctx: IkeContext, sa: IkeSa, now: float, announce: bool = True) -
     sa.expire_at = now + conn.life_time if conn.life_time else 0.0
     sa.last_heard = now
     sa.half_open_deadline = 0.0
+    # RealMessage1/2 only go into the AUTH octets (RFC 7296 2.15), both done now; a late copy of the
+    # IKE_SA_INIT request still finds the SA (by_init) and is dropped, as before
+    sa.init_request = sa.init_response = b""
     if not announce:
         return
     lid, rid, suite = ctx.text(sa.local_id), str(sa.remote_id), ctx.text(sa.suite)

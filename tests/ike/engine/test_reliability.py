@@ -159,14 +159,20 @@ def test_delete_response_lost(pair: PairFactory) -> None:
 
 
 def test_init_request_retransmitted_after_auth(pair: PairFactory) -> None:
-    """A late copy of IKE_SA_INIT gets the IKE_SA_INIT answer again, never another exchange's."""
+    """A late copy of IKE_SA_INIT never gets another exchange's answer, nor a second IKE SA. Once
+    IKE_AUTH (message ID 1) is answered, the IKE_SA_INIT response (ID 0) need not be remembered
+    (RFC 7296 2.1) and the SA no longer keeps it: the copy is dropped. Before that it is answered."""
     net = pair()
     net.initiate(net.a, "gw")
-    first = net.wire[0]
+    first = net.wire.pop(0)
+    net.deliver(first)
+    net.deliver(first)  # retransmitted while half open: the same answer again
+    assert [p.msg.exchange for p in net.wire] == [34, 34] and all(p.msg.response for p in net.wire)
+    assert net.wire[0].data == net.wire[1].data
+    net.wire.pop()
     net.run()
     net.deliver(first)
-    (again,) = net.wire
-    assert again.msg.exchange == 34 and again.msg.response
+    assert net.wire == []
     net.run()
     assert paired(net) and len(net.b.engine.ike_sas()) == 1
 
@@ -191,6 +197,26 @@ def test_cost_per_message_does_not_grow_with_the_table(pair: PairFactory, monkey
     net.take(net.a, net.a.engine.liveness(sa.name, net.now))
     net.run()
     assert 0 < len({id(s) for s in calls if s is not None}) <= 2
+
+
+def test_a_new_ike_sa_does_not_scan_the_table(pair: PairFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """initiate() of a connection's next IKE SA looks at no established SA (a load generator's or an
+    acquire's initiate stays O(1) in the SAs up); a named Child SA still reuses an IKE SA that is up."""
+    from fipsike.ike.sa_table import SaTable
+
+    net = pair(dpd_delay=0.0, initial_contact=False)
+    for _ in range(3):
+        net.initiate(net.a, "gw")
+        net.run()
+    scans: list[int] = []
+    real = SaTable.established
+    monkeypatch.setattr(SaTable, "established", lambda self: scans.append(len(self)) or real(self))
+    net.initiate(net.a, "gw")
+    net.run()
+    assert scans == [] and len(net.a.engine.ike_sas()) == 4
+    net.take(net.a, net.a.engine.initiate("gw", net.now, child="net"))
+    net.run()
+    assert scans == [4] and len(net.a.engine.ike_sas()) == 4
 
 
 def test_module_in_error_state_refuses_without_crashing(pair: PairFactory) -> None:

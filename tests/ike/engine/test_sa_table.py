@@ -66,6 +66,30 @@ def test_child_index_follows_a_rekeyed_ike_sa(pair: PairFactory) -> None:
     assert found is not None and found[0] is new
 
 
+def test_child_index_follows_child_rekeys_and_deletes(pair: PairFactory) -> None:
+    """find_child is one dict lookup (no scan of the SAs): the SPI index gains the new inbound SPI
+    on a Child SA rekey, loses the old one with its Delete, and is empty once the Child SA goes."""
+    net = pair()
+    net.initiate(net.a, "gw")
+    net.run()
+    for side in (net.a, net.b):
+        (spi,) = side.kernel
+        eng = side.engine
+        assert eng.sas.sizes()["children"] == 1 and eng.find_child(spi) is not None
+    (old,) = net.b.kernel
+    net.take(net.b, net.b.engine.rekey_child(old, net.now))
+    net.run()
+    (new,) = net.b.kernel
+    sun = net.b.engine
+    assert new != old and sun.find_child(old) is None and sun.sas.sizes()["children"] == 1
+    found = sun.find_child(new)
+    assert found is not None and found[1].spi_in == new and found[0] is net.b.the_ike_sa()
+    net.take(net.b, sun.delete_child(new, net.now))
+    net.run()
+    assert sun.find_child(new) is None and sun.sas.sizes()["children"] == 0
+    assert net.a.engine.sas.sizes()["children"] == 0
+
+
 def test_half_open_limit_per_source(pair: PairFactory) -> None:
     """sun keeps at most 2 half-open SAs from moon's address; a third IKE_SA_INIT is dropped with a
     log line, and once one completes, the next is taken again."""
