@@ -23,10 +23,12 @@ from typing import Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from fipsike.config.conns import retransmit_policy
 from fipsike.ike.actions import TrafficSelectorSpec
 from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.proposals import Protocol as ProposalProtocol
 from fipsike.ike.proposals import parse_proposals
+from fipsike.ike.retransmit import RetransmitPolicy
 from providers.errors import ProviderError
 from providers.handles import PrivateKey
 
@@ -110,7 +112,7 @@ ConfigLoader = Callable[[ConfigPaths, KeyImporter], DaemonConfig]
 
 _KNOWN = {"name", "auto", "left", "right", "leftid", "rightid", "leftcert", "leftkey", "rightca", "leftsubnet",
           "rightsubnet", "ike", "esp", "type", "dpddelay", "dpdaction", "ikelifetime", "salifetime",
-          "encapsulation", "authby", "reqid"}
+          "encapsulation", "authby", "reqid", "retransmit-interval", "retransmit-timeout"}
 
 
 def _str(conn: Mapping[str, object], key: str, where: str, default: str | None = None) -> str:
@@ -171,10 +173,13 @@ def _connection(raw: Mapping[str, object], paths: ConfigPaths, router: KeyImport
             raise ConfigError(f"{where}: {key}={p}: {exc.strerror}") from None
 
     key = cert = None
+    intermediates: list[x509.Certificate] = []
     anchors: tuple[x509.Certificate, ...] = ()
     if authby != "null":
         try:
-            cert = x509.load_pem_x509_certificate(read("leftcert"))
+            # leftcert= may hold the intermediates after the leaf: they are sent too (RFC 7296 3.6)
+            leaf, *intermediates = x509.load_pem_x509_certificates(read("leftcert"))
+            cert = leaf
             anchors = tuple(x509.load_pem_x509_certificates(read("rightca")))
         except ValueError:
             raise ConfigError(f"{where}: leftcert= / rightca= are not PEM certificates") from None
@@ -198,13 +203,18 @@ def _connection(raw: Mapping[str, object], paths: ConfigPaths, router: KeyImport
     if dpdaction not in ("clear", "hold", "restart"):
         raise ConfigError(f"{where}: dpdaction= must be clear, hold or restart")
     null = authby == "null"
+    retransmit = RetransmitPolicy()
+    if "retransmit-interval" in raw or "retransmit-timeout" in raw:  # libreswan's keys, ms and s
+        retransmit = retransmit_policy(_num(raw, "retransmit-interval", where, 500.0) / 1000,
+                                       _num(raw, "retransmit-timeout", where, 60.0))
     conn = Connection(
         name=name, local_addrs=(left,), remote_addrs=(right,),
         local_id=_str(raw, "leftid", where, "%fromcert"), remote_id=_str(raw, "rightid", where, "%any"),
         local_auth="null" if null else "pubkey", remote_auth="null" if null else "pubkey", allow_null=null,
-        private_key=key, certificate=cert, trust_anchors=anchors, ike_proposals=ike, children=(child,),
+        private_key=key, certificate=cert, intermediates=tuple(intermediates), trust_anchors=anchors,
+        ike_proposals=ike, children=(child,),
         rekey_time=ikelife * 0.9, life_time=ikelife, dpd_delay=_num(raw, "dpddelay", where, 30.0),
-        dpd_action=dpdaction, encap=bool(raw.get("encapsulation", False)))
+        dpd_action=dpdaction, encap=bool(raw.get("encapsulation", False)), retransmit=retransmit)
     source = json.dumps(dict(raw), sort_keys=True)
     return ConnEntry(conn, auto, source)
 

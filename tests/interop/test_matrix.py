@@ -120,7 +120,8 @@ def test_the_peer_layer_negotiates_ike_on_the_host(tmp_path: Path, peer: str) ->
         assert p.peer.start() < 15
         p.fk.start()
         ok, why = p.fk.up(20)
-        assert not ok and ("kernel-error" in why or "child-failed" in why), why  # no ESP in this kernel
+        # no ESP in this kernel: fipsike's install fails, or the peer's (it refuses the Child SA)
+        assert not ok and "Child SA" in why and ("kernel" in why or "refused" in why), why
         assert "established" in p.fk.events()
         sas = p.peer.ike_sas()
         assert len(sas) == 1 and sas[0]["state"] == "ESTABLISHED", sas
