@@ -443,7 +443,9 @@ class XfrmKernel:
         m = xm.empty_msg()
 
         def parse(t: int, r: nlmsg) -> PolicyState | None:
-            return policy_state_of(r, xm.attrs(r)) if t == xm.XFRM_MSG_NEWPOLICY else None
+            if t != xm.XFRM_MSG_NEWPOLICY or r["dir"] >= xm.XFRM_POLICY_MAX:
+                return None  # a per-socket policy (the IKE sockets' bypass): not in the SPD
+            return policy_state_of(r, xm.attrs(r))
 
         pols = self._sock.request("dump policies", m, xm.XFRM_MSG_GETPOLICY, NLM_F_REQUEST | NLM_F_DUMP, parse)
         return [p for p in pols if not owned_only or self.ownership.owns_mark(*p.mark)]
