@@ -9,6 +9,10 @@ template naming the SA's endpoints and reqid, `in` and, for tunnel mode, `fwd` (
 A trap policy (libreswan's auto=route / ondemand) is the same `out` policy before any SA exists:
 the kernel raises ACQUIRE for the first packet. When a Child SA goes, a routed connection keeps
 (or gets back) its trap; any other connection loses its policies.
+
+A Child SA rekey keeps the policies; XFRM sends on the newest outbound SA of the reqid. So the
+responder of a rekey (InstallChildSa.defer_outbound) holds its new outbound SA back until the old
+Child SA is deleted: installed at once, it would send before the initiator can receive on it.
 """
 
 from __future__ import annotations
@@ -94,6 +98,9 @@ class Installer:
         self.children: dict[int, InstalledChild] = {}  # by inbound SPI
         self.traps: dict[int, Trap] = {}  # by reqid
         self._trap_policies: dict[int, list[PolicySpec]] = {}
+        # a rekey's new outbound SA held back (defer_outbound) until the SA it replaces is deleted:
+        # the replaced Child SA's inbound SPI -> (the new Child SA's inbound SPI, its outbound SA)
+        self._held: dict[int, tuple[int, SaSpec]] = {}
 
     # --- Child SAs -------------------------------------------------------------------------------
     def install(self, a: InstallChildSa) -> None:
@@ -106,7 +113,12 @@ class Installer:
         added: list[tuple[IPAddress, int]] = []
         try:
             for d, inbound in ((a.inbound, True), (a.outbound, False)):
-                self.kernel.install_sa(self._sa_spec(a, d, inbound, mode, sels, lifetime))
+                spec = self._sa_spec(a, d, inbound, mode, sels, lifetime)
+                if not inbound and a.defer_outbound and a.rekey_of in self.children:
+                    # XFRM sends on the newest outbound SA of a reqid: installed now, it would take over
+                    self._held[a.rekey_of] = (a.inbound.spi, spec)
+                    continue
+                self.kernel.install_sa(spec)
                 added.append((ipaddress.ip_address(d.dst), d.spi))
             child = InstalledChild(a.connection, a.child, a.ike_sa, a.reqid, a.inbound.spi, a.outbound.spi, local,
                                    remote)
@@ -116,6 +128,7 @@ class Installer:
         except KernelError:
             for dst, spi in added:
                 self._quietly_delete_sa(dst, spi)
+            self._forget_held(a.inbound.spi)
             raise
         self.children[a.inbound.spi] = child
 
@@ -152,6 +165,13 @@ class Installer:
         missing SA are expected (a hard expiry already removed it); others propagate at the end."""
         child = self.children.pop(a.inbound_spi, None)
         errors: list[KernelError] = []
+        held = self._held.pop(a.inbound_spi, None)
+        if held is not None and held[0] in self.children:
+            try:  # the successor takes over the sending before the old SAs go: no gap
+                self.kernel.install_sa(held[1])
+            except KernelError as exc:
+                errors.append(exc)
+        self._forget_held(a.inbound_spi)  # a successor deleted before it took over
         for dst, spi in ((a.local, a.inbound_spi), (a.remote, a.outbound_spi)):
             try:
                 self.kernel.delete_sa(ipaddress.ip_address(dst), spi)
@@ -168,6 +188,11 @@ class Installer:
                 self._install_trap(trap)
         if errors:
             raise errors[0]
+
+    def _forget_held(self, new_spi_in: int) -> None:
+        for old, (spi_in, _) in list(self._held.items()):
+            if spi_in == new_spi_in:
+                del self._held[old]
 
     def _reqid_in_use(self, reqid: int) -> bool:
         return any(c.reqid == reqid for c in self.children.values())

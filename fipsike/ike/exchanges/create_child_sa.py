@@ -362,8 +362,11 @@ def handle_request(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None
                               reqid=old.reqid if old is not None else 0)
     if shared is not None:
         shared.wipe()
+    # installed before the response leaves: the initiator sends on the new SA as soon as it has the
+    # response. Our own sending waits for its DELETE of the old SA (defer_outbound): RFC 7296 2.8 has
+    # the initiator delete the old SA once the new one is up; strongSwan's responder switches then too
+    ctx.install_child(sa, new, rekey_of=old.spi_in if old is not None else None, defer_outbound=old is not None)
     ctx.send_response(sa, msg, head + [Nonce(nr)] + ke_reply + tail)
-    ctx.install_child(sa, new, rekey_of=old.spi_in if old is not None else None)
     if old is not None:
         if old.state == ChildState.REKEYING:
             old.collision = new  # resolved when our own rekey's answer comes (RFC 7296 2.8.1)
