@@ -305,6 +305,8 @@ def ping_check(ctx: Context, p: Placed, cell: Cell, workdir: Path) -> Check:
     t = time.monotonic()
     before_fk = topology.esp_counters(p.fk_host.netns, ctx.router)
     before_peer = topology.esp_counters(p.peer_host.netns, ctx.router)
+    reported = getattr(p.fk, "traffic", None)  # the daemon's own `trafficstatus` (kernel counters it reports)
+    before_ts = _traffic_of(reported()) if reported else {}
     caps = [topology.Capture(ns, ifname, workdir / f"ping-{ns}.pcap") for ns, ifname in p.topo.wire()]
     for cap in caps:
         cap.wait_ready()
@@ -335,6 +337,15 @@ def ping_check(ctx: Context, p: Placed, cell: Cell, workdir: Path) -> Check:
     problems = []
     if (there, back) != (PINGS, PINGS):
         problems.append(f"replies {there}/{PINGS} and {back}/{PINGS}")
+    if reported:
+        after_ts = _traffic_of(reported())
+        key = (spi_in, spi_out)
+        if key in after_ts:
+            b = before_ts.get(key, {"in": (0, 0), "out": (0, 0)})
+            for d in ("in", "out"):
+                counters[f"trafficstatus_{d}"] = (after_ts[key][d][0] - b[d][0], after_ts[key][d][1] - b[d][1])
+        else:
+            problems.append(f"`fipsike trafficstatus` does not list the Child SA {spi_in:08x}/{spi_out:08x}")
     bad = {k: v for k, v in counters.items() if v != want}
     if bad:
         problems.append(f"counters {bad} (want {want} each)")
@@ -344,6 +355,12 @@ def ping_check(ctx: Context, p: Placed, cell: Cell, workdir: Path) -> Check:
     if seen[carrier] < 4 * PINGS:
         problems.append(f"tcpdump saw {seen[carrier]} {carrier} packets, want >= {4 * PINGS}")
     return Check("fail" if problems else "pass", "; ".join(problems), time.monotonic() - t, figures)
+
+
+def _traffic_of(child_sas: list[dict[str, Any]]) -> dict[tuple[int, int], dict[str, tuple[int, int]]]:
+    """`trafficstatus` by (spi_in, spi_out): each way (packets, bytes)."""
+    return {(int(c["spi_in"], 16), int(c["spi_out"], 16)):
+            {d: (int(c[d]["packets"]), int(c[d]["bytes"])) for d in ("in", "out")} for c in child_sas}
 
 
 def rekey_check(ctx: Context, p: Placed, what: str, who: str) -> Check:
