@@ -596,7 +596,8 @@ def table(results: list[dict[str, Any]]) -> str:
                     cell_text += f" ({ch['figures'].get('lost', 0)} lost)"
                 if name == "restart" and ch["status"] == "pass":
                     kept = ch["figures"].get("peer_kept_stale_child_sas", 0)
-                    cell_text += f" ({ch['figures'].get('restart_seconds', '?')} s{', peer kept stale SA' if kept else ''})"
+                    stale = ", peer kept stale SA" if kept else ""
+                    cell_text += f" ({ch['figures'].get('restart_seconds', '?')} s{stale})"
                 checks.append(cell_text)
             lines.append(f"| {r['id']} | {c['peer']} | {c['initiator']} | {AUTH_NAMES.get(c['auth'], c['auth'])} | "
                          f"{SUITE_NAMES.get(c['suite'], c['suite'])} | {c['path']} | " + " | ".join(checks)
