@@ -26,9 +26,9 @@ from typing import Any
 
 from fipsike.daemon.client import ControlClient, ControlError
 from fipsike.kernel.api import KeyRouter
-from fipsike.kernel.xfrm import XfrmKernel
 from tests.interop.peers.common import PeerError, in_guest, in_netns, kill9, stop_group
 from tests.interop.peers.pki import EndEntity
+from tests.interop.peers.topology import open_xfrm
 
 REPO = Path(__file__).resolve().parents[3]
 CONN = "gw"
@@ -259,7 +259,7 @@ class DaemonSide:
         self.call("down", name=CONN)
 
     def owned_state(self) -> tuple[int, int]:
-        k = XfrmKernel(self.router, netns=self.netns, events=False)
+        k = open_xfrm(self.router, self.netns)
         try:
             return len(k.list_sas()), len(k.list_policies())
         finally:
