@@ -2,8 +2,9 @@
 
 Checks of a positive cell, in order (a failed check skips the ones that need its state):
   establish   IKE_SA_INIT + IKE_AUTH + Child SA from the cell's initiator; both sides show the same SPIs
-  ping        3 pings each way through the tunnel; ESP counters on both sides = 6 packets / 504 octets
-              each way; tcpdump on the path saw only ESP (or ESP in UDP 4500 behind the NAT)
+  ping        3 pings each way through the tunnel; ESP counters on both sides (and the daemon's
+              `trafficstatus`) = 6 packets / 504 octets each way; tcpdump on the path saw only ESP (or ESP
+              in UDP 4500 behind the NAT)
   rekey-*     Child SA and IKE SA rekeys started by each side with a ping flow running; lost packets counted
   delete-*    a delete from each side leaves no SA on either side (IKE, and kernel ESP SAs)
   dpd         the peer is killed (-9): fipsike's liveness check fails and dpdaction=clear empties its SAD/SPD
