@@ -9,6 +9,10 @@ template naming the SA's endpoints and reqid, `in` and, for tunnel mode, `fwd` (
 A trap policy (libreswan's auto=route / ondemand) is the same `out` policy before any SA exists:
 the kernel raises ACQUIRE for the first packet. When a Child SA goes, a routed connection keeps
 (or gets back) its trap; any other connection loses its policies.
+
+A Child SA rekey keeps the policies; XFRM sends on the newest outbound SA of the reqid. So the
+responder of a rekey (InstallChildSa.defer_outbound) holds its new outbound SA back until the old
+Child SA is deleted: installed at once, it would send before the initiator can receive on it.
 """
 
 from __future__ import annotations
@@ -111,6 +115,9 @@ class Installer:
         # Child SAs with the same selectors and template (one connection's, a rekey's) share one
         # kernel policy, as charon's policy refcounts do: an identical policy is not written again.
         self._policy_users: dict[tuple[TrafficSelector, Direction], tuple[PolicySpec, int]] = {}
+        # a rekey's new outbound SA held back (defer_outbound) until the SA it replaces is deleted:
+        # the replaced Child SA's inbound SPI -> (the new Child SA's inbound SPI, its outbound SA)
+        self._held: dict[int, tuple[int, SaSpec]] = {}
 
     # --- Child SAs -------------------------------------------------------------------------------
     def install(self, a: InstallChildSa) -> None:
@@ -123,7 +130,12 @@ class Installer:
         added: list[tuple[IPAddress, int]] = []
         try:
             for d, inbound in ((a.inbound, True), (a.outbound, False)):
-                self.kernel.install_sa(self._sa_spec(a, d, inbound, mode, sels, lifetime))
+                spec = self._sa_spec(a, d, inbound, mode, sels, lifetime)
+                if not inbound and a.defer_outbound and a.rekey_of in self.children:
+                    # XFRM sends on the newest outbound SA of a reqid: installed now, it would take over
+                    self._held[a.rekey_of] = (a.inbound.spi, spec)
+                    continue
+                self.kernel.install_sa(spec)
                 added.append((_address(d.dst), d.spi))
             child = InstalledChild(a.connection, a.child, a.ike_sa, a.reqid, a.inbound.spi, a.outbound.spi, local,
                                    remote)
@@ -135,6 +147,7 @@ class Installer:
         except KernelError:
             for dst, spi in added:
                 self._quietly_delete_sa(dst, spi)
+            self._forget_held(a.inbound.spi)
             raise
         old = self.children.get(a.inbound.spi)
         if old is not None:
@@ -182,6 +195,13 @@ class Installer:
         if child is not None:
             self._forget(child)
         errors: list[KernelError] = []
+        held = self._held.pop(a.inbound_spi, None)
+        if held is not None and held[0] in self.children:
+            try:  # the successor takes over the sending before the old SAs go: no gap
+                self.kernel.install_sa(held[1])
+            except KernelError as exc:
+                errors.append(exc)
+        self._forget_held(a.inbound_spi)  # a successor deleted before it took over
         for dst, spi in ((a.local, a.inbound_spi), (a.remote, a.outbound_spi)):
             try:
                 self.kernel.delete_sa(_address(dst), spi)
@@ -217,6 +237,11 @@ class Installer:
                     self._policy_users[key2] = (p, used[1] - 1)
                 else:
                     del self._policy_users[key2]
+
+    def _forget_held(self, new_spi_in: int) -> None:
+        for old, (spi_in, _) in list(self._held.items()):
+            if spi_in == new_spi_in:
+                del self._held[old]
 
     def _reqid_in_use(self, reqid: int) -> bool:
         return self._reqid_users.get(reqid, 0) > 0

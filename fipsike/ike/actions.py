@@ -85,6 +85,9 @@ class InstallChildSa:
     esn: bool = False
     encap: tuple[int, int] | None = None  # (src port, dst port) for UDP encapsulation (RFC 3948)
     rekey_of: int | None = None  # inbound SPI of the Child SA this one replaces
+    # the responder of a rekey keeps sending on the old SA until the old one is deleted (the initiator's
+    # DELETE): the initiator can receive on the new SA only once it has processed the response
+    defer_outbound: bool = False
 
 
 @dataclass(frozen=True)

@@ -556,7 +556,8 @@ class Engine:
             sa.deferred.clear()
 
     # --- Child SA install / removal --------------------------------------------------------------
-    def install_child(self, sa: IkeSa, child: ChildSa, rekey_of: int | None = None) -> None:
+    def install_child(self, sa: IkeSa, child: ChildSa, rekey_of: int | None = None,
+                      defer_outbound: bool = False) -> None:
         keys = child.keys
         assert keys is not None
         # the initiator of the exchange that made the SA sends with the i->r keys (RFC 7296 2.17)
@@ -573,7 +574,8 @@ class Engine:
         self.touch(sa)
         self.emit(InstallChildSa(sa.name, sa.conn.name, child.name, child.reqid, child.mode, inbound, outbound,
                                  child.local_ts, child.remote_ts, child.rekey_at - child.installed_at,
-                                 child.expire_at - child.installed_at, s.esn, encap, rekey_of))
+                                 child.expire_at - child.installed_at, s.esn, encap, rekey_of,
+                                 defer_outbound and rekey_of is not None))
         self.log("info", "child-sa-installed",
                  f"{sa.conn.name}/{child.name} {child.mode} in {child.spi_in:08x} out {child.spi_out:08x} "
                  f"{self.text(s)} {self.text(child.local_ts, _ts_text)} === {self.text(child.remote_ts, _ts_text)}")

@@ -72,6 +72,7 @@ XFRM_STATE_ESN = 128
 
 XFRM_POLICY_ALLOW = 0
 XFRM_POLICY_BLOCK = 1
+XFRM_POLICY_MAX = 3  # linux/xfrm.h: a dumped per-socket policy has dir = XFRM_POLICY_MAX + its direction
 XFRM_POLICY_TYPE_MAIN = 0
 UDP_ENCAP_ESPINUDP = 2  # linux/udp.h: RFC 3948 ESP in UDP
 

@@ -40,7 +40,7 @@ def conn(name: str, left: ssh.Host, right: ssh.Host, pki_dir: Path, lname: str, 
     return out
 
 
-def _id(value: str) -> str:
+def libreswan_id(value: str) -> str:
     """libreswan's ID syntax: an FQDN is written @name (a bare name would be resolved as a host)."""
     if value.startswith(("@", "%")) or "=" in value or value.replace(".", "").isdigit() or ":" in value:
         return value
@@ -85,7 +85,7 @@ def render_ipsec_conf(conns: list[dict[str, Any]], setup: dict[str, Any], ipsecd
             if isinstance(v, bool):
                 v = "yes" if v else "no"
             elif k in ("leftid", "rightid"):
-                v = _id(str(v))
+                v = libreswan_id(str(v))
             elif k in ("ike", "esp"):
                 v = libreswan_algs(str(v))
             lines.append(f"\t{k}={v}")

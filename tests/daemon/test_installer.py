@@ -75,6 +75,29 @@ def test_rekey_keeps_the_policies_and_removes_only_the_old_sas() -> None:
     assert len(k.list_policies()) == 3
 
 
+def test_a_rekey_responder_sends_on_the_old_sa_until_it_is_deleted() -> None:
+    """defer_outbound: the new outbound SA waits (XFRM would send on it at once, before the initiator
+    can receive on it) and takes over just before the old SAs go; a successor deleted first leaves
+    nothing behind."""
+    k = MemoryKernel()
+    inst = Installer(k)
+    old = _install()
+    inst.install(old)
+    new = dataclasses.replace(_install(0x3333, 0x4444, rekey_of=0x1111), defer_outbound=True)
+    inst.install(new)
+    assert {s.spi for s in k.list_sas()} == {0x1111, 0x2222, 0x3333}  # receives on both, sends on the old
+    assert inst.counters(inst.children[0x3333])["out"] == {"bytes": 0, "packets": 0}
+    inst.remove(_delete(old, keep=True))
+    assert {s.spi for s in k.list_sas()} == {0x3333, 0x4444}
+    assert len(k.list_policies()) == 3
+    # the successor goes first (a lost collision, a failed IKE SA): its held SA is never installed
+    newer = dataclasses.replace(_install(0x5555, 0x6666, rekey_of=0x3333), defer_outbound=True)
+    inst.install(newer)
+    inst.remove(_delete(newer, keep=True))
+    inst.remove(_delete(new))
+    assert k.list_sas() == [] and k.list_policies() == []
+
+
 def test_a_routed_connection_gets_its_trap_back() -> None:
     k = MemoryKernel()
     inst = Installer(k)

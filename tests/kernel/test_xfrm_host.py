@@ -206,3 +206,24 @@ def test_policy_events_say_who_owns_them(kernel: XfrmKernel, ns: str) -> None:
     kernel.remove_policy(INNER, Direction.OUT)
     (gone,) = wait_events(kernel, PolicyChanged)
     assert gone.kind == "delete" and gone.selector == INNER and gone.owned
+
+
+def test_per_socket_policies_are_not_listed(kernel: XfrmKernel, ns: str) -> None:
+    """The daemon's IKE sockets bypass IPsec with per-socket policies; a policy dump returns them too
+    (dir = XFRM_POLICY_MAX + direction). They are not the SPD: listing and flushing skip them (found by
+    the interop matrix: the daemon's own flush at shutdown failed on them)."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-c",
+         "import sys, time; from fipsike.daemon.udp import IkeSockets; s = IkeSockets(); print('ok', flush=True); "
+         "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        assert "socket" in sh("ip", "-n", ns, "xfrm", "policy").stdout  # they are there, and dumped
+        assert kernel.list_policies(owned_only=False) == []
+        assert not kernel.flush_owned().errors
+    finally:
+        holder.kill()
+        holder.wait()

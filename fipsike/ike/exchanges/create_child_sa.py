@@ -476,12 +476,12 @@ def handle_request(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None
         link = _await_followup(ctx, sa, methods, shared, make, now)
         ctx.send_response(sa, msg, head + [Nonce(nr)] + ke_reply + tail + [link])
         return
-    ctx.send_response(sa, msg, head + [Nonce(nr)] + ke_reply + tail)
     try:
         make(now, shared, ())
     finally:
         if shared is not None:
             shared.wipe()
+    ctx.send_response(sa, msg, head + [Nonce(nr)] + ke_reply + tail)
 
 
 def _await_followup(ctx: IkeContext, sa: IkeSa, methods: tuple[KeyExchange, ...], shared: SecretKey | None,
@@ -504,7 +504,10 @@ def _await_followup(ctx: IkeContext, sa: IkeSa, methods: tuple[KeyExchange, ...]
 
 
 def _responder_installs(ctx: IkeContext, sa: IkeSa, new: ChildSa, old: ChildSa | None, now: float) -> None:
-    ctx.install_child(sa, new, rekey_of=old.spi_in if old is not None else None)
+    # installed before the response leaves: the initiator sends on the new SA as soon as it has the
+    # response. Our own sending waits for its DELETE of the old SA (defer_outbound): RFC 7296 2.8 has
+    # the initiator delete the old SA once the new one is up; strongSwan's responder switches then too
+    ctx.install_child(sa, new, rekey_of=old.spi_in if old is not None else None, defer_outbound=old is not None)
     if old is not None:
         if old.state == ChildState.REKEYING:
             old.collision = new  # resolved when our own rekey's answer comes (RFC 7296 2.8.1)

@@ -56,12 +56,15 @@ def test_child_rekey(pair: PairFactory, moon_initiates: bool, pfs: bool) -> None
     assert len(r.kernel) == 2
     rnew = [x for x in r.kernel.values() if x.rekey_of is not None]
     assert rnew and rnew[0].reqid == next(iter(i.kernel.values())).reqid
+    # ... but sends on the old one until the initiator deletes it (it cannot receive on the new one yet)
+    assert rnew[0].defer_outbound
     resp = opened(i, net)
     assert (resp.get(KeyExchangePayload) is not None) == pfs
     net.step()
     # initiator installed the new SA and now deletes the old one (INFORMATIONAL, Delete)
     assert len(i.kernel) == 2
     assert i.engine.find_child(old)[1].state == ChildState.DELETING
+    assert not [x for x in i.kernel.values() if x.rekey_of is not None][0].defer_outbound
     net.run()
     assert len(i.kernel) == 1 and len(r.kernel) == 1 and old not in i.kernel
     assert paired(net)

@@ -7,8 +7,9 @@
   chain, and the bad ones of the negative cells).
 - `charon`: strongSwan's charon-systemd driven over swanctl.  `pluto`: libreswan's unpacked pluto
   driven with whack.  Both write only under their own folder (tmpfs /run inside the guest).
-- `fipsike_side`: the `FipsikeSide` interface and its engine + XfrmKernel implementation (the
-  daemon-backed one plugs in beside it).
+- `daemon_side`: fipsike's side of a cell as the real daemon (a `fipsike daemon` process, its config
+  written by one function, driven through `fipsike up` and the control socket; kill -9 and restart).
+- `fipsike_side`: the `FipsikeSide` interface and the in-process engine + XfrmKernel implementation.
 - `cells` and `runner`: the matrix's cells and the checks run on each (scripts/interop-matrix).
 
 Shipped under tests/ (not scripts/): every part drives test-only certificates, throwaway

@@ -1,11 +1,11 @@
 """fipsike's side of a cell, behind one small interface.
 
 `FipsikeSide` is what the runner needs of fipsike: start, up, status, rekeys, down, kill -9 and a
-restart. `EngineSide` implements it today with the sans-I/O Engine, fipsike's XfrmKernel (real SAs and
-policies in the namespace) and UDP sockets on 500 and 4500 (the latter with UDP_ENCAP_ESPINUDP so the
-kernel takes ESP in UDP off it), driven by a thread: the daemon's job in miniature. The daemon-backed
-side (`fipsike daemon` + `fipsike up/down/status --json`) replaces it without touching the runner;
-until then kill -9 + restart raises NeedsDaemon, and the cell says so.
+restart. The matrix runs the real daemon (daemon_side.DaemonSide). `EngineSide` here is the sans-I/O
+Engine, fipsike's XfrmKernel (real SAs and policies in the namespace) and UDP sockets on 500 and 4500
+(the latter with UDP_ENCAP_ESPINUDP so the kernel takes ESP in UDP off it), driven by a thread: the
+daemon's job in miniature, kept to tell a daemon bug from an engine bug (`--fipsike-side engine`).
+Being in-process, it has no kill -9 and restart: they raise NeedsDaemon, and the cell says so.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class NeedsDaemon(Exception):
 
 class FipsikeSide(Protocol):
     name: str
+    start_seconds: list[float]  # how long each start (and restart) took to be ready
 
     def start(self) -> float:
         """Ready to negotiate (sockets bound, kernel opened); seconds it took."""
@@ -192,6 +193,7 @@ class EngineSide:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.t0 = time.monotonic()
+        self.start_seconds: list[float] = []
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -206,7 +208,8 @@ class EngineSide:
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="fipsike-engine", daemon=True)
         self._thread.start()
-        return time.monotonic() - t
+        self.start_seconds.append(time.monotonic() - t)
+        return self.start_seconds[-1]
 
     def _halt(self) -> None:
         self._stop.set()
@@ -423,7 +426,7 @@ class FipsikePeer:
 
     name = "fipsike"
 
-    def __init__(self, side: EngineSide) -> None:
+    def __init__(self, side: FipsikeSide) -> None:
         self.side = side
 
     def start(self) -> float:
@@ -433,7 +436,10 @@ class FipsikePeer:
         self.side.stop()
 
     def kill9(self) -> None:
-        self.side._halt()  # silent from now on; its kernel state stays, as after a crash
+        if isinstance(self.side, EngineSide):
+            self.side._halt()  # silent from now on; its kernel state stays, as after a crash
+        else:
+            self.side.kill9()
 
     def initiate(self, timeout: int = 20) -> tuple[bool, str]:
         return self.side.up(timeout)

@@ -43,7 +43,10 @@ def ipsec_conf(spec: PeerSpec, nickname: str) -> str:
         method = "rsa-sha2" if spec.cert is not None and spec.cert.kind == "rsa" else "ecdsa"
         auth = (f"\tauthby={method}\n\tleftid=@{spec.local_id}\n\tleftcert={nickname}\n\tleftsendcert=always\n"
                 f"\tsendca=all\n\trightid=@{spec.remote_id}\n")
-    return ("config setup\n\tuniqueids=no\n\tdnssec-enable=no\n\n"
+    # uniqueids=yes: libreswan's default (a new IKE SA for an identity replaces the old one). Seen in the
+    # guest: pluto 4.10 still keeps a restarted peer's stale Child SA beside the new one (INITIAL_CONTACT
+    # is a MAY, RFC 7296 2.4), with uniqueids=yes or no
+    return ("config setup\n\tuniqueids=yes\n\tdnssec-enable=no\n\n"
             f"conn gw\n\tikev2=yes\n\tleft={spec.local_addr}\n\tleftsubnet={spec.local_ts}\n\tleftupdown=%disabled\n"
             f"\tright={spec.remote_addr}\n\trightsubnet={spec.remote_ts}\n{auth}"
             f"\tike={ike}\n\tesp={esp}\n\tpfs=yes\n\trekey=no\n\tfragmentation=yes\n"

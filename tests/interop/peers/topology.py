@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fipsike.kernel.api import KeyRouter
-from fipsike.kernel.types import IPPROTO_ESP, SaState
+from fipsike.kernel.types import IPPROTO_ESP, KernelError, SaState
 from fipsike.kernel.xfrm import XfrmKernel
 from tests.interop.peers.common import PeerError, in_netns, run
 
@@ -231,12 +231,25 @@ class SaCounter:
                 "packets": self.packets, "encap": self.encap}
 
 
+def open_xfrm(router: KeyRouter, netns: str, tries: int = 3) -> XfrmKernel:
+    """fipsike's XFRM socket in `netns`. pyroute2 makes it in a forked helper; in the guest that
+    fork failed once in a whole matrix run (an OSError without errno), so it is tried again."""
+    for n in range(tries):
+        try:
+            return XfrmKernel(router, netns=netns, events=False)
+        except KernelError:
+            if n == tries - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
 def esp_counters(netns: str, router: KeyRouter) -> dict[int, SaCounter]:
     """Every ESP SA in `netns` (fipsike's or the peer's) by SPI, with its byte and packet counters.
 
     Read through fipsike's XfrmKernel, whose SaState holds each key only as a length and a keyed
     fingerprint: unlike `ip -s xfrm state`, nothing here can put a key into a log."""
-    k = XfrmKernel(router, netns=netns, events=False)
+    k = open_xfrm(router, netns)
     try:
         states: list[SaState] = k.list_sas(owned_only=False)
     finally:
