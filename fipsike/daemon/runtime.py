@@ -38,6 +38,7 @@ from fipsike.daemon.config_seam import (
 from fipsike.daemon.control import ControlServer, JsonObject, RequestError
 from fipsike.daemon.eventlog import EventLog
 from fipsike.daemon.installer import Installer, Trap
+from fipsike.daemon.opportunistic import OeBridge
 from fipsike.daemon.sdnotify import Notifier
 from fipsike.daemon.udp import NAT_KEEPALIVE, NAT_T_PORT, IkeSocket, IkeSockets
 from fipsike.ike.actions import (
@@ -102,6 +103,9 @@ class Daemon:
         self.reqids = reqids or ReqidBook()
         self.notifier = notifier or Notifier()
         self.clock = clock
+        # opportunistic: the group conns and files, read by the bridge; their conns are its, not the engine's
+        self.oe = OeBridge.load(self, options.paths, router, self._fips(), self.reqids)
+        config = self.oe.exclude(config)
         self.config = config
         self.engine = Engine(router, [e.connection for e in config.by_name().values()])
         self.installer = Installer(kernel)
@@ -123,6 +127,7 @@ class Daemon:
         loop.add_reader(self.kernel.fileno(), self._guarded, "kernel event", self._on_kernel)
         await self.control.start()
         self.event("info", "control-listening", None, f"control socket {self.options.ctl}")
+        self._guarded("opportunistic", self.oe.start)  # opportunistic: the group policies
         for e in self.config.by_name().values():
             self._guarded("auto", self._apply_auto, e)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -139,6 +144,7 @@ class Daemon:
 
     async def shutdown(self) -> None:
         self.notifier.notify(STOPPING="1", STATUS="deleting SAs")
+        self.oe.stop()  # opportunistic
         self.event("info", "daemon-stopping", None, "sending DELETE for every IKE SA")
         now = self.clock()
         for name in {sa["connection"] for sa in self.engine.status(now)}:
@@ -186,6 +192,9 @@ class Daemon:
         sas = self.engine.ike_sas()
         return f"{len(sas)} IKE SAs, {len(self.installer.children)} Child SAs"
 
+    def _fips(self) -> bool:
+        return str(getattr(self.router.policy, "profile", "fips")) != "default"
+
     # --- the one guard ------------------------------------------------------------------------------
     def _guarded(self, where: str, fn: Callable[..., object], *args: object) -> None:
         try:
@@ -204,6 +213,8 @@ class Daemon:
                 return
             if not dgram.data:
                 continue  # a NAT keepalive
+            if self.oe.screen(dgram):  # opportunistic: an unknown peer's IKE_SA_INIT
+                continue
             self.carry(self.engine.receive(dgram.data, dgram.src, dgram.dst, self.clock()))
 
     def _on_timer(self) -> None:
@@ -213,7 +224,8 @@ class Daemon:
     def _on_kernel(self) -> None:
         for ev in self.kernel.read_events(0.0):
             if isinstance(ev, Acquire):
-                self._on_acquire(ev)
+                if not self.oe.on_acquire(ev):  # opportunistic: a group trap's ACQUIRE
+                    self._on_acquire(ev)
             elif isinstance(ev, Expire):
                 spi_in = self.installer.inbound_spi_of(ev.dst, ev.spi)
                 if spi_in is None:
@@ -258,6 +270,7 @@ class Daemon:
         for a in actions:
             try:
                 self._carry_one(a, refused)
+                self.oe.observe(a)  # opportunistic: instances' outcomes
             except Exception as exc:  # noqa: BLE001 - one action's failure must not drop the ones after it
                 conn = getattr(a, "connection", None)
                 self.log.unexpected(f"carrying {type(a).__name__}", exc, conn if isinstance(conn, str) else None)
@@ -396,6 +409,8 @@ class Daemon:
     # --- reload --------------------------------------------------------------------------------------
     def reload(self) -> JsonObject:
         new = with_reqids(self.loader(self.options.paths, self.router), self.reqids)
+        oe_result = self.oe.reload(self.options.paths, self.router, self._fips(), self.reqids)  # opportunistic
+        new = self.oe.exclude(new)
         old_by, new_by = self.config.by_name(), new.by_name()
         removed = sorted(set(old_by) - set(new_by))
         added = sorted(set(new_by) - set(old_by))
@@ -409,7 +424,7 @@ class Daemon:
             self.engine.add_connection(new_by[name].connection)
             self._guarded("auto", self._apply_auto, new_by[name])
         self.event("info", "reloaded", None, f"added {added} removed {removed} changed {changed}")
-        return {"added": added, "removed": removed, "changed": changed}
+        return {"added": added, "removed": removed, "changed": changed, **oe_result}
 
     # --- control requests ----------------------------------------------------------------------------
     async def request(self, cmd: str, args: JsonObject) -> object:
@@ -422,6 +437,8 @@ class Daemon:
                 return self.reload()
             except ConfigError as exc:
                 raise RequestError(f"reload failed, running configuration kept: {exc}") from None
+        if cmd == "oe-initiate":  # opportunistic
+            return await self.oe.initiate(args)
         entry = self._entry(args)
         now = self.clock()
         if cmd == "up":
@@ -500,7 +517,7 @@ class Daemon:
                                         "local_ts": [f"{t.start}-{t.end}" for t in k.local_ts],
                                         "remote_ts": [f"{t.start}-{t.end}" for t in k.remote_ts]}
                                        for k in c.children]})
-        return {"connections": conns, "ike_sas": self.engine.status(self.clock())}
+        return {"connections": conns, "ike_sas": self.engine.status(self.clock()), **self.oe.status()}
 
     def trafficstatus(self) -> JsonObject:
         out: list[JsonObject] = []
