@@ -115,7 +115,7 @@ def test_private_or_clear_mesh_every_pair_one_ike_sa_clear_neighbours_and_a_plai
         lab.write_config(n, FAST_RETRANSMIT + SEED_PRIVATE_OR_CLEAR,
                          {"private-or-clear": ["0.0.0.0/0"], "clear": [f"{neighbour.address}/32"]})
     lab.start()
-    first = lab.ping_all()
+    lab.ping_all()
     st = lab.settled(90.0)
     time.sleep(1.0)
     st = {i: lab.status(lab.nodes[i]) for i in st}
