@@ -428,7 +428,10 @@ class XfrmKernel:
         m = build_policy_id_message(selector, direction, self.ownership)
 
         def parse(t: int, r: nlmsg) -> PolicyState | None:
-            return policy_state_of(r, xm.attrs(r)) if t == xm.XFRM_MSG_NEWPOLICY else None
+            # dir >= XFRM_POLICY_MAX (3): a per-socket policy (the IKE sockets' bypass), not the SPD's
+            if t != xm.XFRM_MSG_NEWPOLICY or r["dir"] >= 3:
+                return None
+            return policy_state_of(r, xm.attrs(r))
 
         found = self._sock.request("GETPOLICY", m, xm.XFRM_MSG_GETPOLICY, NLM_F_REQUEST, parse)
         if not found:
@@ -443,7 +446,10 @@ class XfrmKernel:
         m = xm.empty_msg()
 
         def parse(t: int, r: nlmsg) -> PolicyState | None:
-            return policy_state_of(r, xm.attrs(r)) if t == xm.XFRM_MSG_NEWPOLICY else None
+            # dir >= XFRM_POLICY_MAX (3): a per-socket policy (the IKE sockets' bypass), not the SPD's
+            if t != xm.XFRM_MSG_NEWPOLICY or r["dir"] >= 3:
+                return None
+            return policy_state_of(r, xm.attrs(r))
 
         pols = self._sock.request("dump policies", m, xm.XFRM_MSG_GETPOLICY, NLM_F_REQUEST | NLM_F_DUMP, parse)
         return [p for p in pols if not owned_only or self.ownership.owns_mark(*p.mark)]

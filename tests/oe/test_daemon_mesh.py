@@ -205,6 +205,19 @@ def test_oe_initiate_block_clear_or_private_and_a_32_overrides_a_8_both_ways(lab
     pol = policies(a)
     assert "action block" in pol[f"{a.address}/32 {c.address}/32 out"]
     assert "action block" in pol[f"{c.address}/32 {a.address}/32 in"]
+    # fipsike xfrm names each policy's group, from the daemon's table
+    r = subprocess.run([sys.executable, "-m", "fipsike", "xfrm", "--netns", a.netns, "--ctl", str(a.ctl), "--json"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0, r.stderr
+    named = {(p["selector"]["dst"], p["dir"]): p.get("group") for p in json.loads(r.stdout)["policies"]}
+    assert named[(f"{c.address}/32", "out")] == "block" and named[(f"{a.address}/32", "in")] in ("block", "clear")
+    assert named[("10.0.0.0/8", "out")] == "private-or-clear" and named[(f"{b.address}/32", "out")] == "clear"
+    # SIGTERM: every policy fipsike put in goes (the IKE sockets' own per-socket policies do not upset the dump)
+    lab.stop()
+    for n in (a, b, c):
+        assert "kernel-cleanup-failed" not in n.log_text() and "daemon-stopped" in n.log_text()
+        assert not any("0x800000" in blk for blk in policies(n).values())
 
 
 def _pki(tmp: Path, lab: Mesh, foreign: int, revoked: int) -> None:
