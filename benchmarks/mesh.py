@@ -22,6 +22,7 @@ The lab (namespaces, daemons, pings, status) is `Mesh`, which tests/oe uses too.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -95,12 +96,15 @@ class Node:
             return ""
 
 
+_SERIAL = itertools.count()
+
+
 @dataclass
 class Mesh:
     """N namespaces joined by a bridge in a hub namespace; node i is SUBNET.0.(i+1)/16."""
 
     workdir: Path
-    tag: str = field(default_factory=lambda: f"m{os.getpid() % 100000}")
+    tag: str = field(default_factory=lambda: f"m{os.getpid() % 100000}x{next(_SERIAL)}")
     nodes: list[Node] = field(default_factory=list)
     hub: str = ""
 

@@ -164,11 +164,17 @@ def test_private_or_clear_mesh_every_pair_one_ike_sa_clear_neighbours_and_a_plai
     assert "private-or-clear  out trap" in text.stdout and "clear             in  pass" in text.stdout
 
 
-def test_oe_initiate_block_clear_or_private_and_a_32_overrides_a_8_both_ways(lab: Mesh) -> None:
+@pytest.fixture
+def three(tmp_path: Path) -> Iterator[Mesh]:
+    with mesh(3, workdir=tmp_path) as m:
+        yield m
+
+
+def test_oe_initiate_block_clear_or_private_and_a_32_overrides_a_8_both_ways(three: Mesh) -> None:
     """A: private-or-clear 10.0.0.0/8, B's /32 in clear, C's /32 in block. B: clear 10.0.0.0/8, C's /32 in
     private-or-clear. C: clear-or-private 10.0.0.0/8 (answers, never initiates)."""
-    a, b, c = lab.nodes[:3]
-    lab.nodes[3:] = []
+    lab = three
+    a, b, c = lab.nodes
     conf = FAST_RETRANSMIT + SEED_PRIVATE_OR_CLEAR + "\n" + CLEAR_OR_PRIVATE
     lab.write_config(a, conf, {"private-or-clear": ["10.0.0.0/8"], "clear": [f"{b.address}/32"],
                                "block": [f"{c.address}/32"]})
