@@ -27,6 +27,7 @@ import dataclasses
 import ipaddress
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -118,6 +119,18 @@ class OeConfig:
         return bool(self.conns) or bool(self.groups)
 
 
+class _Host:
+    """This host's addresses for fipsike.config, safe inside the daemon's event loop (reload): pyroute2's
+    IPRoute turns asynchronous when a loop is running in its thread, so it is asked from a worker thread."""
+
+    def local_addresses(self) -> frozenset[str]:
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(SystemHost().local_addresses).result()
+
+    def default_route_address(self, version: int) -> str | None:
+        return SystemHost().default_route_address(version)
+
+
 def ipsec_conf_of(paths: ConfigPaths) -> Path | None:
     """The ipsec.conf holding the group conns: --config itself, or X.conf beside an interim X.json."""
     if paths.config.suffix != ".json":
@@ -134,7 +147,8 @@ def load_oe(paths: ConfigPaths, router: KeyImporter, fips: bool,
         return OeConfig()
     try:
         loaded = load_ipsec_conf(conf, secrets=paths.secrets if paths.secrets.exists() else None,
-                                 ipsecdir=paths.ipsecdir, fips_mode=FipsMode.POLICY if fips else FipsMode.OFF)
+                                 ipsecdir=paths.ipsecdir, fips_mode=FipsMode.POLICY if fips else FipsMode.OFF,
+                                 host=_Host())
     except ConfError as exc:
         raise ConfigError(f"opportunistic groups: {exc}") from None
     groups = {PolicyGroup(g): loaded.groups.members(g) for g in loaded.groups.groups}

@@ -208,3 +208,23 @@ def test_only_an_ike_sa_init_request_is_screened() -> None:
     data[19] |= 0x20
     assert not is_ike_sa_init_request(bytes(data))  # a response
     assert not is_ike_sa_init_request(b"\x00" * 27)
+
+
+def test_reload_applies_new_group_files_and_keeps_the_instances(tmp_path: Path) -> None:
+    p = Pair(tmp_path)
+
+    async def go(p: Pair) -> None:
+        p.start()
+        assert p.ping(A, B) == "acquire"
+        p.wire()
+        (tmp_path / A / "policies" / "clear").write_text("10.9.0.3/32\n")
+        res = p.d[A].reload()
+        assert res["group_policies_changed"] == 2  # the clear /32, out and in
+        k = p.kernels[A]
+        assert k.send_packet(ipaddress.ip_address(A), ipaddress.ip_address("10.9.0.3")) == "clear"
+        assert k.send_packet(ipaddress.ip_address(A), ipaddress.ip_address(B)) == "protected"  # still up
+        (tmp_path / A / "policies" / "clear").write_text("10.9.0.3/33\n")
+        with pytest.raises(ConfigError, match=r"policies/clear:1"):
+            p.d[A].reload()
+        assert k.send_packet(ipaddress.ip_address(A), ipaddress.ip_address("10.9.0.3")) == "clear"  # kept
+    run(go, p)
