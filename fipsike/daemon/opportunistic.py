@@ -321,7 +321,14 @@ class OeBridge:
 
     # --- the daemon's configuration ----------------------------------------------------------------
     def exclude(self, config: DaemonConfig) -> DaemonConfig:
-        """The daemon's config without the group conns (their instances are made here)."""
+        """The daemon's config without the group conns (their instances are made here). NULL authentication
+        (RFC 7619) is for opportunistic instances only, in every FIPS mode: a daemon conn asking for it is
+        refused (an anonymous peer on a configured tunnel would be a downgrade nobody chose)."""
+        for e in config.connections:
+            c = e.connection
+            if e.name not in self.config.names and (c.allow_null or "null" in (c.local_auth, c.remote_auth)):
+                raise ConfigError(f"conn {e.name}: NULL authentication (RFC 7619) is allowed only on opportunistic "
+                                  "conns (right=%opportunisticgroup, named after their group)")
         if not self.config.names:
             return config
         return dataclasses.replace(config, connections=tuple(

@@ -196,6 +196,9 @@ def test_the_daemon_leaves_the_group_conns_to_the_bridge(tmp_path: Path) -> None
     oe_conn = Connection("private-or-clear", (A,), ("%any",))
     cfg = DaemonConfig((ConnEntry(other), ConnEntry(oe_conn)))
     assert [e.name for e in p.d[A].oe.exclude(cfg).connections] == ["gw"]
+    anon = Connection("gw", (A,), ("10.9.9.9",), local_auth="null", remote_auth="null", allow_null=True)
+    with pytest.raises(ConfigError, match="conn gw: NULL authentication .* only on opportunistic conns"):
+        p.d[A].oe.exclude(DaemonConfig((ConnEntry(anon),)))
 
 
 def test_only_an_ike_sa_init_request_is_screened() -> None:
