@@ -152,7 +152,8 @@ class Mesh:
         if extra is not None:
             extra(node)
 
-    def start(self, fips_mode: str = "off", timeout: float = 120.0, env: dict[str, str] | None = None) -> None:
+    def start(self, fips_mode: str = "off", timeout: float = 120.0, env: dict[str, str] | None = None,
+              args: tuple[str, ...] = ()) -> None:
         for n in self.nodes:
             if not n.fipsike:
                 continue
@@ -160,7 +161,7 @@ class Mesh:
             n.proc = subprocess.Popen(
                 ["ip", "netns", "exec", n.netns, sys.executable, "-m", "fipsike", "daemon", "--config",
                  str(n.dir / "ipsec.json"), "--ipsecdir", str(n.dir), "--ctl", str(n.ctl), "--kernel", "xfrm",
-                 "--fips-mode", fips_mode], cwd=ROOT, stdout=out, stderr=out, start_new_session=True,
+                 "--fips-mode", fips_mode, *args], cwd=ROOT, stdout=out, stderr=out, start_new_session=True,
                 env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})))
             out.close()
         deadline = time.monotonic() + timeout

@@ -205,7 +205,8 @@ def _template(spec: ConnSpec, ipsecdir: Path, router: KeyImporter, where: str) -
     me = spec.local_side
     if not me.cert:
         raise ConfigError(f"{where}: certificate authentication needs leftcert=")
-    cert = _certificate(me.cert, ipsecdir, where)
+    store = _store(router)
+    cert = _certificate(me.cert, ipsecdir, where, store)
     key_file = next((p for p in (ipsecdir / "private" / f"{Path(me.cert).stem}.key",
                                  ipsecdir / "private" / f"{me.cert}.key") if p.is_file()), None)
     try:
@@ -220,7 +221,7 @@ def _template(spec: ConnSpec, ipsecdir: Path, router: KeyImporter, where: str) -
         raise ConfigError(f"{where}: no private key for leftcert={me.cert} in {ipsecdir / 'private'} or on "
                           f"the token ({type(exc).__name__})") from None
     ca = spec.remote_side.ca
-    cas = _ca_certificates(ipsecdir)
+    cas = _ca_certificates(ipsecdir) + (store.ca_certificates() if store is not None else [])
     if ca in ("", "%same"):  # rightca=%same: the peer's certificate is from the CA that issued ours
         anchors = tuple(c for c in cas if c.subject == cert.issuer)
     else:
@@ -246,14 +247,20 @@ def _load_certs(path: Path, where: str) -> list[x509.Certificate]:
         raise ConfigError(f"{where}: {path} holds no readable certificate") from None
 
 
-def _certificate(ref: str, ipsecdir: Path, where: str) -> x509.Certificate:
+def _store(router: KeyImporter) -> CertStore | None:
+    """The certificate store `fipsike import` fills ($FIPSIKE_CERT_DIR), when there is one."""
+    d = default_store_dir()
+    return CertStore(d, router) if d.is_dir() else None
+
+
+def _certificate(ref: str, ipsecdir: Path, where: str, store: CertStore | None) -> x509.Certificate:
     """leftcert=: a file (under ipsecdir/certs too), or a nickname in the certificate store
-    (`fipsike import NODE.p12`, as libreswan's `ipsec import` puts it in NSS)."""
+    (`fipsike import NODE.p12`, as libreswan's `ipsec import` puts it in NSS; its key is then found on
+    the token by the certificate's public key)."""
     try:
         return _load_certs(_find(ref, ipsecdir, "certs", where), where)[0]
     except ConfigError:
-        store_dir = default_store_dir()
-        entry = CertStore(store_dir, None).by_nickname(ref) if store_dir.is_dir() else None
+        entry = store.by_nickname(ref) if store is not None else None
         if entry is None:
             raise
         return entry.cert

@@ -287,6 +287,40 @@ def test_cloud_mesh_private_with_certificates_foreign_ca_and_revoked_never_reach
         assert "revoked" in "".join(n.log_text() for n in good).lower()
 
 
+@pytest.mark.softhsm
+def test_cloud_mesh_with_imported_pkcs12_keys_on_the_token(tmp_path: Path, softhsm_token: Any) -> None:
+    """The seed's deployment step verbatim: `ipsec import node1.example.com.p12` (here `fipsike import`: the
+    key onto the PKCS#11 token, the certificate and its CA into the store), then `conn private` with
+    leftcert=NICKNAME and no key file: the daemon finds the key on the token by the certificate."""
+    from certs.testpki import P256, TestPki
+    from providers import open_router
+
+    store = tmp_path / "store"
+    pki = TestPki(open_router("default"), datetime.now(UTC))
+    ca = pki.root("Cloud CA", P256)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FIPSIKE_CERT_DIR=str(store), P12PW="import-me")
+    with mesh(2, workdir=tmp_path) as lab:
+        tag = lab.tag
+        for n in lab.nodes:
+            nick = f"{tag}node{n.index}.example.com"  # unique on the shared test token
+            issued = pki.end_entity_with_key_file(nick, ca, P256, tmp_path / f"{nick}.key", sans=(f"DNS:{nick}",))
+            p12 = pki.write_pkcs12(issued, tmp_path / f"{nick}.key", tmp_path / f"{nick}.p12", "import-me")
+            r = subprocess.run([sys.executable, "-m", "fipsike", "import", str(p12), "--password-env", "P12PW",
+                                "--token", softhsm_token.label, "--pin-file", str(softhsm_token.pin_file),
+                                "--store", str(store)], cwd=ROOT, capture_output=True, text=True, env=env,
+                               timeout=120)
+            assert r.returncode == 0, r.stderr
+            lab.write_config(n, FAST_RETRANSMIT + SEED_CLOUD_MESH.format(nickname=nick), {"private": ["10.0.0.0/8"]})
+            assert not (n.dir / "private").exists() and not (n.dir / "certs").exists()
+        lab.start(fips_mode="policy", env={"FIPSIKE_CERT_DIR": str(store)},
+                  args=("--token", softhsm_token.label, "--pin-file", str(softhsm_token.pin_file)))
+        a, b = lab.nodes
+        r = cli(a, "oe-initiate", "--local", a.address, "--remote", b.address, "--json")
+        res = json.loads(r.stdout)
+        assert res["outcome"] == "established" and res["group"] == "private", (r.stdout, a.log_text()[-3000:])
+        assert f"CN={tag}node1.example.com" in a.log_text() and f"CN={tag}node0.example.com" in b.log_text()
+
+
 def test_a_bad_group_file_stops_the_daemon_with_its_file_and_line(tmp_path: Path) -> None:
     with mesh(1, workdir=tmp_path) as lab:
         n = lab.nodes[0]
