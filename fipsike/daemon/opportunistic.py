@@ -88,6 +88,9 @@ from fipsike.oe.trigger import trigger_from_addresses
 IKE_SA_INIT = 34  # RFC 7296 3.1 exchange type
 FLAG_RESPONSE = 0x20  # RFC 7296 3.1 flags: R
 IKE_HEADER = 28
+# conns named after a group are the bridge's, whatever the daemon's loader makes of them (libreswan's
+# `conn clear` / `conn block` are shunt conns whose work the group files do here)
+GROUP_CONNS = frozenset(g.value for g in PolicyGroup)
 LARVAL_DROP = Path("/proc/sys/net/core/xfrm_larval_drop")
 
 
@@ -162,6 +165,8 @@ def load_oe(paths: ConfigPaths, router: KeyImporter, fips: bool,
         except ValueError:
             raise ConfigError(f"{where}: right=%opportunisticgroup needs the conn named after its group "
                               f"({', '.join(g.value for g in PolicyGroup if g.answers_ike)})") from None
+        if not group.answers_ike:
+            continue  # libreswan's `conn clear` / `conn block` (type=passthrough / drop): the group file does it
         try:
             conns.append(GroupConn(group, _template(spec, paths.ipsecdir, router, where), reqid(spec.name, spec.name),
                                    _shunt(FailureShunt, spec.failureshunt, "failureshunt", where),
@@ -331,15 +336,13 @@ class OeBridge:
         """The daemon's config without the group conns (their instances are made here). NULL authentication
         (RFC 7619) is for opportunistic instances only, in every FIPS mode: a daemon conn asking for it is
         refused (an anonymous peer on a configured tunnel would be a downgrade nobody chose)."""
+        ours = self.config.names | GROUP_CONNS
         for e in config.connections:
             c = e.connection
-            if e.name not in self.config.names and (c.allow_null or "null" in (c.local_auth, c.remote_auth)):
+            if e.name not in ours and (c.allow_null or "null" in (c.local_auth, c.remote_auth)):
                 raise ConfigError(f"conn {e.name}: NULL authentication (RFC 7619) is allowed only on opportunistic "
                                   "conns (right=%opportunisticgroup, named after their group)")
-        if not self.config.names:
-            return config
-        return dataclasses.replace(config, connections=tuple(
-            e for e in config.connections if e.name not in self.config.names))
+        return dataclasses.replace(config, connections=tuple(e for e in config.connections if e.name not in ours))
 
     def _check_crls(self) -> None:
         """ipsecdir/crls, verified against the group conns' CAs, becomes the engine's CRL source (a

@@ -409,8 +409,8 @@ class Daemon:
     # --- reload --------------------------------------------------------------------------------------
     def reload(self) -> JsonObject:
         new = with_reqids(self.loader(self.options.paths, self.router), self.reqids)
-        oe_result = self.oe.reload(self.options.paths, self.router, self._fips(), self.reqids)  # opportunistic
-        new = self.oe.exclude(new)
+        new = self.oe.exclude(new)  # opportunistic: the group conns are the bridge's
+        oe_result = self.oe.reload(self.options.paths, self.router, self._fips(), self.reqids)
         old_by, new_by = self.config.by_name(), new.by_name()
         removed = sorted(set(old_by) - set(new_by))
         added = sorted(set(new_by) - set(old_by))

@@ -180,6 +180,11 @@ def test_fips_mode_overrides_the_seed_s_shunts_and_a_misnamed_group_conn_is_an_e
     off = load_oe(paths, open_router("default"), False, ReqidBook()).conns[0]
     assert (off.failure_shunt, off.negotiation_shunt) == (FailureShunt.PASSTHROUGH, NegotiationShunt.PASSTHROUGH)
     assert ipsec_conf_of(paths) == tmp_path / "a" / "ipsec.conf"
+    # libreswan's stock shunt conn for the clear group: its work is the group file's, it is no template
+    shunt = write(tmp_path / "s", A, SEED_PRIVATE_OR_CLEAR + "\nconn clear\n    type=passthrough\n    authby=never\n"
+                  "    left=%defaultroute\n    right=%group\n    auto=ondemand\n")
+    assert [gc.group for gc in load_oe(shunt, open_router("default"), False, ReqidBook()).conns] == \
+        [PolicyGroup.PRIVATE_OR_CLEAR]
     bad = write(tmp_path / "b", A, SEED_PRIVATE_OR_CLEAR.replace("conn private-or-clear", "conn oe"))
     with pytest.raises(ConfigError, match=r"ipsec.conf:1: conn oe: right=%opportunisticgroup needs the conn named"):
         load_oe(bad, open_router("default"), False, ReqidBook())
