@@ -23,6 +23,8 @@ right=%any in the engine would answer every peer.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import dataclasses
 import ipaddress
 import time
@@ -33,7 +35,6 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from certs.crls import CrlFolder
 from certs.store import CertStore, default_store_dir, load_certificates
@@ -42,7 +43,7 @@ from fipsike.config.conns import ConnSpec
 from fipsike.config.errors import ConfigError as ConfError
 from fipsike.config.hosts import SystemHost
 from fipsike.config.load import load as load_ipsec_conf
-from fipsike.daemon.config_seam import ConfigError, ConfigPaths, DaemonConfig, KeyImporter
+from fipsike.daemon.config_seam import ConfigError, ConfigPaths, DaemonConfig
 from fipsike.daemon.control import JsonObject, RequestError
 from fipsike.daemon.udp import Datagram
 from fipsike.ike.actions import (
@@ -84,6 +85,7 @@ from fipsike.oe.opportunistic import (
     Phase,
 )
 from fipsike.oe.trigger import trigger_from_addresses
+from providers.handles import PrivateKey
 
 IKE_SA_INIT = 34  # RFC 7296 3.1 exchange type
 FLAG_RESPONSE = 0x20  # RFC 7296 3.1 flags: R
@@ -92,6 +94,14 @@ IKE_HEADER = 28
 # `conn clear` / `conn block` are shunt conns whose work the group files do here)
 GROUP_CONNS = frozenset(g.value for g in PolicyGroup)
 LARVAL_DROP = Path("/proc/sys/net/core/xfrm_larval_drop")
+
+
+class KeySource(Protocol):
+    """What the loader needs of the providers Router: private keys are parsed inside the boundary."""
+
+    def import_pkcs8(self, der: bytes, label: str = "", key_id: bytes = b"", to_token: bool = False) -> PrivateKey: ...
+
+    def find_private_key(self, public_key: object) -> PrivateKey: ...
 
 
 class DaemonPort(Protocol):
@@ -142,7 +152,7 @@ def ipsec_conf_of(paths: ConfigPaths) -> Path | None:
     return beside if beside.exists() else None
 
 
-def load_oe(paths: ConfigPaths, router: KeyImporter, fips: bool,
+def load_oe(paths: ConfigPaths, router: KeySource, fips: bool,
             reqid: Callable[[str, str], int]) -> OeConfig:
     """Read the group conns and group files; a ConfigError names the file and line."""
     conf = ipsec_conf_of(paths)
@@ -201,7 +211,7 @@ def _shunt(kind: type[S], value: str, key: str, where: str) -> S:
                           f"{', '.join(k.value for k in kind)}") from None
 
 
-def _template(spec: ConnSpec, ipsecdir: Path, router: KeyImporter, where: str) -> Connection:
+def _template(spec: ConnSpec, ipsecdir: Path, router: KeySource, where: str) -> Connection:
     """The engine Connection of a group conn, with its certificate, key and CAs for certificate auth
     (the seed's cloud mesh: leftcert=NICKNAME, rightid=%fromcert, rightca=%same)."""
     conn = spec.connection
@@ -216,12 +226,11 @@ def _template(spec: ConnSpec, ipsecdir: Path, router: KeyImporter, where: str) -
                                  ipsecdir / "private" / f"{me.cert}.key") if p.is_file()), None)
     try:
         if key_file is not None:
-            key = router.import_private_key(load_pem_private_key(key_file.read_bytes(), None),
-                                            label=f"{spec.name}-key")
+            key = router.import_pkcs8(_pkcs8_der(key_file.read_text(errors="replace")), label=f"{spec.name}-key")
         else:
             key = router.find_private_key(cert.public_key())
     except (ValueError, TypeError):
-        raise ConfigError(f"{where}: {key_file} is not an unencrypted PEM private key") from None
+        raise ConfigError(f"{where}: {key_file} is not an unencrypted PEM PRIVATE KEY (PKCS#8)") from None
     except Exception as exc:  # noqa: BLE001 - a provider error: say which lookup, not its text
         raise ConfigError(f"{where}: no private key for leftcert={me.cert} in {ipsecdir / 'private'} or on "
                           f"the token ({type(exc).__name__})") from None
@@ -235,6 +244,18 @@ def _template(spec: ConnSpec, ipsecdir: Path, router: KeyImporter, where: str) -
     if not anchors:
         raise ConfigError(f"{where}: no CA certificate for rightca={ca or '%same'} in {ipsecdir / 'cacerts'}")
     return dataclasses.replace(conn, certificate=cert, private_key=key, trust_anchors=anchors)
+
+
+def _pkcs8_der(pem: str) -> bytes:
+    """The DER of a PEM "PRIVATE KEY" (PKCS#8, RFC 5958 / RFC 7468 10): the octets go to the provider to parse."""
+    lines = pem.strip().splitlines()
+    if len(lines) < 3 or lines[0].strip() != "-----BEGIN PRIVATE KEY-----" or \
+            lines[-1].strip() != "-----END PRIVATE KEY-----":
+        raise ValueError("not a PEM PRIVATE KEY (PKCS#8)")
+    try:
+        return base64.b64decode("".join(ln.strip() for ln in lines[1:-1]), validate=True)
+    except binascii.Error:
+        raise ValueError("bad base64") from None
 
 
 def _find(ref: str, ipsecdir: Path, sub: str, where: str) -> Path:
@@ -252,7 +273,7 @@ def _load_certs(path: Path, where: str) -> list[x509.Certificate]:
         raise ConfigError(f"{where}: {path} holds no readable certificate") from None
 
 
-def _store(router: KeyImporter) -> CertStore | None:
+def _store(router: KeySource) -> CertStore | None:
     """The certificate store `fipsike import` fills ($FIPSIKE_CERT_DIR), when there is one."""
     d = default_store_dir()
     return CertStore(d, router) if d.is_dir() else None
@@ -327,7 +348,7 @@ class OeBridge:
             raise ConfigError(f"opportunistic groups: {exc}") from None
 
     @classmethod
-    def load(cls, daemon: DaemonPort, paths: ConfigPaths, router: KeyImporter, fips: bool,
+    def load(cls, daemon: DaemonPort, paths: ConfigPaths, router: KeySource, fips: bool,
              reqid: Callable[[str, str], int]) -> OeBridge:
         return cls(daemon, load_oe(paths, router, fips, reqid))
 
@@ -386,7 +407,7 @@ class OeBridge:
                 w.future.set_result({"outcome": "failed", "reason": "daemon stopping"})
         self._waiters.clear()
 
-    def reload(self, paths: ConfigPaths, router: KeyImporter, fips: bool,
+    def reload(self, paths: ConfigPaths, router: KeySource, fips: bool,
                reqid: Callable[[str, str], int]) -> JsonObject:
         """New group files (and conns): the policy changes; instances and bare shunts stay."""
         new = load_oe(paths, router, fips, reqid)
