@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "daemon",
     "control",
     "demo",
+    # opportunistic IPsec (issue 14)
+    "opportunistic",
 )
 
 # 128 + SIGPIPE, what a shell reports for a writer killed by a closed pipe (`fipsike ... | head`)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from fipsike.commands.opportunistic import render_status as render_opportunistic
 from fipsike.daemon.client import ENV_CTL, ControlClient, ControlError, ctl_path
 
 
@@ -167,6 +168,7 @@ def render_status(res: dict[str, Any]) -> str:
             lines.append(f"    out {ch['spi_out']}")
             lines.append(f"    local  {' '.join(ch['local_ts'])}")
             lines.append(f"    remote {' '.join(ch['remote_ts'])}")
+    lines.extend(render_opportunistic(res))  # instances, bare shunts, the group policy table
     return "\n".join(lines) + "\n"
 
 

@@ -128,9 +128,14 @@ def run(args: argparse.Namespace) -> int:
     log("info", "listening", None, ", ".join(
         f"udp{'6' if s.family == socket.AF_INET6 else '4'}/{s.port}" for s in sockets.sockets))
     # 5. the loop: auto= actions, control socket, signals
-    daemon = Daemon(module.router, kernel, sockets, config, Options(paths, Path(args.ctl), args.kernel), log,
-                    reqids=reqids, loader=lambda p, r: dataclasses.replace(
-                        loader(p, r), ctl_group=ctl_group))
+    try:  # the opportunistic groups are read here (fipsike.daemon.opportunistic)
+        daemon = Daemon(module.router, kernel, sockets, config, Options(paths, Path(args.ctl), args.kernel), log,
+                        reqids=reqids, loader=lambda p, r: dataclasses.replace(loader(p, r), ctl_group=ctl_group))
+    except ConfigError as exc:
+        print(f"fipsike daemon: error: {exc}", file=sys.stderr)
+        sockets.close()
+        kernel.close()
+        return 1
     try:
         return serve(daemon)
     except OSError as exc:  # the control socket could not be opened

@@ -7,11 +7,12 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from compliance.modes import ENV_MODE, FipsMode, ModeDecision, ModeError, parse_mode
 from fipsike.commands.selftest import add_fips_mode_option, decide_mode, start_module
-from fipsike.kernel.types import KernelError
+from fipsike.kernel.types import KernelError, PolicyState
 
 REVEAL_REFUSED = ("--reveal-keys is refused in the FIPS profile: key material never leaves the module "
                   "for display (only with --fips-mode off, outside FIPS deployments)")
@@ -46,6 +47,28 @@ def reveal_refusal(decision: ModeDecision, env: Mapping[str, str] | None = None)
     return ""
 
 
+def opportunistic_groups(ctl: str, policies: list[PolicyState]) -> dict[int, str]:
+    """policy index -> the group the daemon's table says it came from (selector, direction and priority
+    agree, as fipsike.oe.groups.group_of matches them)."""
+    from fipsike.daemon.client import ControlClient, ControlError
+
+    try:
+        with ControlClient(Path(ctl), 30) as c:
+            res = c.call("status")
+    except ControlError as exc:
+        print(f"fipsike xfrm: warning: no group names ({exc})", file=sys.stderr)
+        return {}
+    oe = res.get("opportunistic") if isinstance(res, dict) else None
+    rows = oe.get("policies", []) if isinstance(oe, dict) else []
+    table = {(r["src"], r["dst"], r["dir"], r["priority"]): r["group"] for r in rows if isinstance(r, dict)}
+    out: dict[int, str] = {}
+    for p in policies:
+        g = table.get((str(p.selector.src), str(p.selector.dst), p.direction.name.lower(), p.priority))
+        if g is not None and not p.selector.proto:
+            out[p.index] = str(g)
+    return out
+
+
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "xfrm", help="show the kernel's IPsec SAs and policies (keys redacted)",
@@ -54,6 +77,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--netns", metavar="NAME", help="read the XFRM state of network namespace NAME")
     p.add_argument("--all", action="store_true", help="include SAs and policies fipsike does not own")
+    p.add_argument("--ctl", metavar="PATH", help="name each opportunistic policy's group (private, clear, ...), "
+                                                 "asking the daemon on this control socket for its group table")
     p.add_argument("--flush-owned", action="store_true",
                    help="remove every SA and policy fipsike owns (clean-up after a crash), then report")
     add_fips_mode_option(p, profile_alias=True)
@@ -98,8 +123,12 @@ def run(args: argparse.Namespace) -> int:
     except KernelError as exc:
         print(f"fipsike xfrm: error: {exc}", file=sys.stderr)
         return 1
+    groups = opportunistic_groups(args.ctl, policies) if args.ctl else {}  # policy index -> group
     if args.json:
         out = render_json(sas, policies, args.netns, owned_only, reveal=args.reveal_keys)
+        for pol in out["policies"]:
+            if pol["index"] in groups:
+                pol["group"] = groups[pol["index"]]
         if cleanup is not None:
             out["cleanup"] = {"sas_removed": cleanup.sas_removed, "policies_removed": cleanup.policies_removed,
                               "errors": list(cleanup.errors)}
@@ -110,4 +139,10 @@ def run(args: argparse.Namespace) -> int:
             for err in cleanup.errors:
                 print(f"  error: {err}")
         sys.stdout.write(render_text(sas, policies, reveal=args.reveal_keys))
+        if args.ctl:
+            print(f"Opportunistic groups ({len(groups)} of these policies, from the daemon at {args.ctl}):")
+            for p in policies:
+                if p.index in groups:
+                    print(f"  index {p.index}: {groups[p.index]:<17} {p.direction.name.lower():<3} "
+                          f"{p.selector.src} -> {p.selector.dst} priority {p.priority}")
     return 1 if cleanup is not None and cleanup.errors else 0

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 MAX_REQUEST = 64 * 1024
-COMMANDS = ("up", "down", "status", "trafficstatus", "listen", "reload", "rekey", "route", "unroute")
+COMMANDS = ("up", "down", "status", "trafficstatus", "listen", "reload", "rekey", "route", "unroute", "oe-initiate")
 
 JsonObject = dict[str, object]
 

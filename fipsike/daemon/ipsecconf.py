@@ -129,8 +129,8 @@ class IpsecConfLoader:
             auto = AUTO.get(spec.auto.lower())
             if auto is None:
                 raise _err(spec.where("auto"), spec, "auto", f"auto={spec.auto} is not one of {', '.join(AUTO)}")
-            if auto is Auto.IGNORE:
-                continue
+            if auto is Auto.IGNORE or spec.opportunistic:
+                continue  # a group conn (right=%opportunisticgroup / %group) is a template: the OE bridge's
             if spec.type in SHUNT_TYPES:
                 raise _err(spec.where("type"), spec, "type", f"type={spec.type}: shunt conns are not installed by "
                                                              "the daemon (no kernel shunt policies yet)")

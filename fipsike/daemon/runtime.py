@@ -39,6 +39,7 @@ from fipsike.daemon.config_seam import (
 from fipsike.daemon.control import ControlServer, JsonObject, RequestError
 from fipsike.daemon.eventlog import EventLog
 from fipsike.daemon.installer import Installer, Trap
+from fipsike.daemon.opportunistic import OeBridge
 from fipsike.daemon.sdnotify import Notifier
 from fipsike.daemon.udp import NAT_KEEPALIVE, NAT_T_PORT, IkeSocket, IkeSockets
 from fipsike.ike.actions import (
@@ -104,6 +105,9 @@ class Daemon:
         self.reqids = reqids or ReqidBook()
         self.notifier = notifier or Notifier()
         self.clock = clock
+        # opportunistic: the group conns and files, read by the bridge; their conns are its, not the engine's
+        self.oe = OeBridge.load(self, options.paths, router, self._fips(), self.reqids)
+        config = self.oe.exclude(config)
         self.config = config
         self.engine = Engine(router, [e.connection for e in config.by_name().values()], crl_source=config.crls)
         self.installer = Installer(kernel)
@@ -125,6 +129,7 @@ class Daemon:
         loop.add_reader(self.kernel.fileno(), self._guarded, "kernel event", self._on_kernel)
         await self.control.start()
         self.event("info", "control-listening", None, f"control socket {self.options.ctl}")
+        self._guarded("opportunistic", self.oe.start)  # opportunistic: the group policies
         for e in self.config.by_name().values():
             self._guarded("auto", self._apply_auto, e)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -141,6 +146,7 @@ class Daemon:
 
     async def shutdown(self) -> None:
         self.notifier.notify(STOPPING="1", STATUS="deleting SAs")
+        self.oe.stop()  # opportunistic
         self.event("info", "daemon-stopping", None, "sending DELETE for every IKE SA")
         now = self.clock()
         for name in {sa["connection"] for sa in self.engine.status(now)}:
@@ -188,6 +194,9 @@ class Daemon:
         # len() of the SA table, not of ike_sas() (a list copy): this runs after every packet
         return f"{len(self.engine.sas)} IKE SAs, {len(self.installer.children)} Child SAs"
 
+    def _fips(self) -> bool:
+        return str(getattr(self.router.policy, "profile", "fips")) != "default"
+
     # --- the one guard ------------------------------------------------------------------------------
     def _guarded(self, where: str, fn: Callable[..., object], *args: object) -> None:
         try:
@@ -206,6 +215,8 @@ class Daemon:
                 return
             if not dgram.data:
                 continue  # a NAT keepalive
+            if self.oe.screen(dgram):  # opportunistic: an unknown peer's IKE_SA_INIT
+                continue
             self.carry(self.engine.receive(dgram.data, dgram.src, dgram.dst, self.clock()))
 
     def _on_timer(self) -> None:
@@ -215,7 +226,8 @@ class Daemon:
     def _on_kernel(self) -> None:
         for ev in self.kernel.read_events(0.0):
             if isinstance(ev, Acquire):
-                self._on_acquire(ev)
+                if not self.oe.on_acquire(ev):  # opportunistic: a group trap's ACQUIRE
+                    self._on_acquire(ev)
             elif isinstance(ev, Expire):
                 spi_in = self.installer.inbound_spi_of(ev.dst, ev.spi)
                 if spi_in is None:
@@ -259,6 +271,7 @@ class Daemon:
         for a in actions:
             try:
                 self._carry_one(a, refused)
+                self.oe.observe(a)  # opportunistic: instances' outcomes
             except Exception as exc:  # noqa: BLE001 - one action's failure must not drop the ones after it
                 conn = getattr(a, "connection", None)
                 self.log.unexpected(f"carrying {type(a).__name__}", exc, conn if isinstance(conn, str) else None)
@@ -400,6 +413,8 @@ class Daemon:
         new = with_reqids(self.loader(self.options.paths, self.router), self.reqids)
         for warning in new.warnings:
             self.event("warning", "config-warning", None, warning)
+        new = self.oe.exclude(new)  # opportunistic: the group conns are the bridge's
+        oe_result = self.oe.reload(self.options.paths, self.router, self._fips(), self.reqids)
         old_by, new_by = self.config.by_name(), new.by_name()
         removed = sorted(set(old_by) - set(new_by))
         added = sorted(set(new_by) - set(old_by))
@@ -412,11 +427,12 @@ class Daemon:
             self.config.crls.follow(new.crls)
             new = dataclasses.replace(new, crls=self.config.crls)
         self.config = new
+        self.oe.check_crls()  # opportunistic: the group conns' CAs check the new folder's CRLs too
         for name in added + changed:
             self.engine.add_connection(new_by[name].connection)
             self._guarded("auto", self._apply_auto, new_by[name])
         self.event("info", "reloaded", None, f"added {added} removed {removed} changed {changed}")
-        return {"added": added, "removed": removed, "changed": changed}
+        return {"added": added, "removed": removed, "changed": changed, **oe_result}
 
     # --- control requests ----------------------------------------------------------------------------
     async def request(self, cmd: str, args: JsonObject) -> object:
@@ -429,6 +445,8 @@ class Daemon:
                 return self.reload()
             except ConfigError as exc:
                 raise RequestError(f"reload failed, running configuration kept: {exc}") from None
+        if cmd == "oe-initiate":  # opportunistic
+            return await self.oe.initiate(args)
         entry = self._entry(args)
         now = self.clock()
         if cmd == "up":
@@ -518,7 +536,7 @@ class Daemon:
                                         "local_ts": [f"{t.start}-{t.end}" for t in k.local_ts],
                                         "remote_ts": [f"{t.start}-{t.end}" for t in k.remote_ts]}
                                        for k in c.children]})
-        return {"connections": conns, "ike_sas": self.engine.status(self.clock())}
+        return {"connections": conns, "ike_sas": self.engine.status(self.clock()), **self.oe.status()}
 
     def trafficstatus(self) -> JsonObject:
         out: list[JsonObject] = []

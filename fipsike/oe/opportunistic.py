@@ -338,7 +338,9 @@ class Opportunistic:
         entry.phase = Phase.ESTABLISHED
         entry.deadline = now + entry.connection.life_time
         entry.shunt = ""
-        entry.policies = ()
+        # entry.policies (a negotiation shunt) stay listed: the tunnel's policies replaced them, but a Child SA
+        # the kernel refused leaves the shunt in place, and _drop_entry must take it out then (a RemovePolicy
+        # that finds the tunnel's policy already gone is fine)
         entry.resume = None
         return self._with_wake([Log("info", "oe-established", f"{name} ({entry.group.value})")])
 

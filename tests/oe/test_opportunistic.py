@@ -163,6 +163,18 @@ def test_success_keeps_the_instance_until_its_ike_lifetime_and_rekeys_refresh_it
     assert o.status(1e9) == []
 
 
+def test_down_takes_out_a_negotiation_shunt_that_a_refused_child_sa_left_behind() -> None:
+    """The kernel refused the Child SA (no ESP, say): the passthrough shunt was never replaced. When the
+    instance goes, so does the shunt (an ENOENT when the tunnel had replaced it is fine)."""
+    o = oe()
+    conn = of(o.on_acquire(acquire(ME, PEER), now=0.0), Initiate)[0].connection
+    o.on_established(conn.name, now=1.0)
+    out = o.on_down(conn.name, now=5.0)
+    (rm,) = of(out, RemovePolicy)
+    assert (rm.selector, rm.direction) == (TrafficSelector.host_to_host(ME, PEER), Direction.OUT)
+    assert o.status(5.0) == []
+
+
 def test_down_forgets_the_instance_and_restores_a_slash32_group_policy_it_replaced() -> None:
     o = oe({PolicyGroup.CLEAR_OR_PRIVATE: [f"{PEER}/32"], PolicyGroup.PRIVATE_OR_CLEAR: ["0.0.0.0/0"]})
     acts = o.on_peer_initiated(ME, PEER, now=0.0)

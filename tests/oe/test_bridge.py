@@ -1,0 +1,241 @@
+"""fipsike.daemon.opportunistic in process: two real Daemons (real engines, MemoryKernel, the IKE wire
+in memory) reading the seed's `conn private-or-clear` from ipsec.conf, and the loader's errors."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.mesh import SEED_PRIVATE_OR_CLEAR
+from compliance.modes import FipsMode
+from fipsike.commands.opportunistic import render_outcome, render_status
+from fipsike.config.hosts import StaticHost
+from fipsike.daemon.config_seam import ConfigError, ConfigPaths, ConnEntry, DaemonConfig
+from fipsike.daemon.control import RequestError
+from fipsike.daemon.eventlog import EventLog
+from fipsike.daemon.ipsecconf import IpsecConfLoader
+from fipsike.daemon.opportunistic import is_ike_sa_init_request, load_oe
+from fipsike.daemon.runtime import Daemon, Options, ReqidBook
+from fipsike.daemon.udp import Datagram
+from fipsike.ike.config import Connection
+from fipsike.kernel.memory import MemoryKernel
+from fipsike.kernel.types import Direction, PolicyAction
+from fipsike.oe.groups import PolicyGroup
+from fipsike.oe.opportunistic import FailureShunt, NegotiationShunt
+from providers import open_router
+from tests.daemon.test_runtime import FakeSockets
+
+A, B = "10.9.0.1", "10.9.0.2"
+
+
+def write(d: Path, local: str, conf: str = SEED_PRIVATE_OR_CLEAR,
+          groups: dict[str, str] | None = None) -> ConfigPaths:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "ipsec.conf").write_text(conf.replace("left=%defaultroute", f"left={local}"))
+    (d / "policies").mkdir(exist_ok=True)
+    for g, text in (groups or {"private-or-clear": "0.0.0.0/0\n"}).items():
+        (d / "policies" / g).write_text(text)
+    return ConfigPaths(d / "ipsec.conf", d / "secrets", d)
+
+
+class Pair:
+    def __init__(self, tmp: Path, fips: str = "default", **groups: dict[str, str]) -> None:
+        self.out = {A: io.StringIO(), B: io.StringIO()}
+        self.d: dict[str, Daemon] = {}
+        self.kernels: dict[str, MemoryKernel] = {}
+        for ip in (A, B):
+            paths = write(tmp / ip, ip, groups=groups.get(ip))
+            self.kernels[ip] = MemoryKernel()
+            self.d[ip] = Daemon(open_router(fips), self.kernels[ip], FakeSockets(), DaemonConfig(),
+                                Options(paths, tmp / ip / "ctl", "memory"), EventLog(self.out[ip]),
+                                reqids=ReqidBook(), loader=IpsecConfLoader(
+                                    FipsMode.OFF if fips == "default" else FipsMode.POLICY,
+                                    host=StaticHost(frozenset({ip}))))
+
+    def start(self) -> None:
+        for d in self.d.values():
+            d.oe.start()
+
+    def ping(self, src: str, dst: str) -> str:
+        verdict = self.kernels[src].send_packet(ipaddress.ip_address(src), ipaddress.ip_address(dst))
+        self.d[src]._on_kernel()
+        return verdict
+
+    def wire(self) -> int:
+        """Deliver datagrams until both are quiet, as Daemon._on_datagram does; how many."""
+        n = 0
+        while True:
+            moved = False
+            for d in self.d.values():
+                sent = d.sockets.sent  # type: ignore[attr-defined]
+                while sent:
+                    data, src, dst = sent.pop(0)
+                    to = self.d[dst[0]]
+                    dgram = Datagram(data, src, (dst[0], dst[1]))
+                    if not to.oe.screen(dgram):
+                        to.carry(to.engine.receive(data, src, dgram.dst, to.clock()))
+                    moved, n = True, n + 1
+            if not moved:
+                return n
+
+    def up(self, ip: str) -> list[Any]:
+        return [s for s in self.d[ip].engine.ike_sas() if s.state.value == "established"]
+
+
+def run(go: Any, p: Pair) -> None:
+    """The Daemons are made outside the loop, as `fipsike daemon` makes its Daemon."""
+    asyncio.run(go(p))
+
+
+def test_first_packet_brings_up_one_null_instance_with_status_and_kernel_policies(tmp_path: Path) -> None:
+    p = Pair(tmp_path)
+
+    async def go(p: Pair) -> None:
+        p.start()
+        k = p.kernels[A]
+        (trap,) = k.policies.values()  # the group's trap: a template, no SA yet
+        assert str(trap.selector.dst) == "0.0.0.0/0" and trap.direction is Direction.OUT
+        assert trap.action is PolicyAction.IPSEC and trap.templates[0].dst is None
+        assert p.ping(A, B) == "acquire"
+        assert p.wire() >= 4
+        (sa_a,), (sa_b,) = p.up(A), p.up(B)
+        assert sa_a.name == sa_b.name and sa_a.initiator and not sa_b.initiator
+        assert sa_a.conn.name == f"private-or-clear#{A}-{B}" and sa_a.conn.local_auth == "null"
+        assert p.ping(A, B) == "protected"
+        st = p.d[A].status()
+        oe = st["opportunistic"]
+        assert isinstance(oe, dict)
+        (row,) = oe["entries"]
+        assert row["group"] == "private-or-clear" and row["state"] == "established" and row["role"] == "initiator"
+        text = "\n".join(render_status(st))
+        assert f"private-or-clear#{A}-{B}: group private-or-clear, established, initiator" in text
+        assert "private-or-clear  out trap" in text
+        # the group conn itself never reaches the engine: it would answer any peer
+        assert set(p.d[B].engine.connections) == {f"private-or-clear#{B}-{A}"}
+    run(go, p)
+
+
+def test_simultaneous_first_packets_end_with_one_ike_sa_initiated_by_the_lower_address(tmp_path: Path) -> None:
+    p = Pair(tmp_path)
+
+    async def go(p: Pair) -> None:
+        p.start()
+        assert p.ping(A, B) == p.ping(B, A) == "acquire"
+        p.wire()
+        (sa_a,), (sa_b,) = p.up(A), p.up(B)
+        assert sa_a.name == sa_b.name and sa_a.initiator
+        assert "oe-collision" in p.out[B].getvalue()
+        assert [e["state"] for e in p.d[B].oe.status()["opportunistic"]["entries"]] == ["established"]  # type: ignore[index]
+    run(go, p)
+
+
+def test_oe_initiate_reports_established_failed_and_not_opportunistic(tmp_path: Path) -> None:
+    p = Pair(tmp_path, **{A: {"private-or-clear": "0.0.0.0/0\n", "clear": "10.9.0.3/32\n"}})
+
+    async def go(p: Pair) -> None:
+        p.start()
+        task = asyncio.ensure_future(p.d[A].request("oe-initiate", {"local": A, "remote": B, "timeout": 5}))
+        await asyncio.sleep(0)
+        p.wire()
+        res = await task
+        assert res["outcome"] == "established" and res["group"] == "private-or-clear"
+        assert render_outcome(res).startswith(f"{A} -> {B}: established (group private-or-clear")
+        again = await p.d[A].request("oe-initiate", {"local": A, "remote": B})
+        assert again["outcome"] == "established"  # already up: at once
+        clear = await p.d[A].request("oe-initiate", {"local": A, "remote": "10.9.0.3"})
+        assert clear["outcome"] == "not-opportunistic" and clear["group"] == "clear"
+        for bad, why in (({"local": A, "remote": "nope"}, "not an IP address"),
+                         ({"local": "10.9.0.99", "remote": B}, "not one of the group conns' addresses"),
+                         ({"local": A}, "required"), ({"local": A, "remote": B, "timeout": 0}, "1..600")):
+            with pytest.raises(RequestError, match=why):
+                await p.d[A].request("oe-initiate", bad)
+    run(go, p)
+
+
+def test_a_peer_in_clear_is_not_answered_and_the_initiator_fails_to_its_failure_shunt(tmp_path: Path) -> None:
+    p = Pair(tmp_path, **{B: {"clear": "10.9.0.0/24\n"}})
+
+    async def go(p: Pair) -> None:
+        p.start()
+        assert p.ping(A, B) == "acquire"
+        p.wire()
+        assert not p.up(A) and not p.up(B) and not p.d[B].engine.ike_sas()
+        # the negotiation shunt (the seed's passthrough) lets the flow out while A waits for an answer
+        assert p.ping(A, B) == "clear"
+        name = f"private-or-clear#{A}-{B}"
+        p.d[A].carry(p.d[A].engine.terminate(name, p.d[A].clock()))  # what the retransmit timeout does
+        rows = p.d[A].oe.status()["opportunistic"]["entries"]  # type: ignore[index]
+        assert [(r["kind"], r["shunt"]) for r in rows] == [("bare-shunt", "passthrough")]
+        assert p.ping(A, B) == "clear"
+    run(go, p)
+
+
+def test_fips_mode_overrides_the_seed_s_shunts_and_a_misnamed_group_conn_is_an_error(tmp_path: Path) -> None:
+    paths = write(tmp_path / "a", A)
+    cfg = load_oe(paths, open_router("fips"), True, ReqidBook())
+    (gc,) = cfg.conns
+    assert gc.group is PolicyGroup.PRIVATE_OR_CLEAR and gc.null_auth
+    assert (gc.failure_shunt, gc.negotiation_shunt) == (FailureShunt.NONE, NegotiationShunt.HOLD)
+    off = load_oe(paths, open_router("default"), False, ReqidBook()).conns[0]
+    assert (off.failure_shunt, off.negotiation_shunt) == (FailureShunt.PASSTHROUGH, NegotiationShunt.PASSTHROUGH)
+    # libreswan's stock shunt conn for the clear group: its work is the group file's, it is no template
+    shunt = write(tmp_path / "s", A, SEED_PRIVATE_OR_CLEAR + "\nconn clear\n    type=passthrough\n    authby=never\n"
+                  "    left=%defaultroute\n    right=%group\n    auto=ondemand\n")
+    assert [gc.group for gc in load_oe(shunt, open_router("default"), False, ReqidBook()).conns] == \
+        [PolicyGroup.PRIVATE_OR_CLEAR]
+    bad = write(tmp_path / "b", A, SEED_PRIVATE_OR_CLEAR.replace("conn private-or-clear", "conn oe"))
+    with pytest.raises(ConfigError, match=r"ipsec.conf:1: conn oe: right=%opportunisticgroup needs the conn named"):
+        load_oe(bad, open_router("default"), False, ReqidBook())
+    cert = write(tmp_path / "c", A, SEED_PRIVATE_OR_CLEAR.replace("authby=null", "authby=rsasig")
+                 .replace("leftauth=null", "leftcert=node1.example.com").replace("rightauth=null", "")
+                 .replace("leftid=%null", "").replace("rightid=%null", ""))
+    with pytest.raises(ConfigError, match="node1.example.com: no such certificate"):
+        load_oe(cert, open_router("default"), False, ReqidBook())
+
+
+def test_the_daemon_leaves_the_group_conns_to_the_bridge(tmp_path: Path) -> None:
+    p = Pair(tmp_path)
+    other = Connection("gw", (A,), ("10.9.9.9",))
+    oe_conn = Connection("private-or-clear", (A,), ("%any",))
+    cfg = DaemonConfig((ConnEntry(other), ConnEntry(oe_conn)))
+    assert [e.name for e in p.d[A].oe.exclude(cfg).connections] == ["gw"]
+    anon = Connection("gw", (A,), ("10.9.9.9",), local_auth="null", remote_auth="null", allow_null=True)
+    with pytest.raises(ConfigError, match="conn gw: NULL authentication .* only on opportunistic conns"):
+        p.d[A].oe.exclude(DaemonConfig((ConnEntry(anon),)))
+
+
+def test_only_an_ike_sa_init_request_is_screened() -> None:
+    from fipsike.ike.engine import Engine
+
+    e = Engine(open_router("default"), [Connection("x", (A,), (B,))])
+    (send,) = [a for a in e.initiate("x", 0.0) if type(a).__name__ == "SendDatagram"]
+    assert is_ike_sa_init_request(send.data)  # type: ignore[attr-defined]
+    data = bytearray(send.data)  # type: ignore[attr-defined]
+    data[19] |= 0x20
+    assert not is_ike_sa_init_request(bytes(data))  # a response
+    assert not is_ike_sa_init_request(b"\x00" * 27)
+
+
+def test_reload_applies_new_group_files_and_keeps_the_instances(tmp_path: Path) -> None:
+    p = Pair(tmp_path)
+
+    async def go(p: Pair) -> None:
+        p.start()
+        assert p.ping(A, B) == "acquire"
+        p.wire()
+        (tmp_path / A / "policies" / "clear").write_text("10.9.0.3/32\n")
+        res = p.d[A].reload()
+        assert res["group_policies_changed"] == 2  # the clear /32, out and in
+        k = p.kernels[A]
+        assert k.send_packet(ipaddress.ip_address(A), ipaddress.ip_address("10.9.0.3")) == "clear"
+        assert k.send_packet(ipaddress.ip_address(A), ipaddress.ip_address(B)) == "protected"  # still up
+        (tmp_path / A / "policies" / "clear").write_text("10.9.0.3/33\n")
+        with pytest.raises(ConfigError, match=r"policies/clear:1"):
+            p.d[A].reload()
+        assert k.send_packet(ipaddress.ip_address(A), ipaddress.ip_address("10.9.0.3")) == "clear"  # kept
+    run(go, p)
