@@ -39,6 +39,7 @@ from fipsike.daemon.config_seam import (
 from fipsike.daemon.control import ControlServer, JsonObject, RequestError
 from fipsike.daemon.eventlog import EventLog
 from fipsike.daemon.installer import Installer, Trap
+from fipsike.daemon.kernel_spis import KernelSpis
 from fipsike.daemon.opportunistic import OeBridge
 from fipsike.daemon.sdnotify import Notifier
 from fipsike.daemon.udp import NAT_KEEPALIVE, NAT_T_PORT, IkeSocket, IkeSockets
@@ -109,7 +110,10 @@ class Daemon:
         self.oe = OeBridge.load(self, options.paths, router, self._fips(), self.reqids)
         config = self.oe.exclude(config)
         self.config = config
-        self.engine = Engine(router, [e.connection for e in config.by_name().values()], crl_source=config.crls)
+        # inbound SPIs come from the kernel (ALLOCSPI), as the "engine actions go to XfrmKernel" asks
+        spis = KernelSpis(kernel, lambda level, event, message: self.event(level, event, None, message))
+        self.engine = Engine(router, [e.connection for e in config.by_name().values()], crl_source=config.crls,
+                             spis=spis)
         self.installer = Installer(kernel)
         self.control = ControlServer(options.ctl, self, config.ctl_group)
         self._timer: asyncio.TimerHandle | None = None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from fipsike.ike.actions import Action, Address
 
 if TYPE_CHECKING:
-    from fipsike.ike.config import Connection
+    from fipsike.ike.config import ChildConfig, Connection
     from fipsike.ike.cookies import CookieJar
     from fipsike.ike.message import Message
     from fipsike.ike.payloads import Payload
@@ -103,7 +103,9 @@ class IkeContext(Protocol):
 
     def new_ike_spi(self) -> bytes: ...
 
-    def new_child_spi(self) -> int: ...
+    def new_child_spi(self, sa: IkeSa, child: ChildConfig) -> int:
+        """Our inbound SPI for a Child SA of `child` (reserved via the SpiAllocator). Raises SpiUnavailable."""
+        ...
 
     def reqid(self, conn: str, child: str, configured: int) -> int: ...
 

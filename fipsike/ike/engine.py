@@ -60,7 +60,7 @@ from fipsike.ike.actions import (
     SaDirection,
     SendDatagram,
 )
-from fipsike.ike.config import Connection
+from fipsike.ike.config import ChildConfig, Connection
 from fipsike.ike.cookies import CookieJar
 from fipsike.ike.deadlines import Deadlines, sa_deadline
 from fipsike.ike.errors import CodecError
@@ -82,6 +82,7 @@ from fipsike.ike.registry import ExchangeType, NotifyType
 from fipsike.ike.retransmit import PendingRequest
 from fipsike.ike.sa import ChildSa, ChildState, IkeSa, IkeState, Task
 from fipsike.ike.sa_table import SaTable
+from fipsike.ike.spis import SPI_MIN, RandomSpis, SpiAllocator, SpiRequest, SpiUnavailable
 from fipsike.ike.tasks import PER_CHILD, SETUP, SINGLETONS, TaskKind
 from providers.algorithms import Encryption, HashAlg, Integrity, KeyExchange, Prf
 from providers.api import IkeRouter
@@ -101,8 +102,13 @@ class Engine:
     def __init__(self, router: IkeRouter, connections: Iterable[Connection] = (), *, cookie_threshold: int = 100,
                  wallclock: Callable[[], datetime] | None = None, reqid_base: int = REQID_BASE,
                  verdict_cache_ttl: float = 300.0,
-                 half_open_per_source: int = HALF_OPEN_PER_SOURCE, crl_source: CrlSource | None = None) -> None:
+                 half_open_per_source: int = HALF_OPEN_PER_SOURCE, crl_source: CrlSource | None = None,
+                 spis: SpiAllocator | None = None) -> None:
         self.router = router
+        # inbound Child SA SPIs: the daemon's kernel reserves them (ALLOCSPI), else random (fipsike.ike.spis)
+        self.spis: SpiAllocator = spis or RandomSpis(router)
+        # SPIs allocated and offered but not yet in a Child SA: our SPI -> (its IKE SA, the request)
+        self._unclaimed: dict[int, tuple[IkeSa, SpiRequest]] = {}
         self.policy = router.policy
         self.fips = bool(getattr(self.policy, "fips", False))
         # SIGNATURE_HASH_ALGORITHMS (RFC 7427 4): the SHA-2 hashes we verify signatures with under the
@@ -319,6 +325,8 @@ class Engine:
         self._out.append(Log(level, event, message))
 
     def _flush(self) -> list[Action]:
+        if self._unclaimed:
+            self._release_unclaimed()
         out = self._out
         self._out = []
         nxt = self._rearm()
@@ -443,12 +451,35 @@ class Engine:
             if spi != bytes(8) and spi not in self.sas.by_spi:
                 return spi
 
-    def new_child_spi(self) -> int:
-        while True:
-            spi = int.from_bytes(self.router.random(4), "big")
-            # 1-255 are reserved by IANA (RFC 4303 2.1); 0 is never an SPI
-            if spi >= 256 and self.find_child(spi) is None:
-                return spi
+    def new_child_spi(self, sa: IkeSa, child: ChildConfig) -> int:
+        """Our inbound SPI for a Child SA of `child` on `sa`, from the SpiAllocator. It stays reserved
+        for the exchange that offers it: claimed by install_child, released by _release_unclaimed once
+        nothing refers to it. Raises SpiUnavailable."""
+        req = SpiRequest(sa.local[0], sa.remote[0], self.reqid(sa.conn.name, child.name, child.reqid),
+                         child.mode == "transport")
+        spare: list[int] = []
+        try:
+            for _ in range(8):
+                spi = self.spis.allocate(req)
+                # the engine names Child SAs by inbound SPI across all local addresses: one the kernel
+                # gave for another address may collide
+                if spi >= SPI_MIN and self.find_child(spi) is None and spi not in self._unclaimed:
+                    self._unclaimed[spi] = (sa, req)
+                    return spi
+                spare.append(spi)
+            raise SpiUnavailable("no inbound SPI free of the engine's Child SAs after 8 tries")
+        finally:
+            for spi in spare:
+                if spi not in self._unclaimed:
+                    self.spis.release(req, spi)
+
+    def _release_unclaimed(self) -> None:
+        """Release the SPIs of exchanges that ended without a Child SA (refused, failed, their IKE SA gone)."""
+        for spi, (sa, req) in list(self._unclaimed.items()):
+            if self._live(sa) and _offers(sa, spi):
+                continue
+            del self._unclaimed[spi]
+            self.spis.release(req, spi)
 
     def nonce(self) -> bytes:
         return bytes(self.router.random(NONCE_SIZE))
@@ -570,6 +601,7 @@ class Engine:
         outbound = SaDirection(child.spi_out, sa.local[0], sa.remote[0], s.encr, s.encr_key_bits, out_e, s.integ,
                                out_a)
         encap = (sa.local[1], sa.remote[1]) if (sa.nat_local or sa.nat_remote or sa.conn.encap) else None
+        self._unclaimed.pop(child.spi_in, None)
         self.sas.add_child(sa, child)
         self.touch(sa)
         self.emit(InstallChildSa(sa.name, sa.conn.name, child.name, child.reqid, child.mode, inbound, outbound,
@@ -641,6 +673,12 @@ def _packed(ip: str) -> bytes:
 def _system_wallclock() -> datetime:
     # only for drivers that pass neither `wall` nor a `wallclock` (see the module docstring)
     return datetime.now(UTC)
+
+
+def _offers(sa: IkeSa, spi: int) -> bool:
+    """Does an exchange of `sa` still under way hold `spi` as the inbound SPI of the Child SA it makes?"""
+    return any(ex is not None and ex.spi_in == spi for ex in (sa.exchange, sa.auth_exchange)) or (
+        sa.followup is not None and sa.followup.spi_in == spi)
 
 
 def _ts_text(ts: Sequence[Any]) -> str:

@@ -113,6 +113,7 @@ class FollowupResponder:
     exchanges: FollowupKeyExchanges = field(repr=False)
     finish: Callable[[float], None] = field(repr=False)
     deadline: float = 0.0
+    spi_in: int = 0  # our inbound SPI for the Child SA it makes (0: an IKE SA rekey)
 
 
 @dataclass(slots=True)

@@ -56,6 +56,13 @@ def test_route_acquire_refused_sa_and_sigterm(hosts: ssh.TwoHosts, pki: ssh.Pki,
         # the Child SA is deleted again (the peer told), the IKE SA stays, the trap comes back
         moon.wait_log("child-sa-install-failed [gw]")
         sun.wait_log("child-sa-install-failed [gw]")
+        # the inbound SPI each daemon negotiated is the kernel's (ALLOCSPI): its install is the UPDSA of
+        # that larval SA (which this ESP-less kernel refuses), for the SPI the engine installed
+        for d in (moon, sun):
+            text = d.log_text()
+            spi_in = re.search(r"child-sa-installed .* in ([0-9a-f]{8}) out", text)
+            assert spi_in is not None, text
+            assert re.search(rf"child-sa-install-failed \[gw\] .*UPDSA: \w+ \(spi 0x{spi_in[1]} ", text), text
         deadline = time.monotonic() + 10
         while any(sa["children"] for sa in _ike(moon) + _ike(sun)) and time.monotonic() < deadline:
             time.sleep(0.05)

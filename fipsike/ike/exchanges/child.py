@@ -35,6 +35,7 @@ from fipsike.ike.proposals import (
 )
 from fipsike.ike.registry import NotifyType
 from fipsike.ike.sa import ChildSa, Exchange, IkeSa
+from fipsike.ike.spis import SpiUnavailable
 from providers.handles import SecretKey
 
 
@@ -79,7 +80,7 @@ def request_payloads(ctx: IkeContext, sa: IkeSa, ex: Exchange, cfg: ChildConfig,
                      remote_ts: tuple[TrafficSelectorSpec, ...] | None = None) -> tuple[list[Payload], list[Payload]]:
     """(notifies and SA, TSi/TSr): the caller puts Nonce/KE between them as RFC 7296 orders them."""
     ex.child_cfg = cfg
-    ex.spi_in = ctx.new_child_spi()
+    ex.spi_in = ctx.new_child_spi(sa, cfg)  # SpiUnavailable: the caller gives up this Child SA
     spi = ex.spi_in.to_bytes(4, "big")
     ex.esp_proposals = tuple(s.to_proposal(i + 1, spi) for i, s in enumerate(_specs(cfg, in_ike_auth)))
     dl, dr = default_ts(sa, cfg)
@@ -176,6 +177,14 @@ def _negotiate_raising(ctx: IkeContext, sa: IkeSa, sa_p: SecurityAssociation, ts
     if not ts_found:
         raise ChildError(NotifyType.TS_UNACCEPTABLE, "no configured Child SA fits the traffic selectors")
     raise ChildError(NotifyType.NO_PROPOSAL_CHOSEN, "no acceptable ESP proposal")
+
+
+def responder_spi(ctx: IkeContext, sa: IkeSa, cfg: ChildConfig, notify: NotifyType) -> int:
+    """Responder: our inbound SPI, or ChildError(notify) when none can be had."""
+    try:
+        return ctx.new_child_spi(sa, cfg)
+    except SpiUnavailable as e:
+        raise ChildError(notify, f"no inbound SPI: {e}") from None
 
 
 def response_payloads(n: Negotiated, spi_in: int) -> tuple[list[Payload], list[Payload]]:

@@ -30,6 +30,7 @@ from fipsike.ike.proposals import (
 )
 from fipsike.ike.registry import ExchangeType, NotifyType, ProtocolId
 from fipsike.ike.sa import ChildSa, ChildState, Exchange, FollowupResponder, IkeSa, IkeState, Task
+from fipsike.ike.spis import SpiUnavailable
 from fipsike.ike.tasks import Received, TaskKind
 from providers.algorithms import KeyExchange
 from providers.errors import InvalidKeyShare, ProviderError
@@ -77,7 +78,12 @@ def start_create(ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
         ctx.log("error", "config", f"{sa.conn.name}: no child {task.child}")
         return
     ex = Exchange(TaskKind.CREATE_CHILD, nonce=ctx.nonce(), tries=task.tries)
-    head, tail = childmod.request_payloads(ctx, sa, ex, cfg, in_ike_auth=False)
+    try:
+        head, tail = childmod.request_payloads(ctx, sa, ex, cfg, in_ike_auth=False)
+    except SpiUnavailable as e:
+        ctx.log("error", "spi-unavailable", f"{sa.conn.name}/{cfg.name}: {e}")
+        ctx.emit(ChildSaFailed(sa.name, sa.conn.name, cfg.name, "SPI_UNAVAILABLE"))
+        return
     group = _first_group(childmod.pfs_group(cfg), task.group)
     payloads = head + [Nonce(ex.nonce)] + _ke_payload(ctx, ex, group) + tail
     sa.exchange = ex
@@ -90,8 +96,13 @@ def start_rekey_child(ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> Non
         return
     old.state = ChildState.REKEYING
     ex = Exchange(TaskKind.REKEY_CHILD, nonce=ctx.nonce(), rekey_spi=old.spi_in)
-    head, tail = childmod.request_payloads(ctx, sa, ex, old.config, in_ike_auth=False, local_ts=old.local_ts,
-                                           remote_ts=old.remote_ts)
+    try:
+        head, tail = childmod.request_payloads(ctx, sa, ex, old.config, in_ike_auth=False, local_ts=old.local_ts,
+                                               remote_ts=old.remote_ts)
+    except SpiUnavailable as e:
+        old.state = ChildState.INSTALLED
+        _rekey_child_refused(ctx, sa, old, f"no inbound SPI ({e})", now, permanent=False)
+        return
     ex.transport = old.mode == "transport"
     group = _first_group(childmod.pfs_group(old.config), task.group)
     payloads: list[Payload] = [Notify.rekey_sa(ProtocolId.ESP, old.spi_in.to_bytes(4, "big"))]
@@ -460,7 +471,15 @@ def handle_request(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None
         ctx.notify_error(sa, e.notify.name, str(e))
         ctx.send_response(sa, msg, [Notify.error(e.notify, e.data)])
         return
-    spi_in = ctx.new_child_spi()
+    try:
+        # no SPI now is a passing trouble: the peer may try again (RFC 7296 2.25)
+        spi_in = childmod.responder_spi(ctx, sa, n.cfg, NotifyType.TEMPORARY_FAILURE)
+    except childmod.ChildError as e:
+        if shared is not None:
+            shared.wipe()
+        ctx.notify_error(sa, e.notify.name, str(e))
+        ctx.send_response(sa, msg, [Notify.error(e.notify, e.data)])
+        return
     nr = ctx.nonce()
     head, tail = childmod.response_payloads(n, spi_in)
     ni = nonce.data
@@ -473,7 +492,7 @@ def handle_request(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None
 
     methods = additional_key_exchanges(n.proposal)
     if methods:
-        link = _await_followup(ctx, sa, methods, shared, make, now)
+        link = _await_followup(ctx, sa, methods, shared, make, now, spi_in)
         ctx.send_response(sa, msg, head + [Nonce(nr)] + ke_reply + tail + [link])
         return
     try:
@@ -485,7 +504,8 @@ def handle_request(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None
 
 
 def _await_followup(ctx: IkeContext, sa: IkeSa, methods: tuple[KeyExchange, ...], shared: SecretKey | None,
-                    make: Callable[[float, SecretKey | None, list[SecretKey]], None], now: float) -> Notify:
+                    make: Callable[[float, SecretKey | None, list[SecretKey]], None], now: float,
+                    spi_in: int = 0) -> Notify:
     """Responder: hold the CREATE_CHILD_SA's state for its IKE_FOLLOWUP_KE exchanges (RFC 9370 2.2.4);
     the ADDITIONAL_KEY_EXCHANGE notify (link 1) for the response."""
     fk = FollowupKeyExchanges(ctx.router, False, methods, shared)
@@ -499,7 +519,7 @@ def _await_followup(ctx: IkeContext, sa: IkeSa, methods: tuple[KeyExchange, ...]
 
     if sa.followup is not None:  # a peer that started another before finishing: the old one is dropped
         sa.followup.exchanges.wipe()
-    sa.followup = FollowupResponder(fk, finish, now + RESPONDER_WAIT)
+    sa.followup = FollowupResponder(fk, finish, now + RESPONDER_WAIT, spi_in)
     return fk.create_response_notify()
 
 

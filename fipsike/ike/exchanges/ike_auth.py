@@ -47,6 +47,7 @@ from fipsike.ike.payloads import (
 from fipsike.ike.proposals import admits
 from fipsike.ike.registry import AuthMethod, CertEncoding, ExchangeType, NotifyType, ProtocolId
 from fipsike.ike.sa import Exchange, IkeSa, IkeState, Task
+from fipsike.ike.spis import SpiUnavailable
 from fipsike.ike.tasks import Received, TaskKind
 from providers.errors import ProviderError
 
@@ -199,7 +200,12 @@ def start(ctx: IkeContext, sa: IkeSa, task: Task, now: float) -> None:
         return
     ex = Exchange(TaskKind.IKE_AUTH, nonce=sa.ni)
     if sa.first_child is not None:
-        head, tail = childmod.request_payloads(ctx, sa, ex, sa.first_child, in_ike_auth=True)
+        try:
+            head, tail = childmod.request_payloads(ctx, sa, ex, sa.first_child, in_ike_auth=True)
+        except SpiUnavailable as e:
+            ctx.log("error", "spi-unavailable", f"{conn.name}/{sa.first_child.name}: {e}")
+            ctx.drop_ike(sa, "no inbound SPI", failed=True)
+            return
         payloads += head + tail
     sa.auth_exchange = ex
     sa.state = IkeState.AUTH_SENT
@@ -323,7 +329,7 @@ def handle_request(ctx: IkeContext, sa: IkeSa, msg: Message, now: float) -> None
     if msg.get(SecurityAssociation) is not None:
         try:
             n = childmod.negotiate(ctx, sa, msg, in_ike_auth=True)
-            spi_in = ctx.new_child_spi()
+            spi_in = childmod.responder_spi(ctx, sa, n.cfg, NotifyType.NO_PROPOSAL_CHOSEN)
             head, tail = childmod.response_payloads(n, spi_in)
             new_child = childmod.make_child(ctx, sa, n.cfg, n.proposal, spi_in, int.from_bytes(n.proposal.spi, "big"),
                                             n.local_ts, n.remote_ts, n.transport, sa.ni, sa.nr, None, False, now)
