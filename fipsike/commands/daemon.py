@@ -13,6 +13,7 @@ from typing import Any
 from compliance.modes import FipsMode, ModeError
 from fipsike.commands.importp12 import CommandError, add_token_options, token_config
 from fipsike.commands.selftest import add_fips_mode_option, decide_mode, start_module
+from fipsike.config.secrets import SecretsFilePin
 from fipsike.daemon.config_seam import (
     DEFAULT_CONFIG,
     DEFAULT_CTL,
@@ -47,7 +48,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--kernel", choices=("xfrm", "memory"), default="xfrm",
                    help="SA backend: xfrm (the kernel) or memory (tests only; refused in FIPS mode required)")
     add_fips_mode_option(p)
-    add_token_options(p, required=False)
+    add_token_options(p, required=False, daemon=True)
     p.set_defaults(func=run)
 
 
@@ -83,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     # 2. self-tests: nothing below runs on a module that is not operational
     try:
-        pkcs11 = token_config(args, required=False)
+        # libreswan gives the token PIN in ipsec.secrets (`: PIN "..."`): used unless --pin-file/--pin-env say
+        pin_entry = loaded.secrets.pin()
+        pin_source = SecretsFilePin(pin_entry.location.file) if pin_entry is not None else None
+        pkcs11 = token_config(args, required=False, pin_source=pin_source)
     except CommandError as exc:
         print(f"fipsike daemon: error: {exc}", file=sys.stderr)
         return 2

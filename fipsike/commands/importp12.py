@@ -21,7 +21,7 @@ from certs.pkcs12_import import ImportRefused, import_pkcs12
 from certs.store import DEFAULT_STORE_DIR, CertStore, CertStoreError, check_writable, default_store_dir
 from fipsike.commands.selftest import add_fips_mode_option, start_module
 from providers.errors import ProviderError
-from providers.pkcs11.config import SOFTHSM2_MODULE, Pkcs11Config
+from providers.pkcs11.config import SOFTHSM2_MODULE, PinSource, Pkcs11Config
 
 ENV_P12_PASSWORD = "FIPSIKE_P12_PASSWORD"  # noqa: S105 - the variable's name, not a password
 ENV_PIN = "FIPSIKE_PIN"
@@ -43,7 +43,7 @@ def add_profile_option(p: argparse.ArgumentParser) -> None:
     add_fips_mode_option(p, profile_alias=True)
 
 
-def add_token_options(p: argparse.ArgumentParser, required: bool) -> None:
+def add_token_options(p: argparse.ArgumentParser, required: bool, daemon: bool = False) -> None:
     g = p.add_argument_group("PKCS#11 token")
     g.add_argument("--module", metavar="PATH", default=None,
                    help=f"PKCS#11 module (default: ${ENV_MODULE} or {SOFTHSM2_MODULE})")
@@ -52,10 +52,14 @@ def add_token_options(p: argparse.ArgumentParser, required: bool) -> None:
                                                                   "private keys are not looked up"))
     g.add_argument("--pin-file", metavar="FILE", default=None, help="file holding the user PIN")
     g.add_argument("--pin-env", metavar="VAR", default=None,
-                   help=f"environment variable holding the user PIN (default: {ENV_PIN})")
+                   help=f"environment variable holding the user PIN (default: {ENV_PIN}"
+                        + (", after the secrets file's ': PIN' entry" if daemon else "") + ")")
 
 
-def token_config(args: argparse.Namespace, required: bool) -> Pkcs11Config | None:
+def token_config(args: argparse.Namespace, required: bool,
+                 pin_source: PinSource | None = None) -> Pkcs11Config | None:
+    """The token of --token / $FIPSIKE_TOKEN. Its PIN: --pin-file, else --pin-env, else `pin_source` (the
+    daemon's ipsec.secrets `: PIN` entry), else $FIPSIKE_PIN."""
     label = args.token or os.environ.get(ENV_TOKEN)
     if not label:
         if required:
@@ -65,6 +69,8 @@ def token_config(args: argparse.Namespace, required: bool) -> Pkcs11Config | Non
     check_module(module)
     if args.pin_file:
         return Pkcs11Config(module_path=module, token_label=label, pin_file=args.pin_file)
+    if args.pin_env is None and pin_source is not None:
+        return Pkcs11Config(module_path=module, token_label=label, pin_source=pin_source)
     return Pkcs11Config(module_path=module, token_label=label, pin_env=args.pin_env or ENV_PIN)
 
 

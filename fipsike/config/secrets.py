@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fipsike.config.errors import ConfigError, ConfigUnreadable, Diagnostic, Location
+from providers.pkcs11.config import PinUnavailable
 
 MAX_DEPTH = 10
 
@@ -220,3 +221,31 @@ def read_pin_file(path: Path | str) -> Secret:
     if not pin or "\n" in pin:
         raise ConfigError(Diagnostic(Location(str(p), 1), "a PIN file holds one line: the PIN"))
     return Secret(pin.encode("utf-8"))
+
+
+class SecretsFilePin:
+    """The token PIN of an ipsec.secrets `: PIN "..."` entry (libreswan's way to give it), as a
+    providers PinSource: the file is read again when the token session opens, so the PIN is held
+    nowhere in between. Errors name the file and line only (parse_secrets' rule)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def read_pin(self) -> str:
+        try:
+            entry = parse_secrets(self.path).pin()
+        except ConfigError as exc:
+            raise PinUnavailable(f"cannot read the PIN from {self.path}: {exc}") from None
+        if entry is None:
+            raise PinUnavailable(f"{self.path} has no ': PIN' entry")
+        try:
+            return entry.secret.reveal().decode("utf-8")
+        except UnicodeDecodeError:
+            # the codec's message would quote a byte of the PIN
+            raise PinUnavailable(f"{entry.location}: the PIN is not UTF-8") from None
+
+    def __repr__(self) -> str:
+        return f"SecretsFilePin({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return f"{self.path} (': PIN' entry)"

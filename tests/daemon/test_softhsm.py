@@ -72,3 +72,62 @@ def test_no_token_and_no_key_file_is_a_clear_error(hosts: ssh.TwoHosts, pki: ssh
     assert moon.log_text().splitlines()[-1] == (
         f"fipsike daemon: error: {moon.config}:{line}: conn gw: leftcert: neither {moon.dir}/private/moon.test.key "
         "nor a key on the token; no PKCS#11 token is configured (fipsike daemon --token LABEL)")
+
+
+def _secrets(path: Path, pin: str) -> Path:
+    path.write_text(f"# the token's user PIN, as libreswan gives it\n: PIN \"{pin}\"\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_up_with_the_pin_from_ipsec_secrets(hosts: ssh.TwoHosts, pki: ssh.Pki, tmp_path: Path,
+                                           token: dict[str, str]) -> None:
+    """No --pin-file: the daemon logs in with ipsec.secrets' `: PIN` entry (libreswan's place for it)."""
+    moon = DaemonProc(tmp_path / "moon", hosts.left.netns, [moon_conn(hosts, pki, leftkey=None)],
+                      env={"SOFTHSM2_CONF": token["SOFTHSM2_CONF"], "FIPSIKE_PIN": ""})
+    moon.extra_args = ["--token", LABEL, "--secrets", str(_secrets(tmp_path / "ipsec.secrets", PIN))]
+    sun = DaemonProc(tmp_path / "sun", hosts.right.netns, [sun_conn(hosts, pki)])
+    try:
+        moon.start()
+        sun.start()
+        assert f"token {LABEL}" in moon.log_text()
+        r = moon.cli("up", "gw")
+        assert r.returncode == 0, (r.stdout, moon.log_text()[-2000:])
+        status = moon.cli("status", "--json").stdout
+        assert json.loads(status)["ike_sas"][0]["state"] == "established"
+        listing = json.dumps(moon.call("status")) + json.dumps(moon.call("trafficstatus"))
+        assert moon.stop() == 0
+        for text in (moon.log_text(), status, r.stdout, r.stderr, listing):
+            assert PIN not in text and PIN.encode().hex() not in text
+    finally:
+        moon.kill9()
+        sun.kill9()
+
+
+def test_a_wrong_pin_in_ipsec_secrets_is_a_clear_error_without_the_pin(hosts: ssh.TwoHosts, pki: ssh.Pki,
+                                                                     tmp_path: Path, token: dict[str, str]) -> None:
+    wrong = "Zx7WrongCanaryPin31"
+    moon = DaemonProc(tmp_path / "moon", hosts.left.netns, [moon_conn(hosts, pki, leftkey=None)],
+                      env={"SOFTHSM2_CONF": token["SOFTHSM2_CONF"], "FIPSIKE_PIN": PIN})
+    moon.extra_args = ["--token", LABEL, "--secrets", str(_secrets(tmp_path / "ipsec.secrets", wrong)),
+                       "--verbose"]
+    moon.start(wait_ready=False)
+    assert moon.proc is not None and moon.proc.wait(60) != 0
+    text = moon.log_text()
+    assert "PIN incorrect" in text, text[-2000:]  # the secrets file's PIN was tried, not $FIPSIKE_PIN
+    for canary in (wrong, PIN):
+        assert canary not in text and canary.encode().hex() not in text
+
+
+def test_pin_file_wins_over_ipsec_secrets(hosts: ssh.TwoHosts, pki: ssh.Pki, tmp_path: Path,
+                                          token: dict[str, str]) -> None:
+    moon = DaemonProc(tmp_path / "moon", hosts.left.netns, [moon_conn(hosts, pki, leftkey=None)],
+                      env={"SOFTHSM2_CONF": token["SOFTHSM2_CONF"]})
+    moon.extra_args = ["--token", LABEL, "--pin-file", token["pin_file"],
+                       "--secrets", str(_secrets(tmp_path / "ipsec.secrets", "Zx7WrongCanaryPin31"))]
+    try:
+        moon.start()
+        assert f"token {LABEL}" in moon.log_text()
+        assert moon.stop() == 0
+    finally:
+        moon.kill9()
