@@ -7,6 +7,7 @@ take raw bytes out is Router.release_esp_key (audited).
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from providers.algorithms import KeyExchange, KeySpec
@@ -81,10 +82,21 @@ class SecretKey:
         return id(self)
 
 
+# Every PrivateKey handle not yet collected: live_private_keys() counts the unwiped ones, so a caller that
+# imports keys again and again (a daemon's reload) can be shown to release what it no longer uses.
+_PRIVATE_KEYS: weakref.WeakSet[PrivateKey] = weakref.WeakSet()
+
+
+def live_private_keys(owner: str | None = None) -> int:
+    """Private key handles still usable (not wiped, still referenced), of `owner` or of every provider.
+    An unreachable handle in a reference cycle counts until the garbage collector runs."""
+    return sum(1 for k in list(_PRIVATE_KEYS) if not k.wiped and (owner is None or k.owner == owner))
+
+
 class PrivateKey:
     """A long-term private key, held by OpenSSL (in memory) or by a PKCS#11 token."""
 
-    __slots__ = ("spec", "owner", "label", "key_id", "_impl", "_public", "_plans")
+    __slots__ = ("spec", "owner", "label", "key_id", "_impl", "_public", "_plans", "__weakref__")
 
     def __init__(self, spec: KeySpec, owner: str, impl: Any, public_key: Any, label: str = "",
                  key_id: bytes = b"") -> None:
@@ -96,6 +108,7 @@ class PrivateKey:
         self._public = public_key
         # providers/ only: the Router's admitted signing plans, {(scheme, raw): (ticket, sign(data))}
         self._plans: dict[Any, Any] = {}
+        _PRIVATE_KEYS.add(self)
 
     def public_key(self) -> Any:
         """The public half as a `cryptography` public key object (safe to share)."""

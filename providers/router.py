@@ -50,7 +50,7 @@ from providers.errors import (
     PolicyViolation,
     UnsupportedOperation,
 )
-from providers.handles import KeyShare, PrivateKey, SecretKey
+from providers.handles import KeyShare, PrivateKey, SecretKey, live_private_keys
 from providers.limits import FAMILY, Meter, UsageLimits
 from providers.pkcs11.config import Pkcs11Config
 from providers.policy import Policy, key_spec_of
@@ -502,6 +502,11 @@ class Router:
             key = token.find_private_key(label=uri_or_label)
         self.policy.check_key(key.spec)
         return key
+
+    def live_private_keys(self) -> dict[str, int]:
+        """Private key handles still usable (not wiped, still referenced) per provider name of this
+        router, over the process: a caller that imports keys repeatedly can check it releases them."""
+        return {name: live_private_keys(name) for name in self._owners}
 
     def find_private_key(self, public_key: Any) -> PrivateKey:
         """The token's private key whose public half is `public_key` (e.g. a certificate's)."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
 import re
 import stat
 from collections.abc import Sequence
@@ -101,12 +102,43 @@ class ThreadedHost:
         return self.host.default_route_address(version)
 
 
+class PemKeyCache:
+    """The handles of <ipsecdir>/private PEM keys by file, kept across loads: a reload reuses the handle of
+    a key file that has not changed (same inode, size, mtime and ctime) instead of importing it again, so
+    handles do not pile up in the provider and each key's pairwise-consistency test runs once per file.
+    A load forgets the files it no longer uses (`keep_only`); the daemon wipes handles nothing uses."""
+
+    def __init__(self) -> None:
+        self._keys: dict[Path, tuple[tuple[int, ...], PrivateKey]] = {}
+
+    @staticmethod
+    def signature(st: os.stat_result) -> tuple[int, ...]:
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def get(self, path: Path, sig: tuple[int, ...]) -> PrivateKey | None:
+        hit = self._keys.get(path)
+        if hit is None or hit[0] != sig or hit[1].wiped:
+            return None
+        return hit[1]
+
+    def put(self, path: Path, sig: tuple[int, ...], key: PrivateKey) -> None:
+        self._keys[path] = (sig, key)
+
+    def keep_only(self, paths: set[Path]) -> None:
+        for p in set(self._keys) - paths:
+            del self._keys[p]
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 class IpsecConfLoader:
     """The LOADER for ipsec.conf: `loader(paths, router) -> DaemonConfig`, or ConfigError in one line."""
 
     def __init__(self, fips_mode: FipsMode = FipsMode.POLICY, host: HostAddresses | None = None) -> None:
         self.fips_mode = fips_mode
         self.host = host or ThreadedHost()
+        self.pem_keys = PemKeyCache()
 
     def __call__(self, paths: ConfigPaths, router: KeyImporter) -> DaemonConfig:
         return self.build(self.parse(paths), paths, router)
@@ -121,7 +153,7 @@ class IpsecConfLoader:
                                                 f"{paths.config})" if more else "")) from None
 
     def build(self, loaded: LoadedConfig, paths: ConfigPaths, router: KeyImporter) -> DaemonConfig:
-        stores = _Stores(paths.ipsecdir, router)
+        stores = _Stores(paths.ipsecdir, router, self.pem_keys)
         crl_strict = bool(loaded.setup_value("crl-strict", False))
         warnings = [str(w) for w in loaded.warnings]
         entries: list[ConnEntry] = []
@@ -149,6 +181,7 @@ class IpsecConfLoader:
                                  f"crl-strict={crl_strict}", *(f"cert={c.serial_number:x}" for c in certs)])
             entries.append(ConnEntry(conn, auto, source, spec))
         folder = CrlFolder(paths.ipsecdir / "crls", router, stores.anchors(), stores.intermediates())
+        self.pem_keys.keep_only(stores.pem_used)
         return DaemonConfig(tuple(entries), None, crls=CrlFolderSource(folder), warnings=tuple(warnings),
                             invariants=loaded.invariant_config())
 
@@ -164,9 +197,11 @@ def _is_ca(c: StoredCert) -> bool:
 class _Stores:
     """<ipsecdir>/certs, <ipsecdir>/cacerts and <ipsecdir>/private, read once per load."""
 
-    def __init__(self, ipsecdir: Path, router: KeyImporter) -> None:
+    def __init__(self, ipsecdir: Path, router: KeyImporter, pem_keys: PemKeyCache | None = None) -> None:
         self.ipsecdir = ipsecdir
         self.router = router
+        self.pem_keys = pem_keys if pem_keys is not None else PemKeyCache()
+        self.pem_used: set[Path] = set()
         try:
             self.certs = CertStore(ipsecdir / "certs", router)
             self.cacerts = CertStore(ipsecdir / "cacerts", router)
@@ -244,6 +279,13 @@ class _Stores:
             st = path.stat()
             if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
                 raise _err(loc, spec, kw, f"{path} is readable by group or others (chmod 600 {path})")
+            sig = PemKeyCache.signature(st)
+            cached = self.pem_keys.get(path, sig)
+            if cached is not None:  # the file as last imported: its handle again (the certificate may differ)
+                if not same_public_key(cached.public_key(), entry.cert.public_key()):
+                    raise _err(loc, spec, kw, f"{path} is not the private key of certificate {entry.nickname!r}")
+                self.pem_used.add(path)
+                return cached
             data = path.read_bytes()
         except OSError as exc:
             raise _err(loc, spec, kw, f"{path}: {exc.strerror or type(exc).__name__}") from None
@@ -258,7 +300,10 @@ class _Stores:
             # the parser's message may quote the file: say only which file it was
             raise _err(loc, spec, kw, f"{path} is not an unencrypted PEM private key") from None
         if not same_public_key(key.public_key(), entry.cert.public_key()):
+            key.wipe()
             raise _err(loc, spec, kw, f"{path} is not the private key of certificate {entry.nickname!r}")
+        self.pem_keys.put(path, sig, key)
+        self.pem_used.add(path)
         return key
 
     def _chain(self, cert: x509.Certificate) -> tuple[x509.Certificate, ...]:

@@ -57,10 +57,12 @@ from fipsike.ike.actions import (
     Log,
     SendDatagram,
 )
+from fipsike.ike.config import Connection
 from fipsike.ike.engine import Engine
 from fipsike.ike.sa import IkeState
 from fipsike.kernel.api import Kernel
 from fipsike.kernel.types import Acquire, EventsLost, Expire, KernelError, Mode
+from providers.handles import PrivateKey
 
 NAT_KEEPALIVE_INTERVAL = 20.0  # RFC 3948 4: "keepalive interval ... 20 seconds" is the common default
 SHUTDOWN_GRACE = 2.0  # seconds to let DELETE exchanges finish on SIGTERM
@@ -414,6 +416,7 @@ class Daemon:
 
     # --- reload --------------------------------------------------------------------------------------
     def reload(self) -> JsonObject:
+        before = _keys_of(e.connection for e in self.config.connections)
         new = with_reqids(self.loader(self.options.paths, self.router), self.reqids)
         for warning in new.warnings:
             self.event("warning", "config-warning", None, warning)
@@ -435,8 +438,24 @@ class Daemon:
         for name in added + changed:
             self.engine.add_connection(new_by[name].connection)
             self._guarded("auto", self._apply_auto, new_by[name])
-        self.event("info", "reloaded", None, f"added {added} removed {removed} changed {changed}")
+        released = self._release_keys(before)
+        self.event("info", "reloaded", None, f"added {added} removed {removed} changed {changed}"
+                   + (f"; {released} unused key handles released" if released else ""))
         return {"added": added, "removed": removed, "changed": changed, **oe_result}
+
+    def _release_keys(self, candidates: dict[int, PrivateKey]) -> int:
+        """Wipe the private key handles of the replaced configuration that nothing uses any more: not the
+        new configuration, not the engine's connections (an unchanged conn keeps its first Connection), not
+        an IKE SA still under way. Without this every reload would leave one more handle per key."""
+        in_use = _keys_of(e.connection for e in self.config.connections)
+        in_use.update(_keys_of(self.engine.connections.values()))
+        in_use.update(_keys_of(c for sa in self.engine.sas for c in (sa.conn, *sa.candidates)))
+        n = 0
+        for ident, key in candidates.items():
+            if ident not in in_use and not key.wiped:
+                key.wipe()
+                n += 1
+        return n
 
     # --- control requests ----------------------------------------------------------------------------
     async def request(self, cmd: str, args: JsonObject) -> object:
@@ -550,6 +569,10 @@ class Daemon:
                         "spi_in": f"{c.spi_in:08x}", "spi_out": f"{c.spi_out:08x}", "local": str(c.local),
                         "remote": str(c.remote), "in": counters["in"], "out": counters["out"]})
         return {"child_sas": out}
+
+
+def _keys_of(conns: Iterable[Connection]) -> dict[int, PrivateKey]:
+    return {id(c.private_key): c.private_key for c in conns if c.private_key is not None}
 
 
 def serve(daemon: Daemon) -> int:
