@@ -17,9 +17,44 @@ CACHE = Path(os.environ.get("UML_WORK", "/var/cache/fipsike-uml"))
 HAS_AMX = "amx_tile" in Path("/proc/cpuinfo").read_text()
 
 
+# guest-run.sh waits this long (GUEST_LOCK_WAIT, its default read from the script) for another run's guest
+_LOCK_WAIT_DEFAULT = re.search(r"GUEST_LOCK_WAIT:-(\d+)", Path(GUEST_RUN).read_text())
+LOCK_WAIT_DEFAULT = int(_LOCK_WAIT_DEFAULT.group(1)) if _LOCK_WAIT_DEFAULT else 900
+LOCK_MARGIN = 30.0  # the script's own start-up before and after the wait
+
+
+def lock_wait(env: dict[str, str]) -> float:
+    """The seconds guest-run.sh may wait for the guest lock under this environment."""
+    return float(env.get("GUEST_LOCK_WAIT") or os.environ.get("GUEST_LOCK_WAIT") or LOCK_WAIT_DEFAULT)
+
+
 def guest_run(*args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([GUEST_RUN, *args], capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ, **env), cwd=ROOT)
+    """scripts/guest-run.sh. `timeout`: what the run may take once it holds the guest lock; the wait for
+    the lock (other engineers' runs queue on it) comes on top, so a queued run is not killed while waiting."""
+    return subprocess.run([GUEST_RUN, *args], capture_output=True, text=True,
+                          timeout=timeout + lock_wait(env) + LOCK_MARGIN, env=dict(os.environ, **env), cwd=ROOT)
+
+
+def test_guest_run_waits_out_the_guest_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run queued behind another one may wait GUEST_LOCK_WAIT before its own time starts (no guest here)."""
+    seen: list[float] = []
+
+    def fake_run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        timeout = kw["timeout"]
+        assert isinstance(timeout, int | float)
+        seen.append(float(timeout))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.delenv("GUEST_LOCK_WAIT", raising=False)
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    script_wait = int(re.search(r'flock -w "\$\{GUEST_LOCK_WAIT:-(\d+)\}"', Path(GUEST_RUN).read_text())[1])
+    guest_run()
+    guest_run("--boot-check", timeout=180)
+    guest_run(GUEST_LOCK_WAIT="2700", timeout=120)
+    monkeypatch.setenv("GUEST_LOCK_WAIT", "60")
+    guest_run(timeout=100)
+    assert seen[0] > script_wait + 600 and seen[1] > script_wait + 180
+    assert seen[2] > 2700 + 120 and 100 + 60 < seen[3] < script_wait
 
 
 def test_the_guest_boots_with_every_module() -> None:

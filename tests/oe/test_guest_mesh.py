@@ -15,7 +15,7 @@ pytestmark = pytest.mark.netns
 
 def test_opportunistic_mesh_esp_in_the_guest() -> None:
     cmd = f"{sys.executable} -m pytest -p no:cacheprovider -q -s -m guest tests/oe/guest"
-    r = guest_run(GUEST_CMD=cmd, GUEST_TIMEOUT="1500", timeout=2700)
+    r = guest_run(GUEST_CMD=cmd, GUEST_TIMEOUT="1500", timeout=1800)  # the lock wait comes on top
     output = r.stdout + r.stderr
     assert r.returncode == 0, f"guest run failed (exit {r.returncode}):\n{output[-6000:]}"
     assert re.search(r"\b1 passed", output), output[-3000:]
