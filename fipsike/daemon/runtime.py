@@ -5,8 +5,10 @@ operational), config, removal of fipsike-owned XFRM state left by a crash, socke
 auto= actions (route/ondemand install trap policies, start initiates). Then READY=1.
 
 Everything the engine returns goes through `carry`: datagrams out, the one timer re-armed,
-log lines, and InstallChildSa / DeleteChildSa to the kernel through the Installer. Kernel events
-come back: ACQUIRE initiates the trapped connection, a soft EXPIRE rekeys, a hard one deletes.
+log lines, and InstallChildSa / DeleteChildSa to the kernel through the Installer. The engine's inbound
+SPIs come from the kernel too (ALLOCSPI, fipsike.daemon.kernel_spis), so the inbound SA's install
+completes the larval SA that reserved its SPI. Kernel events come back: ACQUIRE initiates the
+trapped connection, a soft EXPIRE rekeys, a hard one deletes.
 
 Failure handling: an exception in one callback (a datagram, a timer, a kernel event, a control
 request) is logged by type and ends that piece of work only; a Child SA the kernel refuses is
@@ -112,7 +114,7 @@ class Daemon:
         self.oe = OeBridge.load(self, options.paths, router, self._fips(), self.reqids)
         config = self.oe.exclude(config)
         self.config = config
-        # inbound SPIs come from the kernel (ALLOCSPI), as the "engine actions go to XfrmKernel" asks
+        # inbound SPIs come from the kernel (ALLOCSPI): reserved there from the offer to the install
         spis = KernelSpis(kernel, lambda level, event, message: self.event(level, event, None, message))
         self.engine = Engine(router, [e.connection for e in config.by_name().values()], crl_source=config.crls,
                              spis=spis)

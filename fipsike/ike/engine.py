@@ -30,6 +30,10 @@ The driver's side of the contract:
   matters; an early or spurious timer() call is harmless.
 - InstallChildSa / DeleteChildSa: the kernel layer installs both directions;
   key bytes leave the provider only through router.release_esp_key.
+- Inbound Child SA SPIs: from the `spis` SpiAllocator the driver may inject
+  (fipsike.ike.spis; the daemon's reserves them in the kernel with ALLOCSPI, and
+  InstallChildSa's inbound SPI is then one it allocated); an SPI offered by an
+  exchange that ends without a Child SA is given back through its release().
 - Kernel events: expire(spi_in, hard, now) for XFRM EXPIRE; initiate() for
   an ACQUIRE (the connection and child that own the reqid).
 - DeadPeer(action): "clear" = nothing more; "hold" = the daemon installs hold
