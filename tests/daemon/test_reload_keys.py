@@ -1,6 +1,8 @@
 """A reload does not pile up private key handles in the provider: the handle of an unchanged PEM key file
 is reused (not imported again), and the handles of replaced keys and of removed conns are wiped once
-nothing uses them. Counted with Router.live_private_keys (providers.handles)."""
+nothing in the daemon uses them. Counted with Router.live_private_keys (providers.handles), which counts
+a handle until it is wiped or collected: the test keeps references to the replaced handles, as any other
+holder might (a log record, an SA under way), so only an explicit release keeps the count flat."""
 
 from __future__ import annotations
 
