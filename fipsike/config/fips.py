@@ -62,7 +62,7 @@ def check_conn(spec: ConnSpec, policy: Policy, secrets: Secrets | None,
         except LifetimeAboveLimit as exc:
             key = "ipsec-max-bytes" if "bytes" in str(exc) else "ipsec-max-packets"
             errors.append(Diagnostic(spec.where(key), f"{exc}: a usage limit can only be lowered", name, key))
-    if spec.authby == "secret" and secrets is not None:
+    if "secret" in (spec.left.auth, spec.right.auth) and secrets is not None:
         _check_psk(spec, secrets, fips, errors, warnings)
     if not fips:
         return spec
