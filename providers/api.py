@@ -64,9 +64,19 @@ class Provider(Protocol):
 
     def import_secret(self, material: bytes, kind: str) -> SecretKey: ...
 
+    def import_psk(self, secret: bytes, label: str) -> SecretKey:
+        """A pre-shared key (RFC 7296 2.15) as a handle of kind "PSK"; `label` (a conn name, never the
+        secret) is for audit. The caller drops its own copy: from here on only the handle exists."""
+        ...
+
     # --- PRF and the IKEv2 key derivation (RFC 7296 2.13-2.18, SP 800-135 5.1) ---
     def prf(self, alg: Prf, key: SecretKey, data: bytes) -> bytes:
         """prf(K, S) whose output is public (AUTH octets, cookies)."""
+        ...
+
+    def shared_key_auth(self, alg: Prf, key: SecretKey, octets: bytes) -> bytes:
+        """AUTH = prf(prf(key, "Key Pad for IKEv2"), octets) (RFC 7296 2.15): key is a PSK, or SK_pi /
+        SK_pr for NULL auth (RFC 7619 2.1). The inner prf output is a key and never leaves."""
         ...
 
     def skeyseed(self, alg: Prf, ni: bytes, nr: bytes, shared: SecretKey) -> SecretKey:
@@ -152,6 +162,8 @@ class IkeRouter(Protocol):
     def generate_secret(self, n: int, kind: str) -> SecretKey: ...
 
     def import_secret(self, material: bytes, kind: str) -> SecretKey: ...
+
+    def import_psk(self, secret: bytes, label: str) -> SecretKey: ...
 
     def prf(self, alg: Prf, key: SecretKey, data: bytes) -> bytes: ...
 

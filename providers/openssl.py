@@ -55,6 +55,8 @@ def _ffdh() -> Iterator[None]:
         yield
 
 NAME: Final = "openssl"
+KEY_PAD: Final = b"Key Pad for IKEv2"  # RFC 7296 section 2.15
+PSK_KIND: Final = "PSK"
 
 HASHES: Final[dict[HashAlg, hashes.HashAlgorithm]] = {
     HashAlg.SHA1: hashes.SHA1(),  # noqa: S303 - NAT_DETECTION/CERTREQ and legacy verify only (policy)
@@ -303,6 +305,11 @@ class OpenSSLProvider:
     def import_secret(self, material: bytes, kind: str) -> SecretKey:
         return SecretKey(material, kind, NAME)
 
+    def import_psk(self, secret: bytes, label: str) -> SecretKey:
+        if not secret:
+            raise InvalidInput(f"PSK {label!r} is empty")
+        return SecretKey(secret, PSK_KIND, NAME)
+
     # --- PRF and key derivation ------------------------------------------------
     @staticmethod
     def _hmac(alg: HashAlg, key: bytes, data: bytes) -> bytes:
@@ -319,6 +326,15 @@ class OpenSSLProvider:
 
     def prf(self, alg: Prf, key: SecretKey, data: bytes) -> bytes:
         return self._hmac(self._prf_hash(alg), key._bytes(), data)
+
+    def shared_key_auth(self, alg: Prf, key: SecretKey, octets: bytes) -> bytes:
+        # RFC 7296 2.15: AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>)
+        h = self._prf_hash(alg)
+        inner = bytearray(self._hmac(h, key._bytes(), KEY_PAD))
+        try:
+            return self._hmac(h, bytes(inner), octets)
+        finally:
+            inner[:] = bytes(len(inner))
 
     def skeyseed(self, alg: Prf, ni: bytes, nr: bytes, shared: SecretKey) -> SecretKey:
         # RFC 7296 section 2.14: SKEYSEED = prf(Ni | Nr, g^ir)  (= HKDF-Extract, SP 800-56C r2 5.1)

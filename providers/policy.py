@@ -272,6 +272,20 @@ ENTRIES: Final[list[PolicyEntry]] = [
 ]
 
 
+# Pre-shared keys (RFC 7296 2.15) are HMAC keys: at least half the PRF's output size in the fips
+# profile (FIPS 198-1 section 3 / SP 800-107 r1 section 5.4.3, "at least L/2"; libreswan's
+# crypt_prf_fips_key_size_min gives the same 16 / 24 / 32 octets for SHA2-256 / 384 / 512).
+PSK_RULE = "a PSK of at least half the PRF's output size (FIPS 198-1 section 3; SP 800-107 r1 section 5.4.3)"
+
+
+def psk_min_octets(alg: Prf) -> int:
+    """The shortest PSK the fips profile takes with this PRF (32 for a PRF it does not know)."""
+    try:
+        return alg.hash.digest_size // 2
+    except (KeyError, AttributeError):
+        return 32
+
+
 def table() -> list[dict[str, Any]]:
     """The whole allowlist as plain data (for the compliance report)."""
     return [e.as_dict() for e in ENTRIES]

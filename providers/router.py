@@ -53,7 +53,7 @@ from providers.errors import (
 from providers.handles import KeyShare, PrivateKey, SecretKey, live_private_keys
 from providers.limits import FAMILY, Meter, UsageLimits
 from providers.pkcs11.config import Pkcs11Config
-from providers.policy import Policy, key_spec_of
+from providers.policy import PSK_RULE, Policy, key_spec_of, psk_min_octets
 
 if TYPE_CHECKING:
     from providers.pkcs11.provider import Pkcs11Provider
@@ -215,6 +215,15 @@ class Router:
             self.gate.check()
         return self.openssl.import_secret(material, kind)
 
+    def import_psk(self, secret: bytes, label: str) -> SecretKey:
+        """A pre-shared key (ipsec.secrets) as a handle; its length is checked per PRF when it is used."""
+        if self.gate.refusing:
+            self.gate.check()
+        handle = self.openssl.import_psk(bytes(secret), label)
+        audit_log.info("imported a %d-octet PSK for %s", len(handle), label,
+                       extra={"audit": "psk-import", "key_octets": len(handle), "label": label})
+        return handle
+
     # --- PRF and key derivation --------------------------------------------------------
     def prf(self, alg: Prf, key: SecretKey, data: bytes) -> bytes:
         if self.gate.refusing:
@@ -223,19 +232,18 @@ class Router:
         return self.openssl.prf(alg, key, data)
 
     def shared_key_auth(self, alg: Prf, key: SecretKey, octets: bytes) -> bytes:
-        """AUTH = prf(prf(key, "Key Pad for IKEv2"), octets) (RFC 7296 2.15; RFC 7619 2 with SK_pi/SK_pr).
-
-        The inner prf output is itself a key, so it is made and wiped here and never
-        handed out; only the AUTH value (sent on the wire anyway) leaves.
-        """
+        """AUTH = prf(prf(key, "Key Pad for IKEv2"), octets) (RFC 7296 2.15; RFC 7619 2 with SK_pi/SK_pr),
+        computed by the provider holding the key: the inner prf output is itself a key, so it is
+        made and wiped there and never handed out; only the AUTH value (sent on the wire) leaves.
+        In the fips profile a PSK shorter than half the PRF's key size is refused (FIPS 198-1 3)."""
         if self.gate.refusing:
             self.gate.check()
         self.policy.check_prf(alg)
-        inner = SecretKey(self.openssl.prf(alg, key, _KEY_PAD), "auth-key-pad", self.openssl.name)
-        try:
-            return self.openssl.prf(alg, inner, octets)
-        finally:
-            inner.wipe()
+        if key.kind == _ossl.PSK_KIND and self.policy.profile == "fips" and len(key) < psk_min_octets(alg):
+            raise PolicyViolation(f"a {len(key)}-octet PSK with {alg.name}",
+                                  f"at least {psk_min_octets(alg)} octets ({PSK_RULE})", self.policy.profile)
+        out: bytes = self._owner(key.owner).shared_key_auth(alg, key, octets)
+        return out
 
     def verify_shared_key_auth(self, alg: Prf, key: SecretKey, octets: bytes, received: bytes) -> bool:
         """Constant-time check of a peer's shared-key / NULL AUTH value."""

@@ -67,7 +67,7 @@ class Side:
 class ConnSpec:
     """One resolved conn: the engine's Connection plus what the daemon needs beside it.
 
-    Fields here that the engine's Connection lacks (PSK auth, shunts, narrowing, marks, auto, type, the
+    Fields here that the engine's Connection lacks (shunts, narrowing, marks, auto, type, the
     policy group) are for the daemon, and are listed in the report as engine fields to add later.
     """
 
@@ -350,6 +350,8 @@ AUTHBY_LOCAL = {"rsasig": "rsasig", "rsa": "rsasig", "rsa-sha2": "rsasig", "rsa-
                 "ecdsa": "ecdsa", "ecdsa-sha2": "ecdsa", "ecdsa-sha2_256": "ecdsa", "ecdsa-sha2_384": "ecdsa",
                 "ecdsa-sha2_512": "ecdsa", "secret": "secret", "psk": "secret", "null": "null", "never": "never",
                 "eaponly": "eaponly"}
+# a side's auth (after AUTHBY_LOCAL) as the engine's Connection.local_auth / remote_auth
+ENGINE_AUTH = {"secret": "psk", "null": "null"}
 
 
 class Resolve:
@@ -555,8 +557,8 @@ class Resolve:
             name=name, local_addrs=(str(lside.address),),
             remote_addrs=(str(rside.address),) if rside.address else ("%any",),
             local_id=local_id, remote_id=remote_id,
-            local_auth="null" if lside.auth == "null" else "pubkey",
-            remote_auth="null" if rside.auth == "null" else "pubkey",
+            local_auth=ENGINE_AUTH.get(lside.auth, "pubkey"),
+            remote_auth=ENGINE_AUTH.get(rside.auth, "pubkey"),
             ike_proposals=tuple(ike_specs), children=tuple(children), send_cert=sendcert,
             rekey_time=max(1.0, ikelife - margin), life_time=ikelife,
             dpd_delay=dpd_delay, dpd_timeout=float(get("dpdtimeout", 150.0 if dpd_delay else 0.0)) or 150.0,

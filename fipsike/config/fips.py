@@ -31,12 +31,14 @@ from fipsike.config.secrets import Secrets
 from fipsike.ike.config import FIPS_MAX_CHILD_LIFETIME, FIPS_MAX_IKE_LIFETIME
 from providers.algorithms import Encryption, Prf
 from providers.limits import LifetimeAboveLimit, kernel_lifetime
-from providers.policy import Policy
+from providers.policy import PSK_RULE, Policy, psk_min_octets
 
-PSK_MIN_BYTES = {Prf.PRF_HMAC_SHA2_256: 16, Prf.PRF_HMAC_SHA2_384: 24, Prf.PRF_HMAC_SHA2_512: 32,
-                 Prf.PRF_HMAC_SHA1: 10}
-FIPS_PSK_RULE = ("libreswan's FIPS rule: at least half the PRF's key size (FIPS 198-1 section 3; "
-                 "SP 800-107 r1 section 5.4.3)")
+PSK_MIN_BYTES = {p: psk_min_octets(p) for p in (Prf.PRF_HMAC_SHA2_256, Prf.PRF_HMAC_SHA2_384,
+                                                  Prf.PRF_HMAC_SHA2_512, Prf.PRF_HMAC_SHA1)}
+FIPS_PSK_RULE = f"libreswan's FIPS rule: {PSK_RULE}"
+# A PSK of fewer distinct octets than this ("aaaa...", "abab...") has far less entropy than its
+# length suggests (SP 800-63B 5.1.1.2 asks verifiers to refuse repetitive secrets like these).
+PSK_MIN_DISTINCT = 8
 
 
 def check_conn(spec: ConnSpec, policy: Policy, secrets: Secrets | None,
@@ -60,7 +62,7 @@ def check_conn(spec: ConnSpec, policy: Policy, secrets: Secrets | None,
         except LifetimeAboveLimit as exc:
             key = "ipsec-max-bytes" if "bytes" in str(exc) else "ipsec-max-packets"
             errors.append(Diagnostic(spec.where(key), f"{exc}: a usage limit can only be lowered", name, key))
-    if spec.authby == "secret" and secrets is not None:
+    if "secret" in (spec.left.auth, spec.right.auth) and secrets is not None:
         _check_psk(spec, secrets, fips, errors, warnings)
     if not fips:
         return spec
@@ -113,10 +115,19 @@ def _check_psk(spec: ConnSpec, secrets: Secrets, fips: bool, errors: list[Diagno
     if len(entry.secret) < need:
         msg = (f"the PSK at {entry.location} is {len(entry.secret)} bytes; {need} are required for the PRFs "
                f"offered ({FIPS_PSK_RULE})")
-        if fips:
-            errors.append(Diagnostic(spec.where("authby"), msg, spec.name, "authby"))
-        else:
-            warnings.append(Diagnostic(spec.where("authby"), msg + "; refused in FIPS mode", spec.name, "authby"))
+        _fips_refusal(spec, msg, fips, errors, warnings)
+    elif len(set(entry.secret.reveal())) < PSK_MIN_DISTINCT:
+        _fips_refusal(spec, f"the PSK at {entry.location} has fewer than {PSK_MIN_DISTINCT} distinct characters: "
+                      "too little entropy for its length (SP 800-63B 5.1.1.2: no repetitive secrets)",
+                      fips, errors, warnings)
+
+
+def _fips_refusal(spec: ConnSpec, msg: str, fips: bool, errors: list[Diagnostic],
+                  warnings: list[Diagnostic]) -> None:
+    if fips:
+        errors.append(Diagnostic(spec.where("authby"), msg, spec.name, "authby"))
+    else:
+        warnings.append(Diagnostic(spec.where("authby"), msg + "; refused in FIPS mode", spec.name, "authby"))
 
 
 def check_groups(groups: PolicyGroups, policy: Policy, errors: list[Diagnostic]) -> None:

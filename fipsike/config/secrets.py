@@ -21,6 +21,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from certs.identity import Identity, IdentityError
 from fipsike.config.errors import ConfigError, ConfigUnreadable, Diagnostic, Location
 from providers.pkcs11.config import PinUnavailable
 
@@ -55,12 +56,44 @@ class Secret:
 @dataclass(frozen=True)
 class SecretEntry:
     kind: str  # "PSK" or "PIN"
-    ids: tuple[str, ...]  # empty: any
+    ids: tuple[str, ...]  # the named IDs; empty and not any_id: a default for every pair
     secret: Secret = field(repr=False)
     location: Location
+    any_id: bool = False  # the line names %any (or 0.0.0.0, ::): a wildcard ID
 
     def matches(self, local_id: str, remote_id: str) -> bool:
-        return not self.ids or (local_id in self.ids and (remote_id in self.ids or len(self.ids) == 1))
+        return _score(self, local_id, remote_id) > 0
+
+
+# libreswan's PSK selection (ipsec.secrets(5); pluto's secret lookup, read for its behaviour): each line
+# scores by what its IDs match; the highest score wins, the first line on a tie. Matching only the
+# local ID among several IDs, or only the remote one without %any, is no match for a PSK.
+_DEFAULT, _ANY, _REMOTE, _LOCAL = 1, 2, 4, 8
+_ACCEPTED = frozenset({_DEFAULT, _ANY, _LOCAL | _DEFAULT, _LOCAL | _ANY, _REMOTE | _ANY, _LOCAL | _REMOTE})
+
+
+def _same_id(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:  # as the ID payloads compare (FQDNs case-insensitively); both ways, so a DN wildcard is no joker
+        ia, ib = Identity.parse(a), Identity.parse(b)
+        return bool(ia.matches(ib) and ib.matches(ia))
+    except (IdentityError, ValueError):
+        return False
+
+
+def _score(e: SecretEntry, local_id: str, remote_id: str) -> int:
+    if not e.ids and not e.any_id:
+        return _DEFAULT
+    match = _ANY if e.any_id else 0
+    for i in e.ids:
+        if _same_id(i, local_id):
+            match |= _LOCAL
+        if _same_id(i, remote_id):
+            match |= _REMOTE
+    if match == _LOCAL and len(e.ids) == 1 and not e.any_id:
+        match |= _DEFAULT  # our ID alone on the line: for any peer
+    return match if match in _ACCEPTED else 0
 
 
 @dataclass
@@ -69,13 +102,13 @@ class Secrets:
     files: list[str] = field(default_factory=list)
 
     def psk_for(self, local_id: str, remote_id: str) -> SecretEntry | None:
-        """The most specific PSK: two matching IDs, then one, then the catch-all."""
+        """The PSK for this ID pair as libreswan picks it: both IDs named, then our ID with %any (or
+        alone), the peer's with %any, a line of %any, then a line without IDs; the first line on a tie."""
         best: tuple[int, SecretEntry] | None = None
         for e in self.entries:
             if e.kind != "PSK":
                 continue
-            score = 3 if {local_id, remote_id} <= set(e.ids) else (2 if (local_id in e.ids or remote_id in e.ids)
-                                                                   else (1 if not e.ids else 0))
+            score = _score(e, local_id, remote_id)
             if score and (best is None or score > best[0]):
                 best = (score, e)
         return best[1] if best else None
@@ -144,13 +177,17 @@ def _secret_value(text: str) -> bytes:
 _ENTRY = re.compile(r'^(?P<ids>[^:"]*(?:"[^"]*"[^:"]*)*):\s*(?P<kind>[A-Za-z]+)\b(?P<rest>.*)$', re.DOTALL)
 
 
-def _ids(text: str) -> tuple[str, ...]:
+def _ids(text: str) -> tuple[tuple[str, ...], bool]:
+    """The named IDs, and whether the line names a wildcard too."""
     out: list[str] = []
+    wildcard = False
     for m in re.finditer(r'"([^"]*)"|(\S+)', text):
         ident = m.group(1) if m.group(1) is not None else m.group(2)
-        if ident not in ("%any", "%any6", "0.0.0.0", "::"):  # noqa: S104 - the "any" IDs, not a bind
+        if ident in ("%any", "%any6", "0.0.0.0", "::"):  # noqa: S104 - the "any" IDs, not a bind
+            wildcard = True
+        else:
             out.append(ident)
-    return tuple(out)
+    return tuple(out), wildcard
 
 
 def parse_secrets(path: Path | str, *, _depth: int = 0, _asked: Location | None = None,
@@ -207,7 +244,8 @@ def parse_secrets(path: Path | str, *, _depth: int = 0, _asked: Location | None 
         if not value:
             errors.append(Diagnostic(loc, "empty secret", "", kind))
             continue
-        out.entries.append(SecretEntry(kind, _ids(m.group("ids")), Secret(value), loc))
+        ids, wildcard = _ids(m.group("ids"))
+        out.entries.append(SecretEntry(kind, ids, Secret(value), loc, wildcard))
     if errors and _errors is None:
         raise ConfigError(errors)
     return out

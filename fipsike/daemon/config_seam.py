@@ -22,7 +22,7 @@ from cryptography import x509
 from compliance.invariants import InvariantConfig
 from fipsike.config.conns import ConnSpec
 from fipsike.ike.config import ChildConfig, Connection
-from providers.handles import PrivateKey
+from providers.handles import PrivateKey, SecretKey
 
 DEFAULT_CONFIG = Path("/etc/ipsec.conf")
 DEFAULT_SECRETS = Path("/etc/ipsec.secrets")
@@ -91,7 +91,8 @@ class CrlSourceSlot(Protocol):
 
 class KeyImporter(Protocol):
     """What a loader needs from the providers Router: private keys become provider handles (a PEM
-    key imported, or a token key found by PKCS#11 URI or by the certificate's public key)."""
+    key imported, or a token key found by PKCS#11 URI or by the certificate's public key), and so
+    do ipsec.secrets' PSKs; a keyed fingerprint tells a changed PSK on reload without showing it."""
 
     def import_private_key(self, private_key: object, label: str = "", key_id: bytes = b"",
                            to_token: bool = False) -> PrivateKey: ...
@@ -101,6 +102,10 @@ class KeyImporter(Protocol):
     def load_private_key(self, uri_or_label: str) -> PrivateKey: ...
 
     def find_private_key(self, public_key: object) -> PrivateKey: ...
+
+    def import_psk(self, secret: bytes, label: str) -> SecretKey: ...
+
+    def keyed_fingerprint(self, material: bytes) -> str: ...
 
 
 ConfigLoader = Callable[[ConfigPaths, KeyImporter], DaemonConfig]

@@ -17,9 +17,14 @@ Where things are, under --ipsecdir (libreswan keeps them in an NSS database, whi
   `config setup` refuses a peer whose CA has no CRL there.
 `rightca=` (a nickname or DN in the stores) narrows the trust anchors of a conn to that CA.
 
-What the daemon does not run is refused with the conn's FILE:LINE, never run halfway: PSK auth (the
-engine has no PSK method yet) and shunt conns (type=passthrough/drop/reject). Conns that are not
-oriented (neither side is this host) are skipped with a warning, as libreswan cannot bring them up.
+`authby=secret` (or leftauth=/rightauth=secret): the PSK is ipsec.secrets' line for the conn's ID pair
+as libreswan picks it (fipsike.config.secrets.Secrets.psk_for: both IDs, our ID, %any, the default),
+imported into the module as a handle at once (Router.import_psk); the Connection holds the handle only.
+A conn with no PSK line is refused with its FILE:LINE.
+
+What the daemon does not run is refused with the conn's FILE:LINE, never run halfway: shunt conns
+(type=passthrough/drop/reject). Conns that are not oriented (neither side is this host) are skipped
+with a warning, as libreswan cannot bring them up.
 """
 
 from __future__ import annotations
@@ -166,24 +171,43 @@ class IpsecConfLoader:
             if spec.type in SHUNT_TYPES:
                 raise _err(spec.where("type"), spec, "type", f"type={spec.type}: shunt conns are not installed by "
                                                              "the daemon (no kernel shunt policies yet)")
-            if spec.authby == "secret" or "secret" in (spec.left.auth, spec.right.auth):
-                raise _err(spec.where("authby"), spec, "authby", "PSK authentication (secret) is not implemented by "
-                                                                 "the engine: use certificates or null")
             if not spec.oriented:
                 warnings.append(f"{spec.location}: conn {spec.name}: skipped: neither left nor right is one of "
                                 "this host's addresses")
                 continue
             conn = dataclasses.replace(stores.credentials(spec), crl_strict=crl_strict,
                                        dpd_action=DPD_ACTION.get(auto, "clear"))
+            psk_source: list[str] = []
+            if "psk" in (conn.local_auth, conn.remote_auth):
+                conn, psk_source = _with_psk(conn, spec, loaded, router)
             # the settings, and which certificates they resolved to: a renewed certificate is a changed conn
             certs = [c for c in (conn.certificate, *conn.trust_anchors) if c is not None]
             source = "\n".join([*(f"{k}={v.text}" for k, v in sorted(spec.settings.items())),
-                                 f"crl-strict={crl_strict}", *(f"cert={c.serial_number:x}" for c in certs)])
+                                 f"crl-strict={crl_strict}", *(f"cert={c.serial_number:x}" for c in certs),
+                                 *psk_source])
             entries.append(ConnEntry(conn, auto, source, spec))
         folder = CrlFolder(paths.ipsecdir / "crls", router, stores.anchors(), stores.intermediates())
         self.pem_keys.keep_only(stores.pem_used)
         return DaemonConfig(tuple(entries), None, crls=CrlFolderSource(folder), warnings=tuple(warnings),
                             invariants=loaded.invariant_config())
+
+
+def _with_psk(conn: Connection, spec: ConnSpec, loaded: LoadedConfig,
+              router: KeyImporter) -> tuple[Connection, list[str]]:
+    """The conn with its PSK handle, and what a reload compares: where the line is and a keyed
+    fingerprint of the secret (a rotated PSK is a changed conn), never the secret."""
+    entry = loaded.secrets.psk_for(conn.local_id, conn.remote_id)
+    if entry is None:
+        raise _err(spec.where("authby"), spec, "authby", f"no PSK in ipsec.secrets for {conn.local_id} / "
+                                                         f"{conn.remote_id} (e.g. '{conn.local_id} {conn.remote_id} "
+                                                         ": PSK \"...\"')")
+    try:
+        handle = router.import_psk(entry.secret.reveal(), spec.name)
+    except ProviderError as exc:
+        raise _err(spec.where("authby"), spec, "authby", f"the PSK at {entry.location} was refused by the module "
+                                                         f"({type(exc).__name__})") from None
+    fingerprint = router.keyed_fingerprint(entry.secret.reveal())
+    return dataclasses.replace(conn, psk=handle), [f"psk={entry.location}:{fingerprint}"]
 
 
 def _err(loc: Location, spec: ConnSpec, keyword: str, message: str) -> ConfigError:
@@ -227,7 +251,7 @@ class _Stores:
         """The conn's engine Connection with its certificate, private key, chain and trust anchors."""
         local, remote = spec.local_side, spec.remote_side
         conn = spec.connection
-        if remote.auth != "null":
+        if remote.auth not in ("null", "secret"):
             anchors = self.anchors()
             if remote.ca and remote.ca != "%same":
                 try:
@@ -239,7 +263,7 @@ class _Stores:
                 raise _err(spec.location, spec, f"{'right' if spec.local == 'left' else 'left'}ca",
                            f"no trust anchor: put the CA certificate in {self.ipsecdir}/cacerts")
             conn = dataclasses.replace(conn, trust_anchors=anchors)
-        if local.auth == "null":
+        if local.auth in ("null", "secret"):
             return conn
         key_word = f"{spec.local}cert"
         if not local.cert:

@@ -175,3 +175,13 @@ def null_auth(router: IkeRouter, prf: Prf, sk_p: SecretKey, octets: bytes) -> by
 def null_auth_verifies(router: IkeRouter, prf: Prf, sk_p: SecretKey, octets: bytes, received: bytes) -> bool:
     """Constant-time check of a peer's NULL AUTH value (a MAC: a timing leak would be a forgery oracle)."""
     return bool(router.verify_shared_key_auth(prf, sk_p, octets, received))
+
+
+def psk_auth(router: IkeRouter, prf: Prf, psk: SecretKey, octets: bytes) -> bytes:
+    """RFC 7296 2.15 SHARED_KEY_MIC: prf(prf(PSK, "Key Pad for IKEv2"), SignedOctets), in the provider."""
+    return bytes(router.shared_key_auth(prf, psk, octets))
+
+
+def psk_auth_verifies(router: IkeRouter, prf: Prf, psk: SecretKey, octets: bytes, received: bytes) -> bool:
+    """Constant-time check of the peer's SHARED_KEY_MIC AUTH value."""
+    return bool(router.verify_shared_key_auth(prf, psk, octets, received))

@@ -13,7 +13,7 @@ from typing import Any
 from fipsike.ike.actions import TrafficSelectorSpec
 from fipsike.ike.proposals import ProposalSpec, Protocol, parse_proposals
 from fipsike.ike.retransmit import RetransmitPolicy
-from providers.handles import PrivateKey
+from providers.handles import PrivateKey, SecretKey
 
 # FIPS-mode lifetime ceilings: 24 h for an IKE SA, 8 h for a Child SA (the project's FIPS profile,
 # in line with the NIAP VPN gateway PP FCS_IPSEC_EXT.1.7/1.8 limits).
@@ -60,9 +60,12 @@ class Connection:
     remote_addrs: tuple[str, ...]  # "%any" accepted as a responder
     local_id: str = "%fromcert"  # "%fromcert", an FQDN, "user@fqdn", an IP, a DN "C=..,O=..,CN=.."
     remote_id: str = "%any"
-    local_auth: str = "pubkey"  # "pubkey" | "null"
-    remote_auth: str = "pubkey"  # "pubkey" | "null"
+    local_auth: str = "pubkey"  # "pubkey" | "psk" | "null"
+    remote_auth: str = "pubkey"  # "pubkey" | "psk" | "null"
     private_key: PrivateKey | None = None
+    # the pre-shared key for this conn's (local_id, remote_id) pair, as a provider handle (RFC 7296
+    # 2.15 SHARED_KEY_MIC): used when local_auth or remote_auth is "psk"
+    psk: SecretKey | None = None
     certificate: Any = None  # cryptography x509.Certificate (end entity)
     intermediates: tuple[Any, ...] = ()
     trust_anchors: tuple[Any, ...] = ()  # x509.Certificate CAs the peer's chain must end at

@@ -391,6 +391,13 @@ class Pkcs11Provider:
             raise UnsupportedOperation(f"{alg.name} is not offered by the token provider") from None
         return self._hmac(h, key, data)
 
+    def import_psk(self, secret: bytes, label: str) -> SecretKey:
+        raise UnsupportedOperation("PSKs are held by openssl (the shared-key AUTH runs there)")
+
+    def shared_key_auth(self, alg: Prf, key: SecretKey, octets: bytes) -> bytes:
+        raise UnsupportedOperation("the token's HMAC output would have to leave it as the inner key: "
+                                   "the shared-key AUTH (RFC 7296 2.15) runs on openssl")
+
     def skeyseed(self, alg: Prf, ni: bytes, nr: bytes, shared: SecretKey) -> SecretKey:
         raise UnsupportedOperation("the token has no CKM_IKE_PRF_DERIVE (PKCS#11 3.0): SKEYSEED runs on openssl")
 

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from fipsike.cli import main
-from tests.config.conftest import write_secret
+from tests.config.conftest import LONG_PSK, write_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "docs" / "check-config.schema.json").read_text())
@@ -31,7 +31,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
     conf.write_text("conn net\n\tleft=192.1.2.45\n\tright=192.1.2.23\n\tleftsubnet=192.0.1.0/24\n"
                     "\trightsubnet=192.0.2.0/24\n\tleftid=@west\n\trightid=@east\n\tauthby=secret\n"
                     "\tike=aes_gcm_16_256-sha2_256-dh19\n\tesp=aes_gcm_16_256\n\tikelifetime=30h\n\tauto=start\n")
-    secrets = write_secret(tmp_path / "ipsec.secrets", '@west @east : PSK "' + "p" * 40 + '"\n')
+    secrets = write_secret(tmp_path / "ipsec.secrets", '@west @east : PSK "' + LONG_PSK + '"\n')
     return {"conf": conf, "secrets": secrets, "dir": tmp_path / "d"}
 
 

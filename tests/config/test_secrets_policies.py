@@ -33,11 +33,42 @@ def test_entries_ids_and_include(tmp_path: Path) -> None:
     assert kinds == [("PSK", (), 2), ("PSK", ("192.1.2.45",), 3), ("PIN", (), 4), ("PSK", ("@west", "@east"), 1)]
     assert sec.entries[1].secret.reveal() == CANARY_PSK.encode()
     assert sec.psk_for("@west", "@east") is sec.entries[3]
-    assert sec.psk_for("@x", "@y") is sec.entries[0]
+    # libreswan: a line naming %any is a wildcard (even with an ID that matches neither end), which
+    # beats a line without IDs
+    assert sec.psk_for("@x", "@y") is sec.entries[1]
     pin = sec.pin()
     assert pin is not None and pin.secret.reveal() == CANARY_PIN.encode()
     for text in (repr(sec), str(sec.entries), repr(pin), str(pin.secret)):
         assert "CANARY" not in text and CANARY_PSK.encode().hex() not in text
+
+
+def test_psk_selection_follows_libreswan(tmp_path: Path) -> None:
+    lines = [': PSK "default-line-0123456789"',            # 1: no IDs: the default
+             '@west : PSK "west-alone-0123456789"',        # 2: our ID alone: for any peer
+             '@west @east : PSK "both-ids-0123456789"',     # 3: explicit pair
+             '%any @north : PSK "north-any-0123456789"',    # 4: the peer's ID with %any
+             '@west @south @nobody : PSK "local-only-012"',  # 5: our ID among others: no match
+             '@nobody @east : PSK "remote-only-0123"']      # 6: the peer's ID alone: no match
+    sec = parse_secrets(write_secret(tmp_path / "ipsec.secrets", "\n".join(lines) + "\n"))
+    line = {e.location.line: e for e in sec.entries}
+
+    def pick(local: str, remote: str) -> int | None:
+        e = sec.psk_for(local, remote)
+        return e.location.line if e is not None else None
+
+    assert pick("@west", "@east") == 3 and pick("@east", "@west") == 3  # either order
+    assert pick("@west", "@elsewhere") == 2
+    assert pick("@x", "@north") == 4
+    assert pick("@west", "@north") == 2  # our ID (with the default) outranks the peer's with %any
+    assert pick("@x", "@y") == 4  # a line naming %any is a wildcard for every pair: it beats line 1
+    assert parse_secrets(write_secret(tmp_path / "one.secrets", lines[0] + "\n" + lines[1] + "\n")) \
+        .psk_for("@x", "@y") is not None
+    assert pick("@west", "@south") == 5  # both ends named on line 5: explicit, whatever else it names
+    assert not line[5].matches("@west", "@q")
+    assert not line[6].matches("@x", "@east")
+    assert pick("@WEST", "@east") == 3  # FQDN IDs compare case-insensitively (RFC 4945 3.1.2 names)
+    only = parse_secrets(write_secret(tmp_path / "two.secrets", '@nobody @east : PSK "remote-only-0123"\n'))
+    assert only.psk_for("@west", "@east") is None
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660, 0o602])
@@ -147,6 +178,23 @@ def test_short_psk_refused_in_fips_warned_otherwise(tmp_path: Path) -> None:
     # a SHA2-256-only proposal needs 16 bytes (half its 32-byte key size)
     conf.write_text("conn psk\n\tleft=192.1.2.45\n\tright=192.1.2.23\n\tauthby=secret\n\tike=aes-sha2_256-dh19\n")
     assert load(conf, fips_mode=FipsMode.POLICY, **kw).conn("psk")  # type: ignore[arg-type]
+
+
+def test_repetitive_psk_refused_in_fips_warned_otherwise(tmp_path: Path) -> None:
+    """Long enough but only a few distinct characters ("abab..."): refused at load in FIPS mode with
+    the conn's FILE:LINE, a warning otherwise; the message quotes nothing of the secret."""
+    conf = tmp_path / "ipsec.conf"
+    conf.write_text("conn psk\n\tleft=192.1.2.45\n\tright=192.1.2.23\n\tauthby=secret\n")
+    (tmp_path / "d" / "policies").mkdir(parents=True)
+    s = write_secret(tmp_path / "ipsec.secrets", ': PSK "' + "xyzw" * 12 + '"\n')
+    kw = {"secrets": s, "ipsecdir": tmp_path / "d", "host": WEST, "resolver": RESOLVER}
+    with pytest.raises(ConfigError) as info:
+        load(conf, fips_mode=FipsMode.POLICY, **kw)  # type: ignore[arg-type]
+    d = info.value.first
+    assert (str(d.location.file), d.location.line, d.keyword) == (str(conf), 4, "authby")
+    assert "distinct characters" in d.message and "xyzw" not in str(info.value)
+    loaded = load(conf, fips_mode=FipsMode.OFF, **kw)  # type: ignore[arg-type]
+    assert any("distinct characters" in w.message and "refused in FIPS mode" in w.message for w in loaded.warnings)
 
 
 def test_policy_groups(tmp_path: Path) -> None:

@@ -49,13 +49,13 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
     dirs: list[Path] = []
 
     def make(netns: str, conns: list[dict[str, Any]], kernel: str = "memory", start: bool = True,
-             tag: str = "", public_ctl: bool = False) -> DaemonProc:
+             tag: str = "", public_ctl: bool = False, secrets: str | None = None) -> DaemonProc:
         ctl = None
         if public_ctl:  # a directory any user can reach: only the socket's own mode and SO_PEERCRED decide
             ctl = Path(tempfile.mkdtemp(prefix="fipsike-ctl-")) / "ctl"
             ctl.parent.chmod(0o755)
             dirs.append(ctl.parent)
-        d = DaemonProc(tmp_path / f"{netns}{tag}", netns, conns, kernel=kernel, ctl=ctl)
+        d = DaemonProc(tmp_path / f"{netns}{tag}", netns, conns, kernel=kernel, ctl=ctl, secrets=secrets)
         procs.append(d)
         if start:
             d.start()

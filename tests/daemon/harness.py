@@ -95,7 +95,7 @@ def render_ipsec_conf(conns: list[dict[str, Any]], setup: dict[str, Any], ipsecd
 class DaemonProc:
     def __init__(self, workdir: Path, netns: str, conns: list[dict[str, Any]], kernel: str = "memory",
                  setup: dict[str, Any] | None = None, fips_mode: str = "policy", ctl: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, secrets: str | None = None) -> None:
         self.env = dict(os.environ, **(env or {}))
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +109,16 @@ class DaemonProc:
         self.run_start = 0
         self.extra_args: list[str] = []
         self.write_config(conns, setup)
+        if secrets is not None:
+            self.write_secrets(secrets)
+
+    def write_secrets(self, text: str) -> None:
+        """ipsec.secrets (mode 0600, as the loader demands), passed with --secrets."""
+        path = self.dir / "ipsec.secrets"
+        path.write_text(text)
+        path.chmod(0o600)
+        if "--secrets" not in self.extra_args:
+            self.extra_args += ["--secrets", str(path)]
 
     def write_config(self, conns: list[dict[str, Any]], setup: dict[str, Any] | None = None) -> None:
         self.config.write_text(render_ipsec_conf(conns, setup or {}, self.dir))

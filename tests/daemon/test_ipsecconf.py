@@ -135,8 +135,8 @@ def test_the_slot_defaults_to_ipsec_conf(tmp_path: Path, pki_dir: Path, router: 
     (("auto=route", "auto=route\n\ttype=drop"), "type=", "conn gw: type: type=drop: shunt conns"),
     (("leftcert=moon.test", "leftcert=venus"), "leftcert", "conn gw: leftcert: no certificate 'venus' in "),
     (("rightca=ca", "rightca=nope"), "rightca", "conn gw: ca: no CA certificate 'nope' in "),
-    (("auto=route", "auto=route\n\tauthby=secret"), "authby", "conn gw: authby: PSK authentication (secret) is "
-                                                               "not implemented by the engine"),
+    (("rightid=@sun.test", "rightid=@venus.test\n\tauthby=secret"), "authby",
+     "conn gw: authby: authby=secret but ipsec.secrets has no PSK for @moon.test / @venus.test"),
 ])
 def test_what_the_daemon_refuses_is_one_line_with_file_and_line(
         tmp_path: Path, pki_dir: Path, router: Any, edit: tuple[str, str], needle: str, message: str) -> None:
@@ -149,6 +149,48 @@ def test_what_the_daemon_refuses_is_one_line_with_file_and_line(
     text = str(e.value)
     assert "\n" not in text and text.startswith(f"{paths.config}:{_line(paths, needle)}: "), text
     assert message in text and CANARY not in text
+
+
+PSK_CONN = """conn gw
+\tauto=add
+\tauthby=secret
+\tleft=192.0.2.1
+\tright=192.0.2.2
+\tleftid=@moon.test
+\trightid=@sun.test
+\tleftsubnet=10.1.0.0/24
+\trightsubnet=10.2.0.0/24
+"""
+
+
+def test_authby_secret_takes_the_psk_for_the_id_pair_as_a_handle(tmp_path: Path, pki_dir: Path,
+                                                                 router: Any) -> None:
+    paths = _paths(tmp_path, pki_dir, PSK_CONN)
+    paths.secrets.write_text(f': PSK "default-{CANARY * 2}"\n@sun.test @moon.test : PSK "pair-{CANARY * 2}"\n')
+    paths.secrets.chmod(0o600)
+    loader = IpsecConfLoader(host=HOST)
+    (entry,) = loader(paths, router).connections
+    c = entry.connection
+    assert (c.local_auth, c.remote_auth) == ("psk", "psk")
+    assert c.psk is not None and c.psk.kind == "PSK" and len(c.psk) == len(f"pair-{CANARY * 2}")
+    assert c.certificate is None and c.private_key is None and c.trust_anchors == ()
+    # the handle is the pair's line, not the default: its AUTH differs from the default line's
+    from providers.algorithms import Prf
+
+    pair_key = router.import_psk(f"pair-{CANARY * 2}".encode(), "t")
+    assert router.shared_key_auth(Prf.PRF_HMAC_SHA2_256, c.psk, b"x") == \
+        router.shared_key_auth(Prf.PRF_HMAC_SHA2_256, pair_key, b"x")
+    texts = [repr(c), str(c), repr(entry), entry.source]
+    assert not any(CANARY in t for t in texts) and f"psk={paths.secrets}:2:" in entry.source
+    # a rotated PSK (same line) is a changed conn on reload; the same one is not
+    assert loader(paths, router).connections[0].source == entry.source
+    paths.secrets.write_text(f': PSK "default-{CANARY * 2}"\n@sun.test @moon.test : PSK "rotated-{CANARY * 2}"\n')
+    assert loader(paths, router).connections[0].source != entry.source
+    # leftauth=secret alone: we prove ourselves with the PSK and check the peer's certificate
+    paths = _paths(tmp_path, pki_dir, PSK_CONN.replace("authby=secret", "leftauth=secret\n\trightauth=rsasig"))
+    (entry,) = loader(paths, router).connections
+    assert (entry.connection.local_auth, entry.connection.remote_auth) == ("psk", "pubkey")
+    assert entry.connection.psk is not None and entry.connection.trust_anchors
 
 
 def test_several_errors_give_the_first_and_a_count(tmp_path: Path, pki_dir: Path, router: Any) -> None:

@@ -38,8 +38,11 @@ def test_cell_ids_are_unique_and_the_ci_subset_exists() -> None:
     assert {c.suite for c in cells if not c.negative} == set(matrix.SUITE_NAMES)
     assert {c.auth for c in cells} == set(matrix.AUTH_NAMES)
     assert all(c.peer == "pluto" for c in cells if c.auth == "null")
-    assert {c.id for c in cells if c.not_applicable} == {"charon-pi-psk-cnsa-direct", "pluto-pi-psk-cnsa-direct",
-                                                        "pluto-neg-expired"}
+    assert {c.id for c in cells if c.not_applicable} == {"pluto-neg-expired"}
+    # PSK from both sides with every peer, and a wrong PSK refused
+    assert {(c.peer, c.initiator) for c in cells if c.auth == "psk" and not c.negative} == {
+        (p, i) for p in matrix.PEERS for i in ("fipsike", "peer")}
+    assert {c.id for c in cells if c.negative == "wrong-psk"} == {"charon-neg-wrong-psk", "pluto-neg-wrong-psk"}
 
 
 def test_peer_configs_use_each_daemons_own_names() -> None:
@@ -52,6 +55,14 @@ def test_peer_configs_use_each_daemons_own_names() -> None:
     assert "leftcert=peer-p256" in lsw and "sendca=all" in lsw and "leftupdown=%disabled" in lsw
     null = ipsec_conf(PeerSpec("10.99.0.2", "%any", "", "", "null", "gcm128", "10.2.0.1/32", "10.1.0.1/32"), "")
     assert "authby=null" in null and "leftid=%null" in null and "leftcert" not in null
+    psk = PeerSpec("10.99.0.2", "%any", "peer.test", "fips.test", "psk", "cnsa", "10.2.0.1/32", "10.1.0.1/32",
+                   psk="the-matrix-psk-0123456789abcdef")
+    ss = swanctl_conf(psk)
+    assert ss.count("auth = psk") == 2 and "certs =" not in ss
+    assert "id-local = peer.test" in ss and "id-remote = fips.test" in ss and 'secret = "the-matrix-psk-' in ss
+    lsw = ipsec_conf(psk, "")
+    assert "authby=secret" in lsw and "leftid=@peer.test" in lsw and "rightid=@fips.test" in lsw
+    assert "leftcert" not in lsw
 
 
 def test_the_daemon_config_is_written_in_one_place_and_the_daemon_loads_it(tmp_path: Path) -> None:
@@ -85,6 +96,13 @@ def test_the_daemon_config_is_written_in_one_place_and_the_daemon_loads_it(tmp_p
     (entry,) = load_config(ConfigPaths(daemon_config(restart, tmp_path, auto="start"), paths.secrets, tmp_path),
                            router).connections
     assert entry.auto is Auto.START and entry.connection.remote_addrs == ("10.99.0.2",)
+    # PSK: authby=secret, the line for the ID pair in ipsec.secrets (0600), loaded as a provider handle
+    psk = replace(plan, auth="psk", ee=None, trust=None, psk="fipsike-matrix-psk-0123456789abcdef")
+    (entry,) = load_config(ConfigPaths(daemon_config(psk, tmp_path), paths.secrets, tmp_path), router).connections
+    assert (entry.connection.local_auth, entry.connection.remote_auth) == ("psk", "psk")
+    assert entry.connection.psk is not None and len(entry.connection.psk) == len(psk.psk)
+    assert entry.connection.certificate is None and paths.secrets.stat().st_mode & 0o077 == 0
+    assert "@fips.test @peer.test : PSK" in paths.secrets.read_text()
     null = replace(plan, auth="null", ee=None, trust=None, local_id="%null")
     with pytest.raises(ConfigError, match="NULL authentication .* only on opportunistic conns"):
         load_config(ConfigPaths(daemon_config(null, tmp_path), paths.secrets, tmp_path), router)
@@ -140,17 +158,18 @@ def test_the_ci_subset_is_green_over_real_esp(tmp_path: Path) -> None:
 
 @pytest.mark.netns
 @pytest.mark.strongswan
+@pytest.mark.parametrize("auth", ["p256", "psk"])
 @pytest.mark.parametrize("peer", ["charon", "pluto"])
-def test_the_peer_layer_negotiates_ike_on_the_host(tmp_path: Path, peer: str) -> None:
+def test_the_peer_layer_negotiates_ike_on_the_host(tmp_path: Path, peer: str, auth: str) -> None:
     """On the host kernel (XFRM, no ESP) only IKE works: fipsike's IKE SA with each real peer comes up
-    as seen by both sides, its Child SA fails in the kernel as it must there, and a delete from fipsike
-    leaves the peer with nothing."""
+    as seen by both sides (with certificates, and with a PSK: authby=secret), its Child SA fails in the
+    kernel as it must there, and a delete from fipsike leaves the peer with nothing."""
     from tests.interop.peers.runner import Context, place
 
     if os.environ.get("FIPSIKE_GUEST") == "1":
         pytest.fail("this is the host half of the peer layer's test; the guest half is the matrix itself")
     ctx = Context(tmp_path / "work")
-    cell = matrix.Cell(peer, "fipsike", "p256", "cnsa", "direct")
+    cell = matrix.Cell(peer, "fipsike", auth, "cnsa", "direct")
     p = place(ctx, cell, tmp_path / "cell")
     try:
         assert p.peer.start() < 15

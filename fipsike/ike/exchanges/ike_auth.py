@@ -3,7 +3,9 @@
 Certificate authentication signs with RFC 7427 (method 14) or the RFC 4754 ECDSA
 methods; the peer's chain is validated by certs.validation against the
 connection's trust anchors and its ID must be bound to the end-entity
-certificate (RFC 4945 3.1). NULL authentication (RFC 7619) only where the
+certificate (RFC 4945 3.1). Pre-shared keys (SHARED_KEY_MIC, RFC 7296 2.15) with the
+connection's PSK handle: the responder picks the connection by the peer's identity first, so
+the PSK checked is the one for that identity pair. NULL authentication (RFC 7619) only where the
 connection allows it.
 """
 
@@ -24,6 +26,8 @@ from fipsike.ike.auth import (
     make_signature_auth,
     null_auth,
     null_auth_verifies,
+    psk_auth,
+    psk_auth_verifies,
     signed_octets,
     verify_signature_auth,
 )
@@ -79,6 +83,10 @@ def _our_auth(ctx: IkeContext, sa: IkeSa, conn: Connection, octets: bytes) -> Au
     if conn.local_auth == "null":
         sk_p = sa.keys.sk_pi if sa.initiator else sa.keys.sk_pr
         return Authentication(int(AuthMethod.NULL_AUTH), null_auth(ctx.router, sa.suite.prf, sk_p, octets))
+    if conn.local_auth == "psk":
+        if conn.psk is None:
+            raise AuthError("no PSK configured")
+        return Authentication(int(AuthMethod.SHARED_KEY_MIC), psk_auth(ctx.router, sa.suite.prf, conn.psk, octets))
     if conn.private_key is None:
         raise AuthError("no private key configured")
     key, legacy = conn.private_key, conn.signature_auth == "legacy"
@@ -118,6 +126,13 @@ def _verify_peer(ctx: IkeContext, sa: IkeSa, conn: Connection, msg: Message, pee
         sk_p = sa.keys.sk_pr if sa.initiator else sa.keys.sk_pi
         if not null_auth_verifies(ctx.router, sa.suite.prf, sk_p, octets, auth.data):
             raise AuthError("NULL AUTH does not verify")
+        return
+    if auth.method == AuthMethod.SHARED_KEY_MIC:
+        if conn.remote_auth != "psk" or conn.psk is None:
+            raise AuthError(f"PSK authentication where {conn.remote_auth} is configured")
+        if not psk_auth_verifies(ctx.router, sa.suite.prf, conn.psk, octets, auth.data):
+            raise AuthError("PSK AUTH does not verify")
+        ctx.log("info", "peer-authenticated", f"{sa.conn.name}: {peer_id} with a pre-shared key")
         return
     if conn.remote_auth != "pubkey":
         raise AuthError(f"AUTH method {auth.method} where {conn.remote_auth} is configured")
@@ -270,16 +285,20 @@ def _notify_name(t: int) -> str:
 # --- responder -----------------------------------------------------------------------------
 
 
+# the Connection.remote_auth that accepts each AUTH method; every other method is a signature
+_REMOTE_AUTH: dict[int, str] = {AuthMethod.NULL_AUTH: "null", AuthMethod.SHARED_KEY_MIC: "psk"}
+
+
 def _pick_connection(sa: IkeSa, peer_id: Identity, method: int) -> Connection:
     """The connection (peer config) for this peer, chosen by identity and authentication method
     among those that fit the addresses (the IKE config of IKE_SA_INIT). The IKE SA's suite was
     negotiated before the identity was known, against every candidate's proposals together: the
     chosen connection's own proposals must admit it, or the SA is refused (AUTHENTICATION_FAILED,
     RFC 7296 2.21.2; strongSwan likewise finds no peer config). Raises AuthError."""
-    null = method == AuthMethod.NULL_AUTH
+    wanted = _REMOTE_AUTH.get(method, "pubkey")
     refused: Connection | None = None
     for c in sa.candidates or (sa.conn,):
-        if null != (c.remote_auth == "null"):
+        if c.remote_auth != wanted:
             continue
         if not ident.remote_accepts(c.remote_id, peer_id):
             continue

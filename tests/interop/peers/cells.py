@@ -22,6 +22,7 @@ NEGATIVE = {
     "other-ca": ("certificate from another CA", "AUTHENTICATION_FAILED", "RFC 7296 2.21.2"),
     "expired": ("expired certificate", "AUTHENTICATION_FAILED", "RFC 7296 2.21.2"),
     "wrong-id": ("wrong identity (intruder.test)", "AUTHENTICATION_FAILED", "RFC 7296 2.21.2"),
+    "wrong-psk": ("a different pre-shared key", "AUTHENTICATION_FAILED", "RFC 7296 2.21.2, 2.15"),
 }
 
 
@@ -44,13 +45,6 @@ class Cell:
     @property
     def not_applicable(self) -> str:
         """Why this cell cannot run at all ("" when it can)."""
-        if self.auth == "psk":
-            # allowed by policy (FIPS: a PSK of at least half the PRF's key size, fipsike/config/fips.py)
-            # but not wired: the engine lacks it, though its primitive (Router.shared_key_auth, RFC 7296
-            # 2.15, used for NULL auth) and the ipsec.secrets parser (fipsike/config/secrets.py) exist
-            return ("fipsike's engine has no PSK authentication yet: Connection.local_auth/remote_auth take "
-                    "pubkey or null only, ike_auth.py makes no SHARED_KEY_MIC AUTH from a configured key, and "
-                    "the daemon's config loader has no authby=secret (the PSK would come from ipsec.secrets)")
         if self.peer == "pluto" and self.negative == "expired":
             # seen in the guest: addconn fails with pluto's log line "failed to add connection: left
             # certificate 'peer-expired' is expired or not yet valid"; charon's cell covers the check
@@ -68,10 +62,11 @@ def all_cells() -> list[Cell]:
             auths = ["p384", "rsa", "chain2"] + (["null"] if peer == "pluto" else [])
             cells += [Cell(peer, init, a, "cnsa", "direct") for a in auths]
             cells.append(Cell(peer, init, "rsa", "cbc", "direct"))
+        # PSK (authby=secret; FIPS: a PSK of at least half the PRF's output, fipsike/config/fips.py)
+        cells += [Cell(peer, init, "psk", "cnsa", "direct") for init in ("fipsike", "peer")]
         if peer != "fipsike":
-            cells.append(Cell(peer, "peer", "psk", "cnsa", "direct"))
-            cells += [Cell(peer, "peer", "p256", "weak" if n == "weak-suite" else "cnsa", "direct", n)
-                      for n in NEGATIVE]
+            cells += [Cell(peer, "peer", "psk" if n == "wrong-psk" else "p256", "weak" if n == "weak-suite" else "cnsa",
+                           "direct", n) for n in NEGATIVE]
     return cells
 
 

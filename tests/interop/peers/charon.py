@@ -53,9 +53,15 @@ swanctl {{
 
 def swanctl_conf(spec: PeerSpec) -> str:
     ike, esp = spec.strongswan()
+    secrets = ""
     if spec.auth == "null":
         local_auth = "      auth = null\n"
         remote_auth = "      auth = null\n"
+    elif spec.auth == "psk":
+        local_auth = f"      auth = psk\n      id = {spec.local_id}\n"
+        remote_auth = f"      auth = psk\n      id = {spec.remote_id}\n"
+        secrets = (f"secrets {{\n  ike-gw {{\n    id-local = {spec.local_id}\n    id-remote = {spec.remote_id}\n"
+                   f"    secret = \"{spec.psk}\"\n  }}\n}}\n")
     else:
         local_auth = f"      auth = pubkey\n      certs = own.pem\n      id = {spec.local_id}\n"
         remote_auth = f"      auth = pubkey\n      id = {spec.remote_id}\n"
@@ -68,7 +74,7 @@ def swanctl_conf(spec: PeerSpec) -> str:
         "    children {\n      net {\n"
         f"        local_ts = {spec.local_ts}\n        remote_ts = {spec.remote_ts}\n"
         f"        esp_proposals = {esp}\n        rekey_time = 0\n        start_action = none\n"
-        "        dpd_action = clear\n      }\n    }\n  }\n}\n")
+        "        dpd_action = clear\n      }\n    }\n  }\n}\n" + secrets)
 
 
 class CharonPeer:

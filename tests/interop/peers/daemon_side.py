@@ -50,7 +50,7 @@ class ConnPlan:
     remote_ts: str
     ike: str  # strongSwan/fipsike proposal syntax
     esp: str
-    auth: str = "pubkey"  # "pubkey" | "null"
+    auth: str = "pubkey"  # "pubkey" | "psk" | "null"
     local_id: str = "%null"
     remote_id: str = "%any"
     ee: EndEntity | None = None  # certificate, key and intermediates (auth=pubkey)
@@ -64,6 +64,7 @@ class ConnPlan:
     retransmit_timeout: float = 6.0  # seconds in all (libreswan's retransmit-timeout)
     salifetime: float = 3300.0  # no automatic Child SA rekey within a cell (the checks start them)
     ikelifetime: float = 0.0  # 0: no automatic IKE SA rekey
+    psk: str = ""  # auth=psk: the pre-shared key for (local_id, remote_id), written to ipsec.secrets
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def daemon_config(plan: ConnPlan, folder: Path, auto: str = "add") -> Path:
     --ipsecdir `folder` (libreswan's layout, docs/daemon-json.md): the leaf in certs/, its key in
     private/ (mode 0600), the root and the intermediates in cacerts/ (the daemon sends the chain it
     finds there, as the peers trust only the root). With the key on the token there is no key file:
-    the daemon finds the token's key by the certificate's public key. A restart writes it again."""
+    the daemon finds the token's key by the certificate's public key. A PSK conn is authby=secret with
+    its line `@local @remote : PSK "..."` in ipsec.secrets (mode 0600). A restart writes it again."""
     lines = ["# written by tests/interop/peers/daemon_side.py", "config setup", "", f"conn {CONN}",
              f"\tauto={auto}", f"\tleft={plan.local}", f"\tright={plan.remote}", f"\tleftsubnet={plan.local_ts}",
              f"\trightsubnet={plan.remote_ts}", f"\tike={_libreswan(plan.ike, 2)}",
@@ -97,8 +99,12 @@ def daemon_config(plan: ConnPlan, folder: Path, auto: str = "add") -> Path:
              # ikelifetime=0 in the plan: no automatic IKE SA rekey within a cell (a day is that here)
              f"\tikelifetime={plan.ikelifetime or 86400:g}", f"\tleftid={libreswan_id(plan.local_id)}",
              f"\trightid={libreswan_id(plan.remote_id)}"]
+    secret_lines = ""
     if plan.auth == "null":
         lines.append("\tauthby=null")
+    elif plan.auth == "psk":
+        lines.append("\tauthby=secret")
+        secret_lines = f'{libreswan_id(plan.local_id)} {libreswan_id(plan.remote_id)} : PSK "{plan.psk}"\n'
     else:
         assert plan.ee is not None and plan.trust is not None
         for sub in ("certs", "cacerts", "private"):
@@ -117,8 +123,9 @@ def daemon_config(plan: ConnPlan, folder: Path, auto: str = "add") -> Path:
     path = folder / "ipsec.conf"
     path.write_text("\n".join(lines) + "\n")
     secrets = folder / "ipsec.secrets"
-    secrets.write_text("")
-    secrets.chmod(0o600)
+    secrets.touch(mode=0o600)
+    secrets.chmod(0o600)  # before the secret goes in
+    secrets.write_text(secret_lines)
     return path
 
 

@@ -39,6 +39,8 @@ def ipsec_conf(spec: PeerSpec, nickname: str) -> str:
     ike, esp = spec.libreswan()
     if spec.auth == "null":
         auth = "\tauthby=null\n\tleftid=%null\n\trightid=%null\n"
+    elif spec.auth == "psk":
+        auth = f"\tauthby=secret\n\tleftid=@{spec.local_id}\n\trightid=@{spec.remote_id}\n"
     else:
         method = "rsa-sha2" if spec.cert is not None and spec.cert.kind == "rsa" else "ecdsa"
         auth = (f"\tauthby={method}\n\tleftid=@{spec.local_id}\n\tleftcert={nickname}\n\tleftsendcert=always\n"
@@ -96,7 +98,10 @@ class PlutoPeer:
             raise PeerError(why)
         self.rundir.mkdir(parents=True, exist_ok=True)
         (self.dir / "ipsec.d").mkdir(exist_ok=True)
-        (self.dir / "ipsec.secrets").write_text("")
+        secrets = self.dir / "ipsec.secrets"
+        secrets.write_text(f'@{self.spec.local_id} @{self.spec.remote_id} : PSK "{self.spec.psk}"\n'
+                           if self.spec.auth == "psk" else "")
+        secrets.chmod(0o600)
         if not self.nss.exists():
             self._nss()
         nickname = self.spec.cert.name if self.spec.cert is not None else ""

@@ -43,7 +43,7 @@ from tests.interop.peers.daemon_side import ConnPlan, DaemonSide, Token
 from tests.interop.peers.fipsike_side import EngineSide, FipsikePeer, FipsikeSide, NeedsDaemon
 from tests.interop.peers.pki import EndEntity, MatrixPki, build, load
 from tests.interop.peers.pluto import PlutoPeer
-from tests.interop.peers.spec import SUITES, PeerSpec
+from tests.interop.peers.spec import MATRIX_PSK, SUITES, WRONG_PSK, PeerSpec
 
 CHECKS = ("establish", "ping", "rekey-child-fipsike", "rekey-child-peer", "rekey-ike-fipsike", "rekey-ike-peer",
           "delete-fipsike", "delete-peer", "dpd", "restart")
@@ -165,6 +165,9 @@ def conn_plan(ctx: Context, cell: Cell, ee: EndEntity | None, local: str, remote
     if cell.auth == "null":
         return ConnPlan(auth="null", local_id="%null", remote_id="%any", **common)  # type: ignore[arg-type]
     assert ee is not None
+    if cell.auth == "psk":  # the same IDs as the certificate cells, proved with MATRIX_PSK instead
+        return ConnPlan(auth="psk", local_id=ee.identity, remote_id="peer.test" if label == "fips" else "fips.test",
+                        psk=MATRIX_PSK, **common)  # type: ignore[arg-type]
     return ConnPlan(auth="pubkey", local_id=ee.identity, remote_id="peer.test" if label == "fips" else "fips.test",
                     ee=ee, trust=ctx.pki.main_root, on_token=cell.auth == "rsa" and label == "fips",
                     **common)  # type: ignore[arg-type]
@@ -177,6 +180,9 @@ def engine_connection(ctx: Context, plan: ConnPlan, cell_id: str) -> tuple[Conne
     if plan.auth == "null":
         kw = {"local_auth": "null", "remote_auth": "null", "allow_null": True, "local_id": "%null",
               "remote_id": "%any"}
+    elif plan.auth == "psk":
+        kw = {"local_auth": "psk", "remote_auth": "psk", "local_id": plan.local_id, "remote_id": plan.remote_id,
+              "psk": router.import_psk(plan.psk.encode(), f"{plan.label}-{cell_id}"), "send_certreq": False}
     else:
         ee = plan.ee
         assert ee is not None
@@ -260,9 +266,11 @@ def place(ctx: Context, cell: Cell, workdir: Path) -> Placed:
         peer = FipsikePeer(SIDES[SIDE](ctx, pplan, peer_host.netns, workdir))
     else:
         trust = (str(ctx.pki.main_root),)
+        auth = cell.auth if cell.auth in ("null", "psk") else "pubkey"
+        psk = (WRONG_PSK if cell.negative == "wrong-psk" else MATRIX_PSK) if auth == "psk" else ""
         spec = PeerSpec(peer_host.address, peer_remote, peer_ee.identity if peer_ee else "", "fips.test",
-                        "null" if cell.auth == "null" else "pubkey", cell.suite, f"{peer_host.inner}/32",
-                        f"{fk_host.inner}/32", peer_ee, trust)
+                        auth, cell.suite, f"{peer_host.inner}/32", f"{fk_host.inner}/32",
+                        peer_ee if auth == "pubkey" else None, trust if auth == "pubkey" else (), psk=psk)
         cls = CharonPeer if cell.peer == "charon" else PlutoPeer
         peer = cls(workdir / cell.peer, peer_host.netns, spec)
     return Placed(topo, fk, peer, fk_host, peer_host)

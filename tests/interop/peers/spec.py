@@ -15,6 +15,12 @@ SUITES: dict[str, tuple[str, str, str, str]] = {
     "weak": ("3des-sha1-modp1024", "3des-sha1", "3des-sha1-modp1536", "3des-sha1"),
 }
 
+# The PSK cells' pre-shared key (test data): 48 varied octets, over FIPS's floor for every PRF here
+# (half the PRF's output: 24 octets for PRF-HMAC-SHA2-384) and libreswan's; the wrong-psk negative
+# cell gives the peer WRONG_PSK instead.
+MATRIX_PSK = "fipsike-matrix-PSK-3f9c1a7e5b2d4c6e8a0b1d3f5e7a9c2b"
+WRONG_PSK = "another-PSK-entirely-71d2c4e6a8b0f1e3d5c7b9a1e2f4"
+
 
 @dataclass
 class PeerSpec:
@@ -24,13 +30,14 @@ class PeerSpec:
     remote_addr: str  # "%any" for a responder behind whom a NAT may sit
     local_id: str
     remote_id: str
-    auth: str  # "pubkey" | "null"
+    auth: str  # "pubkey" | "psk" | "null"
     suite: str  # a SUITES key
     local_ts: str  # CIDR
     remote_ts: str
     cert: EndEntity | None = None
     trust: tuple[str, ...] = ()  # root CA PEM paths
     dpd_delay: int = 0
+    psk: str = ""  # auth=psk: the pre-shared key for (local_id, remote_id)
 
     def strongswan(self) -> tuple[str, str]:
         ike, esp, _, _ = SUITES[self.suite]
