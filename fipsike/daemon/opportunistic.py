@@ -10,7 +10,8 @@ Inputs (the runtime's hooks, each marked `# opportunistic` there):
 - a kernel ACQUIRE whose reqid is a group trap's                     -> `on_acquire`
 - an IKE_SA_INIT request that no configured conn takes               -> `screen` (answer or drop it)
 - the engine's IkeSaEstablished/Rekeyed/Failed, ChildSaFailed,
-  IkeSaDeleted, DeadPeer                                             -> `observe`
+  IkeSaDeleted, DeadPeer, and each InstallChildSa the kernel took    -> `observe`
+- an InstallChildSa the kernel refused                               -> `child_refused`
 - reload, status, `fipsike oe-initiate`                              -> `reload`, `status`, `initiate`
 
 The group conns (`right=%opportunisticgroup`, named after their group) and the group files come
@@ -54,6 +55,7 @@ from fipsike.ike.actions import (
     IkeSaEstablished,
     IkeSaFailed,
     IkeSaRekeyed,
+    InstallChildSa,
 )
 from fipsike.ike.config import Connection
 from fipsike.ike.engine import Engine
@@ -400,19 +402,24 @@ class OeBridge:
 
     def reload(self, paths: ConfigPaths, router: KeySource, fips: bool,
                reqid: Callable[[str, str], int]) -> JsonObject:
-        """New group files (and conns): the policy changes; instances and bare shunts stay."""
+        """New group files and conns: the policy changes, and the instances and bare shunts of peers that
+        the new configuration no longer gives to their group are torn down (the rest stay)."""
         new = load_oe(paths, router, fips, reqid)
         if self.oe is None:  # the first opportunistic configuration
             self.config, self.oe = new, self._core(new)
             if self.oe is not None:
                 self.start()
             return {"opportunistic": "started" if self.oe is not None else "none"}
-        for gc in new.conns:
-            self.oe.conns[gc.group] = gc  # new instances use the new template
-        self.config = dataclasses.replace(new, names=self.config.names | new.names)
-        changes = self.oe.reload(new.groups)
+        try:
+            changes = self.oe.reload(new.groups, new.conns, new.local, self.daemon.clock())
+        except (OeError, ValueError) as exc:
+            raise ConfigError(f"opportunistic groups: {exc}") from None
+        self.config = new
+        if any(gc.negotiation_shunt is NegotiationShunt.HOLD for gc in new.conns):
+            self._larval_queue()
         self._do(changes)
-        return {"group_policies_changed": len(changes)}
+        return {"group_policies_changed": sum(isinstance(a, InstallPolicy | RemovePolicy) for a in changes),
+                "instances_removed": sum(isinstance(a, Log) and a.event == "oe-policy-removed" for a in changes)}
 
     # --- inputs -----------------------------------------------------------------------------------
     def on_acquire(self, ev: Acquire) -> bool:
@@ -447,6 +454,10 @@ class OeBridge:
         if self.oe is None:
             return
         now = self.daemon.clock()
+        if isinstance(a, InstallChildSa):  # carried: the kernel took it (a refused one goes to child_refused)
+            self.oe.on_child_installed(a.connection)
+            self._settle()
+            return
         if isinstance(a, IkeSaEstablished | IkeSaRekeyed):
             acts = self.oe.on_established(a.connection, now)
         elif isinstance(a, IkeSaFailed | ChildSaFailed):
@@ -457,6 +468,17 @@ class OeBridge:
             return
         if acts:
             self._do(acts)
+
+    def child_refused(self, name: str) -> bool:
+        """The kernel refused an instance's Child SA (the daemon calls this once the engine's actions that
+        came with it are carried out, so a responder's IKE_AUTH answer has gone). True: the bridge deletes
+        the whole IKE SA, so the daemon need not delete the Child SA on its own."""
+        if self.oe is None or not self.is_instance(name):
+            return False
+        acts = self.oe.on_child_refused(name, self.daemon.clock())
+        if acts:
+            self._do(acts)
+        return bool(acts)
 
     # --- the core's actions --------------------------------------------------------------------------
     def _do(self, actions: Sequence[OeAction]) -> None:
@@ -550,7 +572,7 @@ class OeBridge:
             return {"outcome": "not-opportunistic", "group": g.value if g else None,
                     "reason": f"{key[1]} is in {g.value if g else 'no group'}: no negotiation"}
         out: JsonObject = {"group": e.group.value, "name": e.name}
-        if e.phase is Phase.ESTABLISHED:
+        if e.phase is Phase.ESTABLISHED and e.child_up:
             ike = [s for s in self.daemon.engine.ike_sas() if s.conn.name == e.name]
             return {**out, "outcome": "established", "role": "initiator" if e.initiator else "responder",
                     "ike_sa": ike[0].name if ike else None}

@@ -10,7 +10,9 @@ come back: ACQUIRE initiates the trapped connection, a soft EXPIRE rekeys, a har
 
 Failure handling: an exception in one callback (a datagram, a timer, a kernel event, a control
 request) is logged by type and ends that piece of work only; a Child SA the kernel refuses is
-deleted again (and the peer told), so no half-installed tunnel black-holes traffic.
+deleted again (and the peer told), so no half-installed tunnel black-holes traffic. An opportunistic
+instance's refused Child SA fails the instance instead: its IKE SA is deleted and its failure shunt
+goes in (fipsike.daemon.opportunistic.OeBridge.child_refused).
 """
 
 from __future__ import annotations
@@ -204,6 +206,13 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - logged by type; this piece of work ends here
             self.log.unexpected(where, exc)
 
+    def _guarded_bool(self, where: str, fn: Callable[[str], bool], arg: str) -> bool:
+        try:
+            return fn(arg)
+        except Exception as exc:  # noqa: BLE001 - logged by type; False: the caller does its default
+            self.log.unexpected(where, exc)
+            return False
+
     def unexpected(self, where: str, exc: BaseException) -> None:
         self.log.unexpected(where, exc)
 
@@ -267,23 +276,26 @@ class Daemon:
     def carry(self, actions: Iterable[Action]) -> None:
         """Carry out the engine's actions in order. An unexpected exception ends only the action it hit
         (logged by type); a Child SA that could not be installed is deleted again."""
-        refused: list[int] = []
+        refused: list[tuple[int, str]] = []  # (inbound SPI, connection) of each Child SA not installed
         for a in actions:
             try:
                 self._carry_one(a, refused)
-                self.oe.observe(a)  # opportunistic: instances' outcomes
+                if not (isinstance(a, InstallChildSa) and refused and refused[-1][0] == a.inbound.spi):
+                    self.oe.observe(a)  # opportunistic: instances' outcomes
             except Exception as exc:  # noqa: BLE001 - one action's failure must not drop the ones after it
                 conn = getattr(a, "connection", None)
                 self.log.unexpected(f"carrying {type(a).__name__}", exc, conn if isinstance(conn, str) else None)
                 if isinstance(a, InstallChildSa):
-                    refused.append(a.inbound.spi)
+                    refused.append((a.inbound.spi, a.connection))
                     self._resolve_up(a.connection, False, f"Child SA {a.child} not installed (internal error)")
-        for spi in refused:
-            self.carry(self.engine.delete_child(spi, self.clock()))
+        for spi, conn in refused:
+            # opportunistic: an instance fails whole (failure shunt, its IKE SA deleted); the rest lose the Child SA
+            if not self._guarded_bool("opportunistic", self.oe.child_refused, conn):
+                self.carry(self.engine.delete_child(spi, self.clock()))
         if self.notifier.enabled:  # not under systemd: no status line to build for every packet
             self.notifier.notify(STATUS=self._status_line())
 
-    def _carry_one(self, a: Action, refused: list[int]) -> None:
+    def _carry_one(self, a: Action, refused: list[tuple[int, str]]) -> None:
         if isinstance(a, SendDatagram):
             try:
                 self.sockets.send(a.data, a.src, a.dst)
@@ -322,13 +334,13 @@ class Daemon:
                 except RequestError as exc:
                     self.event("warning", "dead-peer-hold-failed", a.connection, str(exc))
 
-    def _install(self, a: InstallChildSa, refused: list[int]) -> None:
+    def _install(self, a: InstallChildSa, refused: list[tuple[int, str]]) -> None:
         try:
             self.installer.install(a)
         except KernelError as exc:
             self.event("error", "child-sa-install-failed", a.connection, f"{a.child}: {exc}")
             self._resolve_up(a.connection, False, f"the kernel refused Child SA {a.child}: {exc}")
-            refused.append(a.inbound.spi)
+            refused.append((a.inbound.spi, a.connection))
             return
         self._acquiring.pop(a.connection, None)
         self.event("info", "child-sa-up", a.connection,

@@ -156,6 +156,7 @@ class Entry:
     policies: tuple[PolicySpec, ...] = ()  # per-peer shunt policies we installed
     connection: Connection | None = None
     resume: tuple[str, float] | None = None  # answering during a bare shunt: its kind and deadline
+    child_up: bool = False  # the kernel took the instance's Child SA (an IKE SA alone carries no traffic)
 
     def row(self, now: float) -> dict[str, object]:
         """`fipsike status --json`: an instance with its group, a bare shunt with its kind and time left."""
@@ -233,6 +234,9 @@ class Opportunistic:
                                                      {g: c.reqid for g, c in self.conns.items() if g.traps})
         self.entries: dict[tuple[IPAddress, IPAddress], Entry] = {}
         self._by_name: dict[str, tuple[IPAddress, IPAddress]] = {}
+        # instances torn down while their IKE SA was still being deleted: the group policies to put back
+        # once it is gone (on_down)
+        self._restore: dict[str, list[PolicySpec]] = {}
 
     # --- the group policies ------------------------------------------------------------------------
 
@@ -247,12 +251,39 @@ class Opportunistic:
         """Is an ACQUIRE with this reqid from a group trap (for on_acquire) rather than another conn's?"""
         return any(gc.reqid == reqid for g, gc in self.conns.items() if g.traps)
 
-    def reload(self, groups: Mapping[PolicyGroup, Iterable[IPNetwork | str]]) -> list[OeAction]:
-        """New group files: the policy changes, new and changed first so no gap opens, then removals.
-        Instances and bare shunts stay; they are per-peer and outrank the groups."""
+    def reload(self, groups: Mapping[PolicyGroup, Iterable[IPNetwork | str]],
+               conns: Iterable[GroupConn] | None = None, local: Sequence[IPAddress] | None = None,
+               now: float = 0.0) -> list[OeAction]:
+        """New group files (and, when given, the new group conns and our addresses): the policy changes,
+        new and changed first so no gap opens, then removals. An entry whose peer the new configuration
+        no longer gives to its group (its group conn is gone, or the group files no longer cover the
+        peer, or a more specific CIDR of another group now does) is torn down, as libreswan deletes a
+        removed policy's instances: its IKE SA deleted (the peer is told), its per-peer policies and bare
+        shunt removed, the new table's policy of the same selector put back. The other entries stay (new
+        instances use the new template)."""
+        if conns is not None:
+            fresh: dict[PolicyGroup, GroupConn] = {}
+            for gc in conns:
+                if gc.group in fresh:
+                    raise OeError(f"two conns for group {gc.group.value}")
+                fresh[gc.group] = gc
+            self.conns = fresh
+        if local is not None:
+            self.local = tuple(local)
         old = self.table
         self.table = policy_table(groups, self.local, {g: c.reqid for g, c in self.conns.items() if g.traps})
-        return policy_changes(old, self.table)
+        out = policy_changes(old, self.table)
+        for entry in list(self.entries.values()):
+            now_in = matching_group(self.table, entry.local, entry.remote)
+            if entry.group in self.conns and now_in is entry.group:
+                continue
+            where = now_in.value if now_in is not None else "no group"
+            if entry.phase is not Phase.SHUNTED:
+                out.append(Terminate(entry.name))
+            out.extend(self._drop_entry(entry, ike_sa_going=entry.phase is not Phase.SHUNTED))
+            out.append(Log("info", "oe-policy-removed", f"{entry.name}: {entry.remote} is in {where} now "
+                                                        f"(was {entry.group.value}): torn down"))
+        return self._with_wake(out) if out else out
 
     # --- events in ---------------------------------------------------------------------------------
 
@@ -333,7 +364,7 @@ class Opportunistic:
         """IkeSaEstablished or IkeSaRekeyed for an instance: up until its IKE SA lifetime (refreshed by
         every rekey). Its tunnel policies replaced any negotiation shunt (same selector)."""
         entry = self._named(name)
-        if entry is None or entry.connection is None:
+        if entry is None or entry.connection is None or entry.phase is Phase.SHUNTED:
             return []
         entry.phase = Phase.ESTABLISHED
         entry.deadline = now + entry.connection.life_time
@@ -345,17 +376,46 @@ class Opportunistic:
         return self._with_wake([Log("info", "oe-established", f"{name} ({entry.group.value})")])
 
     def on_failed(self, name: str, now: float) -> list[OeAction]:
-        """IkeSaFailed / ChildSaFailed for an instance being negotiated: the failure shunt."""
+        """IkeSaFailed / ChildSaFailed for an instance being negotiated: the failure shunt. A ChildSaFailed
+        after the IKE SA came up (the peer refused the IKE_AUTH's Child SA) leaves an IKE SA that carries
+        nothing: the same as a Child SA the kernel refused."""
         entry = self._named(name)
+        if entry is not None and entry.phase is Phase.ESTABLISHED and not entry.child_up:
+            return self.on_child_refused(name, now)
         if entry is None or entry.phase is not Phase.NEGOTIATING:
             return []
         return self._with_wake(self._fail(entry, now))
 
+    def on_child_installed(self, name: str) -> None:
+        """The kernel took the instance's Child SA: now it carries traffic."""
+        entry = self._named(name)
+        if entry is not None and entry.phase is not Phase.SHUNTED:
+            entry.child_up = True
+
+    def on_child_refused(self, name: str, now: float) -> list[OeAction]:
+        """The instance's Child SA was refused (by the kernel at install, or by the peer) before any of
+        its Child SAs was up: an IKE SA with no tunnel would keep the peer's traffic on the negotiation
+        shunt (or the trap) for the IKE SA's lifetime. The instance fails as a negotiation does (failure
+        shunt for an initiator, none for a responder) and its IKE SA is deleted, so the next packet after
+        the shunt's lifetime negotiates afresh."""
+        entry = self._named(name)
+        if entry is None or entry.phase is Phase.SHUNTED or entry.child_up:
+            return []
+        entry.phase = Phase.NEGOTIATING
+        out: list[OeAction] = [Log("warning", "oe-child-refused", f"{name}: its Child SA was refused; the "
+                                                                  f"instance fails and its IKE SA is deleted"),
+                               Terminate(name)]
+        out.extend(self._fail(entry, now))
+        return self._with_wake(out)
+
     def on_down(self, name: str, now: float) -> list[OeAction]:
         """IkeSaDeleted / DeadPeer (after the engine removed the instance's SAs and policies)."""
+        late = self._restore.pop(name, ())
         entry = self._named(name)
         if entry is None or entry.phase is Phase.SHUNTED:
-            return []
+            # an instance torn down before its IKE SA was gone: the engine took the Child SA's policies
+            # out just now, and with them any group policy of the same selector put back in the meantime
+            return [InstallPolicy(spec) for spec in late if any(r.spec == spec for r in self.table)]
         if entry.resume is not None:
             return self._with_wake(self._resume_shunt(entry))
         out = self._drop_entry(entry)
@@ -374,7 +434,7 @@ class Opportunistic:
                                                            f"shunt expired; the next packet tries again"))
             else:
                 out.append(Terminate(entry.name))
-                out.extend(self._drop_entry(entry))
+                out.extend(self._drop_entry(entry, ike_sa_going=True))
                 out.append(Log("warning", "oe-expired", f"{entry.name}: IKE SA lifetime over without a rekey"))
         return self._with_wake(out)
 
@@ -447,8 +507,10 @@ class Opportunistic:
         return [Forget(entry.name), Log("info", "oe-failed", f"{entry.name}: answering {entry.remote} failed; "
                                                              f"the {entry.shunt} shunt stays")]
 
-    def _drop_entry(self, entry: Entry) -> list[OeAction]:
-        """Remove the entry and its per-peer policies, putting back a group policy they had replaced."""
+    def _drop_entry(self, entry: Entry, ike_sa_going: bool = False) -> list[OeAction]:
+        """Remove the entry and its per-peer policies, putting back a group policy they had replaced.
+        `ike_sa_going`: a Terminate for its IKE SA came first; the engine removes the Child SA's policies
+        only when the DELETE is answered, so the put-back is repeated then (on_down)."""
         del self.entries[(entry.local, entry.remote)]
         out: list[OeAction] = []
         if self._by_name.pop(entry.name, None) is not None and entry.phase is not Phase.SHUNTED:
@@ -462,6 +524,8 @@ class Opportunistic:
         # an established instance's own policies (the engine's installer put them in and took them out)
         # had replaced these too
         out.extend(InstallPolicy(r) for r in replaced)
+        if ike_sa_going and replaced:
+            self._restore[entry.name] = replaced
         return out
 
     def _with_wake(self, actions: list[OeAction]) -> list[OeAction]:

@@ -24,7 +24,7 @@ from fipsike.daemon.runtime import Daemon, Options, ReqidBook
 from fipsike.daemon.udp import Datagram
 from fipsike.ike.config import Connection
 from fipsike.kernel.memory import MemoryKernel
-from fipsike.kernel.types import Direction, PolicyAction
+from fipsike.kernel.types import Direction, KernelError, PolicyAction, SaSpec
 from fipsike.oe.groups import PolicyGroup
 from fipsike.oe.opportunistic import FailureShunt, NegotiationShunt
 from providers import open_router
@@ -238,4 +238,115 @@ def test_reload_applies_new_group_files_and_keeps_the_instances(tmp_path: Path) 
         with pytest.raises(ConfigError, match=r"policies/clear:1"):
             p.d[A].reload()
         assert k.send_packet(ipaddress.ip_address(A), ipaddress.ip_address("10.9.0.3")) == "clear"  # kept
+    run(go, p)
+
+
+class RefusingKernel(MemoryKernel):
+    """A kernel without the negotiated ESP transform (as this host's: "Requested AEAD algorithm not found")."""
+
+    def install_sa(self, spec: SaSpec) -> None:
+        raise KernelError("NEWSA", "ENOENT", "Requested AEAD algorithm not found")
+
+
+def test_a_child_sa_the_kernel_refuses_fails_the_instance_to_its_failure_shunt_and_deletes_the_ike_sa(
+        tmp_path: Path) -> None:
+    p = Pair(tmp_path)
+    p.kernels[A] = p.d[A].kernel = p.d[A].installer.kernel = RefusingKernel()  # type: ignore[misc]
+
+    async def go(p: Pair) -> None:
+        p.start()
+        name = f"private-or-clear#{A}-{B}"
+        task = asyncio.ensure_future(p.d[A].request("oe-initiate", {"local": A, "remote": B, "timeout": 5}))
+        await asyncio.sleep(0)
+        p.wire()
+        res = await task
+        # the IKE SA came up, but no tunnel: the outcome is the failure, not "established"
+        assert res["outcome"] == "failed" and res["shunt"] == "passthrough", res
+        assert "oe-child-refused" in p.out[A].getvalue()
+        # the IKE SA is gone on both sides (A sent the DELETE; B, whose kernel took its half, removed it too)
+        assert p.d[A].engine.ike_sas() == [] and p.d[B].engine.ike_sas() == []
+        assert name not in p.d[A].engine.connections
+        rows = p.d[A].oe.status()["opportunistic"]["entries"]  # type: ignore[index]
+        assert [(r["kind"], r["shunt"]) for r in rows] == [("bare-shunt", "passthrough")]
+        assert p.ping(A, B) == "clear"  # failureshunt=passthrough, for the shunt's lifetime
+        # B's side: its answering instance ended with the IKE SA, no shunt (a responder installs none)
+        assert p.d[B].oe.status()["opportunistic"]["entries"] == []  # type: ignore[index]
+        assert p.kernels[B].sas == {}
+        # after the shunt lifetime the trap is back and the next packet negotiates again
+        later = p.d[A].clock() + 901
+        p.d[A].clock = lambda: later  # type: ignore[method-assign]
+        p.d[A].oe._on_timer()
+        assert p.ping(A, B) == "acquire"
+        assert [r["state"] for r in p.d[A].oe.status()["opportunistic"]["entries"]] == ["negotiating"]  # type: ignore[index]
+    run(go, p)
+
+
+def test_a_responder_whose_kernel_refuses_the_child_sa_drops_the_instance_and_deletes_the_ike_sa(
+        tmp_path: Path) -> None:
+    p = Pair(tmp_path)
+    p.kernels[B] = p.d[B].kernel = p.d[B].installer.kernel = RefusingKernel()  # type: ignore[misc]
+
+    async def go(p: Pair) -> None:
+        p.start()
+        assert p.ping(A, B) == "acquire"
+        p.wire()
+        assert p.d[A].engine.ike_sas() == [] and p.d[B].engine.ike_sas() == []
+        assert p.d[B].oe.status()["opportunistic"]["entries"] == []  # type: ignore[index]
+        assert f"private-or-clear#{B}-{A}" not in p.d[B].engine.connections
+        # A's kernel took its Child SA; B's DELETE of the IKE SA took it out again
+        assert p.kernels[A].sas == {}
+    run(go, p)
+
+
+def test_reload_tears_down_an_instance_whose_peer_the_group_files_no_longer_cover(tmp_path: Path) -> None:
+    """B's /32 moves to clear: A's instance for B goes (DELETE to B), and the clear /32 is what is left in
+    A's kernel, also after the engine removed the Child SA's policies of that same selector."""
+    p = Pair(tmp_path)
+
+    async def go(p: Pair) -> None:
+        p.start()
+        assert p.ping(A, B) == "acquire"
+        p.wire()
+        assert p.ping(A, B) == "protected"
+        (tmp_path / A / "policies" / "clear").write_text(f"{B}/32\n")
+        res = p.d[A].reload()
+        assert res["instances_removed"] == 1, res
+        assert p.d[A].oe.status()["opportunistic"]["entries"] == []  # type: ignore[index]
+        assert f"private-or-clear#{A}-{B}" not in p.d[A].engine.connections
+        p.wire()  # the DELETE and its answer
+        assert p.d[A].engine.ike_sas() == [] and p.d[B].engine.ike_sas() == []
+        k = p.kernels[A]
+        assert k.sas == {}
+        assert p.ping(A, B) == "clear"
+        sel = [pol for pol in k.policies.values() if f"{B}/32" in (str(pol.selector.src), str(pol.selector.dst))]
+        assert sorted(pol.direction.name for pol in sel) == ["IN", "OUT"]
+        assert all(pol.action is PolicyAction.PASS for pol in sel)
+        assert "oe-policy-removed" in p.out[A].getvalue()
+    run(go, p)
+
+
+def test_reload_without_the_group_conn_tears_down_its_instances_and_bare_shunts(tmp_path: Path) -> None:
+    p = Pair(tmp_path, **{B: {"clear": "10.9.0.0/24\n"}})
+    c = "10.9.0.3"
+
+    async def go(p: Pair) -> None:
+        p.start()
+        # a bare shunt for B (B never answers: it has 10.9.0.0/24 in clear) ...
+        assert p.ping(A, B) == "acquire"
+        p.wire()
+        p.d[A].carry(p.d[A].engine.terminate(f"private-or-clear#{A}-{B}", p.d[A].clock()))
+        # ... and an instance for C being negotiated (C is not there to answer)
+        assert p.ping(A, c) == "acquire"
+        for d in p.d.values():
+            d.sockets.sent.clear()  # type: ignore[attr-defined]
+        kinds = [r["kind"] for r in p.d[A].oe.status()["opportunistic"]["entries"]]  # type: ignore[index]
+        assert sorted(kinds) == ["bare-shunt", "instance"]
+        (tmp_path / A / "ipsec.conf").write_text("# opportunistic IPsec switched off\n")
+        res = p.d[A].reload()
+        assert res["instances_removed"] == 2, res
+        assert p.d[A].oe.status()["opportunistic"]["entries"] == []  # type: ignore[index]
+        assert not p.d[A].engine.ike_sas() and not p.d[A].engine.connections
+        # no group conn: the trap and both per-peer shunts are gone, everything passes as without fipsike
+        assert p.kernels[A].policies == {}
+        assert p.ping(A, B) == "clear" and p.ping(A, c) == "clear"
     run(go, p)
