@@ -15,9 +15,10 @@ Inputs (the runtime's hooks, each marked `# opportunistic` there):
 - reload, status, `fipsike oe-initiate`                              -> `reload`, `status`, `initiate`
 
 The group conns (`right=%opportunisticgroup`, named after their group) and the group files come
-from fipsike.config, read here from the daemon's --config / --ipsecdir. The daemon's loader
-(fipsike.daemon.ipsecconf) skips those conns and `exclude` keeps them out of the engine: a template
-with right=%any in the engine would answer every peer.
+from the daemon loader's parse of ipsec.conf (DaemonConfig.parsed: one parse, one FIPS mode, one
+host lookup per start and per reload). The loader (fipsike.daemon.ipsecconf) skips those conns and
+`exclude` keeps them out of the engine: a template with right=%any in the engine would answer every
+peer.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import dataclasses
 import ipaddress
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -38,12 +38,8 @@ from cryptography import x509
 
 from certs.crls import CrlFolder
 from certs.store import CertStore, default_store_dir, load_certificates
-from compliance.modes import FipsMode
 from fipsike.config.conns import ConnSpec
-from fipsike.config.errors import ConfigError as ConfError
-from fipsike.config.hosts import SystemHost
-from fipsike.config.load import load as load_ipsec_conf
-from fipsike.daemon.config_seam import ConfigError, ConfigPaths, DaemonConfig
+from fipsike.daemon.config_seam import ConfigError, DaemonConfig, ParsedConfig
 from fipsike.daemon.control import JsonObject, RequestError
 from fipsike.daemon.ipsecconf import CrlFolderSource
 from fipsike.daemon.udp import Datagram
@@ -135,29 +131,13 @@ class OeConfig:
         return bool(self.conns) or bool(self.groups)
 
 
-class _Host:
-    """This host's addresses for fipsike.config, safe inside the daemon's event loop (reload): pyroute2's
-    IPRoute turns asynchronous when a loop is running in its thread, so it is asked from a worker thread."""
-
-    def local_addresses(self) -> frozenset[str]:
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(SystemHost().local_addresses).result()
-
-    def default_route_address(self, version: int) -> str | None:
-        return SystemHost().default_route_address(version)
-
-
-def load_oe(paths: ConfigPaths, router: KeySource, fips: bool,
+def load_oe(parsed: ParsedConfig | None, ipsecdir: Path, router: KeySource,
             reqid: Callable[[str, str], int]) -> OeConfig:
-    """Read the group conns and group files; a ConfigError names the file and line."""
-    if not paths.config.exists():
+    """The group conns and group files of the daemon loader's parse (its FIPS mode, its host); a
+    ConfigError names the file and line."""
+    if parsed is None:
         return OeConfig()
-    try:
-        loaded = load_ipsec_conf(paths.config, secrets=paths.secrets if paths.secrets.exists() else None,
-                                 ipsecdir=paths.ipsecdir, fips_mode=FipsMode.POLICY if fips else FipsMode.OFF,
-                                 host=_Host())
-    except ConfError as exc:
-        raise ConfigError(f"opportunistic groups: {exc}") from None
+    loaded = parsed.loaded
     groups = {PolicyGroup(g): loaded.groups.members(g) for g in loaded.groups.groups}
     conns: list[GroupConn] = []
     for spec in loaded.conns:
@@ -172,7 +152,7 @@ def load_oe(paths: ConfigPaths, router: KeySource, fips: bool,
         if not group.answers_ike:
             continue  # libreswan's `conn clear` / `conn block` (type=passthrough / drop): the group file does it
         try:
-            conns.append(GroupConn(group, _template(spec, paths.ipsecdir, router, where), reqid(spec.name, spec.name),
+            conns.append(GroupConn(group, _template(spec, ipsecdir, router, where), reqid(spec.name, spec.name),
                                    _shunt(FailureShunt, spec.failureshunt, "failureshunt", where),
                                    _shunt(NegotiationShunt, spec.negotiationshunt, "negotiationshunt", where)))
         except OeError as exc:
@@ -185,11 +165,11 @@ def load_oe(paths: ConfigPaths, router: KeySource, fips: bool,
                 local.append(ip)
     if not local and groups:  # block / clear alone: our default-route addresses
         for v in (4, 6):
-            found = SystemHost().default_route_address(v)
+            found = parsed.host.default_route_address(v)
             if found:
                 local.append(ipaddress.ip_address(found))
     life = float(loaded.setup_value("shuntlifetime", DEFAULT_SHUNT_LIFETIME))
-    crls = paths.ipsecdir / "crls"
+    crls = ipsecdir / "crls"
     return OeConfig(tuple(conns), groups, tuple(local), frozenset(gc.template.name for gc in conns), life,
                     crls if crls.is_dir() else None)
 
@@ -331,9 +311,9 @@ class OeBridge:
             raise ConfigError(f"opportunistic groups: {exc}") from None
 
     @classmethod
-    def load(cls, daemon: DaemonPort, paths: ConfigPaths, router: KeySource, fips: bool,
+    def load(cls, daemon: DaemonPort, parsed: ParsedConfig | None, ipsecdir: Path, router: KeySource,
              reqid: Callable[[str, str], int]) -> OeBridge:
-        return cls(daemon, load_oe(paths, router, fips, reqid))
+        return cls(daemon, load_oe(parsed, ipsecdir, router, reqid))
 
     # --- the daemon's configuration ----------------------------------------------------------------
     def exclude(self, config: DaemonConfig) -> DaemonConfig:
@@ -400,11 +380,11 @@ class OeBridge:
                 w.future.set_result({"outcome": "failed", "reason": "daemon stopping"})
         self._waiters.clear()
 
-    def reload(self, paths: ConfigPaths, router: KeySource, fips: bool,
+    def reload(self, parsed: ParsedConfig | None, ipsecdir: Path, router: KeySource,
                reqid: Callable[[str, str], int]) -> JsonObject:
         """New group files and conns: the policy changes, and the instances and bare shunts of peers that
         the new configuration no longer gives to their group are torn down (the rest stay)."""
-        new = load_oe(paths, router, fips, reqid)
+        new = load_oe(parsed, ipsecdir, router, reqid)
         if self.oe is None:  # the first opportunistic configuration
             self.config, self.oe = new, self._core(new)
             if self.oe is not None:

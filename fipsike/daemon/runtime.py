@@ -108,7 +108,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.clock = clock
         # opportunistic: the group conns and files, read by the bridge; their conns are its, not the engine's
-        self.oe = OeBridge.load(self, options.paths, router, self._fips(), self.reqids)
+        self.oe = OeBridge.load(self, config.parsed, options.paths.ipsecdir, router, self.reqids)
         config = self.oe.exclude(config)
         self.config = config
         self.engine = Engine(router, [e.connection for e in config.by_name().values()], crl_source=config.crls)
@@ -195,9 +195,6 @@ class Daemon:
     def _status_line(self) -> str:
         # len() of the SA table, not of ike_sas() (a list copy): this runs after every packet
         return f"{len(self.engine.sas)} IKE SAs, {len(self.installer.children)} Child SAs"
-
-    def _fips(self) -> bool:
-        return str(getattr(self.router.policy, "profile", "fips")) != "default"
 
     # --- the one guard ------------------------------------------------------------------------------
     def _guarded(self, where: str, fn: Callable[..., object], *args: object) -> None:
@@ -426,7 +423,7 @@ class Daemon:
         for warning in new.warnings:
             self.event("warning", "config-warning", None, warning)
         new = self.oe.exclude(new)  # opportunistic: the group conns are the bridge's
-        oe_result = self.oe.reload(self.options.paths, self.router, self._fips(), self.reqids)
+        oe_result = self.oe.reload(new.parsed, self.options.paths.ipsecdir, self.router, self.reqids)
         old_by, new_by = self.config.by_name(), new.by_name()
         removed = sorted(set(old_by) - set(new_by))
         added = sorted(set(new_by) - set(old_by))

@@ -15,11 +15,11 @@ from benchmarks.mesh import SEED_PRIVATE_OR_CLEAR
 from compliance.modes import FipsMode
 from fipsike.commands.opportunistic import render_outcome, render_status
 from fipsike.config.hosts import StaticHost
-from fipsike.daemon.config_seam import ConfigError, ConfigPaths, ConnEntry, DaemonConfig
+from fipsike.daemon.config_seam import ConfigError, ConfigPaths, ConnEntry, DaemonConfig, with_reqids
 from fipsike.daemon.control import RequestError
 from fipsike.daemon.eventlog import EventLog
 from fipsike.daemon.ipsecconf import IpsecConfLoader
-from fipsike.daemon.opportunistic import is_ike_sa_init_request, load_oe
+from fipsike.daemon.opportunistic import OeConfig, is_ike_sa_init_request, load_oe
 from fipsike.daemon.runtime import Daemon, Options, ReqidBook
 from fipsike.daemon.udp import Datagram
 from fipsike.ike.config import Connection
@@ -51,11 +51,13 @@ class Pair:
         for ip in (A, B):
             paths = write(tmp / ip, ip, groups=groups.get(ip))
             self.kernels[ip] = MemoryKernel()
-            self.d[ip] = Daemon(open_router(fips), self.kernels[ip], FakeSockets(), DaemonConfig(),
+            router, reqids = open_router(fips), ReqidBook()
+            loader = IpsecConfLoader(FipsMode.OFF if fips == "default" else FipsMode.POLICY,
+                                     host=StaticHost(frozenset({ip})))
+            # as `fipsike daemon` does: the loader's config (with its parse) is the daemon's and the bridge's
+            self.d[ip] = Daemon(router, self.kernels[ip], FakeSockets(), with_reqids(loader(paths, router), reqids),
                                 Options(paths, tmp / ip / "ctl", "memory"), EventLog(self.out[ip]),
-                                reqids=ReqidBook(), loader=IpsecConfLoader(
-                                    FipsMode.OFF if fips == "default" else FipsMode.POLICY,
-                                    host=StaticHost(frozenset({ip}))))
+                                reqids=reqids, loader=loader)
 
     def start(self) -> None:
         for d in self.d.values():
@@ -175,27 +177,56 @@ def test_a_peer_in_clear_is_not_answered_and_the_initiator_fails_to_its_failure_
     run(go, p)
 
 
+def oe_of(paths: ConfigPaths, fips: bool) -> OeConfig:
+    """The bridge's half of the daemon loader's one parse."""
+    router = open_router("fips" if fips else "default")
+    loader = IpsecConfLoader(FipsMode.POLICY if fips else FipsMode.OFF, host=StaticHost(frozenset({A})))
+    return load_oe(loader(paths, router).parsed, paths.ipsecdir, router, ReqidBook())
+
+
 def test_fips_mode_overrides_the_seed_s_shunts_and_a_misnamed_group_conn_is_an_error(tmp_path: Path) -> None:
     paths = write(tmp_path / "a", A)
-    cfg = load_oe(paths, open_router("fips"), True, ReqidBook())
+    cfg = oe_of(paths, True)
     (gc,) = cfg.conns
     assert gc.group is PolicyGroup.PRIVATE_OR_CLEAR and gc.null_auth
     assert (gc.failure_shunt, gc.negotiation_shunt) == (FailureShunt.NONE, NegotiationShunt.HOLD)
-    off = load_oe(paths, open_router("default"), False, ReqidBook()).conns[0]
+    off = oe_of(paths, False).conns[0]
     assert (off.failure_shunt, off.negotiation_shunt) == (FailureShunt.PASSTHROUGH, NegotiationShunt.PASSTHROUGH)
     # libreswan's stock shunt conn for the clear group: its work is the group file's, it is no template
     shunt = write(tmp_path / "s", A, SEED_PRIVATE_OR_CLEAR + "\nconn clear\n    type=passthrough\n    authby=never\n"
                   "    left=%defaultroute\n    right=%group\n    auto=ondemand\n")
-    assert [gc.group for gc in load_oe(shunt, open_router("default"), False, ReqidBook()).conns] == \
-        [PolicyGroup.PRIVATE_OR_CLEAR]
+    assert [gc.group for gc in oe_of(shunt, False).conns] == [PolicyGroup.PRIVATE_OR_CLEAR]
     bad = write(tmp_path / "b", A, SEED_PRIVATE_OR_CLEAR.replace("conn private-or-clear", "conn oe"))
     with pytest.raises(ConfigError, match=r"ipsec.conf:1: conn oe: right=%opportunisticgroup needs the conn named"):
-        load_oe(bad, open_router("default"), False, ReqidBook())
+        oe_of(bad, False)
     cert = write(tmp_path / "c", A, SEED_PRIVATE_OR_CLEAR.replace("authby=null", "authby=rsasig")
                  .replace("leftauth=null", "leftcert=node1.example.com").replace("rightauth=null", "")
                  .replace("leftid=%null", "").replace("rightid=%null", ""))
     with pytest.raises(ConfigError, match="node1.example.com: no such certificate"):
-        load_oe(cert, open_router("default"), False, ReqidBook())
+        oe_of(cert, False)
+
+
+def test_one_parse_per_start_and_per_reload_feeds_the_daemon_and_the_bridge(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    config_load = importlib.import_module("fipsike.config.load")  # the module (fipsike.config.load is the function)
+
+    calls: list[Path] = []
+    real = config_load.parse_config
+
+    def counting(config: Path) -> Any:
+        calls.append(Path(config))
+        return real(config)
+
+    monkeypatch.setattr(config_load, "parse_config", counting)  # every reader of ipsec.conf goes through it
+    p = Pair(tmp_path)
+    assert len(calls) == 2  # one per daemon (A and B), not one more for each bridge
+    assert [gc.group for gc in p.d[A].oe.config.conns] == [PolicyGroup.PRIVATE_OR_CLEAR]
+    p.d[A].reload()
+    assert len(calls) == 3
+    # a config from a loader without ipsec.conf (a test's, say) has no opportunistic half: no file is read
+    assert load_oe(None, tmp_path, open_router("default"), ReqidBook()) == OeConfig()
 
 
 def test_the_daemon_leaves_the_group_conns_to_the_bridge(tmp_path: Path) -> None:
