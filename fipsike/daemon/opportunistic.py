@@ -419,12 +419,22 @@ class OeBridge:
             if not self.is_instance(name) and conn.ike_cfg.fits(local, remote):
                 return False  # a configured conn takes it
         try:
-            acts = self.oe.on_peer_initiated(ipaddress.ip_address(local), ipaddress.ip_address(remote),
-                                             self.daemon.clock())
+            key = (ipaddress.ip_address(local), ipaddress.ip_address(remote))
         except ValueError:
             return True
+        acts = self.oe.on_peer_initiated(key[0], key[1], self.daemon.clock(), self._our_spi(key),
+                                         dgram.data[0:8], dgram.src[1])
         self._do(acts)
         return any(isinstance(a, IgnorePeer) for a in acts)
+
+    def _our_spi(self, key: tuple[IPAddress, IPAddress]) -> bytes:
+        """Our half-open IKE SA's initiator SPI for the instance of (local, remote), if one is under way:
+        what a collision is decided on (fipsike.oe.opportunistic)."""
+        assert self.oe is not None
+        e = self.oe.entries.get(key)
+        if e is None or not e.initiator:
+            return b""
+        return next((sa.spi_i for sa in self.daemon.engine.sas if sa.conn.name == e.name and sa.initiator), b"")
 
     def is_instance(self, name: str) -> bool:
         return "#" in name and name.split("#", 1)[0] in self.config.names

@@ -29,15 +29,28 @@ reject = DROP (XFRM cannot answer with ICMP; libreswan maps it the same way),
 hold = DROP, none = no shunt: the trap is back and the next packet retries.
 
 Simultaneous initiation: when an IKE_SA_INIT arrives from a peer to whom our
-own initiation is still under way, the side with the LOWER address keeps
-initiating and ignores the peer's request; the higher side abandons its
-half-open IKE SA and answers. Both sides hold the same two addresses before any
-exchange, so both reach the same verdict without a round trip and without
-anything from the engine, and exactly one IKE SA results. (libreswan lets both
-IKE SAs come up and one replace the other; RFC 7296 2.8's lowest-nonce rule is
-for rekey collisions and needs both nonces, which the engine does not expose.)
-Behind a NAT the two sides see different address pairs; opportunistic IPsec
-through NAT is not handled here.
+own initiation is still under way, one side keeps initiating and ignores the
+peer's request; the other abandons its half-open IKE SA and answers. The verdict
+must be the same on both sides without a round trip, so it rests on what both
+hold once each has the other's request: the two initiator SPIs (RFC 7296 3.1
+header). The initiation with the LOWER initiator SPI carries on. (libreswan lets
+both IKE SAs come up and one replace the other; RFC 7296 2.8's lowest-nonce rule
+is for rekey collisions and works the same way.)
+
+Addresses cannot decide it once a NAT is between the two: node A behind a NAT
+sees the pair (a, b), B sees (b, n), n being the NAT's public address, and a
+lower-address rule compares a with b on one side and b with n on the other, so
+both may keep initiating (each drops the other's request: no IKE SA) or both
+abandon (no IKE SA either). Each side's entry is still found, as its ACQUIRE and
+the peer's IKE source name the same peer address there (the NAT rewrites both
+directions of one flow). The address rule is kept only for a caller that has no
+SPIs (a half-open SA already gone).
+
+One case the SPIs cannot decide: a NAT that rewrote the peer's source PORT (the
+request came from a port other than 500) keeps no mapping for our request to the
+peer's public address on 500, so only we see the collision; keeping our own
+initiation would leave both to time out. The side that sees such a request
+always answers it, and the peer, which never saw ours, carries on: one IKE SA.
 """
 
 from __future__ import annotations
@@ -209,8 +222,17 @@ def policy_changes(old: Sequence[GroupPolicy], new: Sequence[GroupPolicy]) -> li
     return out
 
 
-def keeps_initiator_role(local: IPAddress, remote: IPAddress) -> bool:
-    """The collision rule: the lower address keeps its initiation (see the module docstring)."""
+IKE_PORT = 500  # RFC 7296 2: IKE_SA_INIT goes from and to UDP 500 unless a NAT rewrote the port
+
+
+def keeps_initiator_role(local: IPAddress, remote: IPAddress, ours: bytes = b"", theirs: bytes = b"",
+                         peer_port: int = IKE_PORT) -> bool:
+    """The collision rule (see the module docstring): False (answer the peer) when a NAT rewrote the peer's
+    port; else the lower initiator SPI keeps its initiation; with no SPIs, the lower address."""
+    if peer_port != IKE_PORT:
+        return False
+    if ours and theirs and ours != theirs:
+        return ours < theirs
     return int(local) < int(remote)
 
 
@@ -316,15 +338,17 @@ class Opportunistic:
         out.append(Initiate(conn))
         return self._with_wake(out)
 
-    def on_peer_initiated(self, local: IPAddress, remote: IPAddress, now: float) -> list[OeAction]:
+    def on_peer_initiated(self, local: IPAddress, remote: IPAddress, now: float, ours: bytes = b"",
+                          theirs: bytes = b"", peer_port: int = IKE_PORT) -> list[OeAction]:
         """An IKE_SA_INIT from `remote` to our `local` that no configured conn takes: answer it if a group
         lets this peer in (private, private-or-clear, clear-or-private). The list holds exactly one
-        AcceptPeer or IgnorePeer, after any AbandonInitiation."""
+        AcceptPeer or IgnorePeer, after any AbandonInitiation. For a collision: `ours` is our half-open
+        IKE SA's initiator SPI, `theirs` the request's, `peer_port` its source port."""
         key = (local, remote)
         entry = self.entries.get(key)
         if entry is not None and entry.phase is Phase.NEGOTIATING and entry.initiator:
-            if keeps_initiator_role(local, remote):
-                return [IgnorePeer(f"collision with our initiation to {remote}: the lower address initiates")]
+            if keeps_initiator_role(local, remote, ours, theirs, peer_port):
+                return [IgnorePeer(f"collision with our initiation to {remote}: ours has the lower initiator SPI")]
             # the answering instance gets its own name, so the engine's IkeSaFailed for the abandoned
             # initiation (same peer) cannot be mistaken for a failure of the one that carries on
             abandoned = entry.name
@@ -332,8 +356,10 @@ class Opportunistic:
             del self._by_name[abandoned]
             entry.name, entry.connection, entry.initiator = conn.name, conn, False
             self._by_name[conn.name] = key
-            return [Log("info", "oe-collision", f"{abandoned}: {remote} initiates too; the lower address "
-                                                f"initiates, so we answer as {conn.name}"),
+            why = (f"its port was rewritten ({peer_port}): a NAT keeps no way in for ours" if peer_port != IKE_PORT
+                   else "its initiator SPI is the lower" if ours and theirs else "its address is the lower")
+            return [Log("info", "oe-collision", f"{abandoned}: {remote} initiates too; {why}, so we answer "
+                                                f"as {conn.name}"),
                     AbandonInitiation(abandoned), Forget(abandoned), AcceptPeer(conn)]
         if entry is not None and entry.phase is not Phase.SHUNTED:
             assert entry.connection is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any
 
@@ -381,3 +382,83 @@ def test_reload_without_the_group_conn_tears_down_its_instances_and_bare_shunts(
         assert p.kernels[A].policies == {}
         assert p.ping(A, B) == "clear" and p.ping(A, c) == "clear"
     run(go, p)
+
+
+class NatPair(Pair):
+    """A behind a masquerading NAT with public address N: A's datagrams reach B from N (port kept, or
+    rewritten from `base`), B's reach A only through a mapping A's own traffic made (conntrack's reply
+    direction); B knows A as N, so B's packets for A go to N and its ACQUIRE names N."""
+
+    N = "10.9.0.200"  # above B's address: a lower-address rule would have both sides keep initiating
+
+    def __init__(self, tmp: Path, rewrite_ports: bool) -> None:
+        super().__init__(tmp)
+        self.rewrite = rewrite_ports
+        self.out_map: dict[int, int] = {}  # A's port -> N's port
+        self.dropped = 0
+
+    def wire(self) -> int:
+        n = 0
+        while True:
+            moved = False
+            for ip, d in self.d.items():
+                sent = d.sockets.sent  # type: ignore[attr-defined]
+                while sent:
+                    data, src, dst = sent.pop(0)
+                    moved, n = True, n + 1
+                    if ip == A:  # out through the NAT
+                        port = self.out_map.setdefault(src[1], 40000 + src[1] if self.rewrite else src[1])
+                        src, to = (self.N, port), self.d[B]
+                    else:  # B -> N: in only through a mapping
+                        back = {v: k for k, v in self.out_map.items()}
+                        if dst[0] != self.N or dst[1] not in back:
+                            self.dropped += 1
+                            continue
+                        dst, to = (A, back[dst[1]]), self.d[A]
+                    dgram = Datagram(data, src, (dst[0], dst[1]))
+                    if not to.oe.screen(dgram):
+                        to.carry(to.engine.receive(data, src, dgram.dst, to.clock()))
+            if not moved:
+                return n
+
+
+UP = re.compile(r"ike-sa-up \[\S+\] (\S+) ")
+
+
+@pytest.mark.parametrize("rewrite_ports", [False, True], ids=["port-kept", "port-rewritten"])
+def test_simultaneous_first_packets_through_a_nat_end_with_one_ike_sa(tmp_path: Path, rewrite_ports: bool) -> None:
+    """Each side's ACQUIRE names the peer as the IKE source it sees (A: B; B: N), but the addresses differ
+    across the NAT (A compares A with B, B compares B with N): the collision is decided on the initiator SPIs,
+    or, where the NAT rewrote A's port and B's request can never reach A, by B answering. One IKE SA comes up.
+
+    Its Child SA cannot: A proposes A/32 <-> B/32, B's instance is B/32 <-> N/32 (B only knows N), so B
+    answers TS_UNACCEPTABLE, as for any opportunistic initiator behind a NAT (libreswan hands such a peer an
+    inner address from an address pool; fipsike's instances have none). The IKE SA that carries nothing is
+    then deleted and A's failure shunt (the seed's passthrough) goes in."""
+    p = NatPair(tmp_path, rewrite_ports)
+
+    async def go(p: NatPair) -> None:
+        p.start()
+        n = ipaddress.ip_address(p.N)
+        assert p.ping(A, B) == "acquire"
+        assert p.kernels[B].send_packet(ipaddress.ip_address(B), n) == "acquire"  # B's packet for A goes to N
+        p.d[B]._on_kernel()
+        p.wire()
+        logs = {ip: p.out[ip].getvalue() for ip in (A, B)}
+        up_a, up_b = UP.findall(logs[A]), UP.findall(logs[B])
+        assert len(up_a) == 1 and up_a == up_b, (up_a, up_b)  # one IKE SA, the same on both sides
+        assert f"ike-sa-up [private-or-clear#{B}-{p.N}~r]" in logs[B]  # B answered, A initiated
+        assert "oe-collision" in logs[B] and "oe-collision" not in logs[A]
+        if rewrite_ports:
+            assert p.dropped >= 1  # B's IKE_SA_INIT to N:500 never got through
+            assert "its port was rewritten" in logs[B]
+        else:
+            assert p.dropped == 0 and "its initiator SPI is the lower" in logs[B]
+            assert f"IKE_SA_INIT from {B} answered" not in logs[A]  # A got B's request and kept its own
+        # what follows across a NAT: the Child SA's selectors do not meet, the instance fails whole
+        assert "TS_UNACCEPTABLE" in logs[B] and "oe-child-refused" in logs[A]
+        assert p.d[A].engine.ike_sas() == [] and p.d[B].engine.ike_sas() == []
+        rows = p.d[A].oe.status()["opportunistic"]["entries"]  # type: ignore[index]
+        assert [(r["kind"], r["shunt"]) for r in rows] == [("bare-shunt", "passthrough")]
+        assert p.d[B].oe.status()["opportunistic"]["entries"] == []  # type: ignore[index]
+    asyncio.run(go(p))
