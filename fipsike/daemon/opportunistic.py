@@ -55,7 +55,9 @@ from fipsike.ike.actions import (
 )
 from fipsike.ike.config import Connection
 from fipsike.ike.engine import Engine
+from fipsike.ike.message import Message
 from fipsike.ike.peer_validator import PeerValidator
+from fipsike.ike.registry import NotifyType
 from fipsike.kernel.api import Kernel
 from fipsike.kernel.types import Acquire, IPAddress
 from fipsike.oe.actions import (
@@ -422,8 +424,9 @@ class OeBridge:
             key = (ipaddress.ip_address(local), ipaddress.ip_address(remote))
         except ValueError:
             return True
-        acts = self.oe.on_peer_initiated(key[0], key[1], self.daemon.clock(), self._our_spi(key),
-                                         dgram.data[0:8], dgram.src[1])
+        ours = self._our_spi(key)
+        acts = self.oe.on_peer_initiated(key[0], key[1], self.daemon.clock(), ours, dgram.data[0:8], dgram.src[1],
+                                         self._nat(dgram) if ours else (False, False))
         self._do(acts)
         return any(isinstance(a, IgnorePeer) for a in acts)
 
@@ -435,6 +438,21 @@ class OeBridge:
         if e is None or not e.initiator:
             return b""
         return next((sa.spi_i for sa in self.daemon.engine.sas if sa.conn.name == e.name and sa.initiator), b"")
+
+    def _nat(self, dgram: Datagram) -> tuple[bool, bool]:
+        """(we are behind a NAT, the peer is), from the request's NAT_DETECTION notifies (RFC 7296 2.23),
+        as the engine will find them; (False, False) when it carries none or does not parse."""
+        try:
+            msg = Message.parse(dgram.data)
+        except Exception:  # noqa: BLE001 - the engine answers a malformed request; here it only says "no NAT"
+            return False, False
+        srcs = [n.data for n in msg.notifies() if n.notify_type == NotifyType.NAT_DETECTION_SOURCE_IP]
+        dst = msg.notify(NotifyType.NAT_DETECTION_DESTINATION_IP)
+        if not srcs or dst is None:
+            return False, False
+        engine = self.daemon.engine
+        return (engine.nat_hash(msg.spi_i, msg.spi_r, dgram.dst) != dst.data,
+                engine.nat_hash(msg.spi_i, msg.spi_r, dgram.src) not in srcs)
 
     def is_instance(self, name: str) -> bool:
         return "#" in name and name.split("#", 1)[0] in self.config.names
@@ -448,12 +466,14 @@ class OeBridge:
             self.oe.on_child_installed(a.connection)
             self._settle()
             return
-        if isinstance(a, IkeSaEstablished | IkeSaRekeyed):
-            acts = self.oe.on_established(a.connection, now)
+        if isinstance(a, IkeSaEstablished):
+            acts = self.oe.on_established(a.connection, now, a.ike_sa)
+        elif isinstance(a, IkeSaRekeyed):
+            acts = self.oe.on_established(a.connection, now, a.new_ike_sa)
         elif isinstance(a, IkeSaFailed | ChildSaFailed):
             acts = self.oe.on_failed(a.connection, now)
         elif isinstance(a, IkeSaDeleted | DeadPeer):
-            acts = self.oe.on_down(a.connection, now)
+            acts = self.oe.on_down(a.connection, now, a.ike_sa)
         else:
             return
         if acts:

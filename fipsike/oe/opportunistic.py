@@ -46,11 +46,19 @@ the peer's IKE source name the same peer address there (the NAT rewrites both
 directions of one flow). The address rule is kept only for a caller that has no
 SPIs (a half-open SA already gone).
 
-One case the SPIs cannot decide: a NAT that rewrote the peer's source PORT (the
-request came from a port other than 500) keeps no mapping for our request to the
-peer's public address on 500, so only we see the collision; keeping our own
-initiation would leave both to time out. The side that sees such a request
-always answers it, and the peer, which never saw ours, carries on: one IKE SA.
+Where one side is behind a NAT, that side must be the initiator whatever the
+SPIs: a NAT lets the peer's packets in only on the mappings our own packets made,
+so a public peer's IKE_AUTH to our public address on 4500 (RFC 3948 NAT-T: the
+initiator moves there) is dropped when we only ever sent from 500, and a public
+peer's request to our 500 is dropped when the NAT rewrote our port. Both sides
+can tell which side is behind the NAT from the colliding request itself: its
+NAT_DETECTION_SOURCE_IP hash (RFC 7296 2.23) does not match the address it came
+from when the peer is behind one, its NAT_DETECTION_DESTINATION_IP hash does not
+match our address when we are; a source port other than 500 says the same
+without a hash. So the side behind the NAT keeps initiating and the public side
+answers, on both sides alike; the SPIs decide only between two sides that are
+both, or neither, behind a NAT. (Behind a NAT the Child SA still fails: see
+tests/oe/test_bridge.py's NAT test; the instance then fails whole.)
 """
 
 from __future__ import annotations
@@ -170,6 +178,9 @@ class Entry:
     connection: Connection | None = None
     resume: tuple[str, float] | None = None  # answering during a bare shunt: its kind and deadline
     child_up: bool = False  # the kernel took the instance's Child SA (an IKE SA alone carries no traffic)
+    # the instance's established IKE SA (the engine's name, SPIs): a DELETE that ends an earlier IKE SA of a
+    # failed instance with the same name must not end this one
+    ike_sa: str = ""
 
     def row(self, now: float) -> dict[str, object]:
         """`fipsike status --json`: an instance with its group, a bare shunt with its kind and time left."""
@@ -226,11 +237,14 @@ IKE_PORT = 500  # RFC 7296 2: IKE_SA_INIT goes from and to UDP 500 unless a NAT 
 
 
 def keeps_initiator_role(local: IPAddress, remote: IPAddress, ours: bytes = b"", theirs: bytes = b"",
-                         peer_port: int = IKE_PORT) -> bool:
-    """The collision rule (see the module docstring): False (answer the peer) when a NAT rewrote the peer's
-    port; else the lower initiator SPI keeps its initiation; with no SPIs, the lower address."""
-    if peer_port != IKE_PORT:
+                         peer_port: int = IKE_PORT, nat_here: bool = False, nat_there: bool = False) -> bool:
+    """The collision rule (see the module docstring): the side behind a NAT initiates (the peer's port
+    rewritten, or the request's NAT_DETECTION hashes, RFC 7296 2.23, saying which side is behind one);
+    else the lower initiator SPI keeps its initiation; with no SPIs, the lower address."""
+    if peer_port != IKE_PORT or (nat_there and not nat_here):
         return False
+    if nat_here and not nat_there:
+        return True
     if ours and theirs and ours != theirs:
         return ours < theirs
     return int(local) < int(remote)
@@ -339,16 +353,18 @@ class Opportunistic:
         return self._with_wake(out)
 
     def on_peer_initiated(self, local: IPAddress, remote: IPAddress, now: float, ours: bytes = b"",
-                          theirs: bytes = b"", peer_port: int = IKE_PORT) -> list[OeAction]:
+                          theirs: bytes = b"", peer_port: int = IKE_PORT,
+                          nat: tuple[bool, bool] = (False, False)) -> list[OeAction]:
         """An IKE_SA_INIT from `remote` to our `local` that no configured conn takes: answer it if a group
         lets this peer in (private, private-or-clear, clear-or-private). The list holds exactly one
         AcceptPeer or IgnorePeer, after any AbandonInitiation. For a collision: `ours` is our half-open
-        IKE SA's initiator SPI, `theirs` the request's, `peer_port` its source port."""
+        IKE SA's initiator SPI, `theirs` the request's, `peer_port` its source port, `nat` what its
+        NAT_DETECTION hashes say: (we are behind a NAT, the peer is)."""
         key = (local, remote)
         entry = self.entries.get(key)
         if entry is not None and entry.phase is Phase.NEGOTIATING and entry.initiator:
-            if keeps_initiator_role(local, remote, ours, theirs, peer_port):
-                return [IgnorePeer(f"collision with our initiation to {remote}: ours has the lower initiator SPI")]
+            if keeps_initiator_role(local, remote, ours, theirs, peer_port, *nat):
+                return [IgnorePeer(f"collision with our initiation to {remote}: ours carries on")]
             # the answering instance gets its own name, so the engine's IkeSaFailed for the abandoned
             # initiation (same peer) cannot be mistaken for a failure of the one that carries on
             abandoned = entry.name
@@ -356,7 +372,8 @@ class Opportunistic:
             del self._by_name[abandoned]
             entry.name, entry.connection, entry.initiator = conn.name, conn, False
             self._by_name[conn.name] = key
-            why = (f"its port was rewritten ({peer_port}): a NAT keeps no way in for ours" if peer_port != IKE_PORT
+            why = (f"its port was rewritten ({peer_port}): it is behind a NAT" if peer_port != IKE_PORT
+                   else "it is behind a NAT" if nat[1] and not nat[0]
                    else "its initiator SPI is the lower" if ours and theirs else "its address is the lower")
             return [Log("info", "oe-collision", f"{abandoned}: {remote} initiates too; {why}, so we answer "
                                                 f"as {conn.name}"),
@@ -386,19 +403,20 @@ class Opportunistic:
         self._add(Entry(local, remote, group, conn.name, Phase.NEGOTIATING, deadline, False, "", (), conn))
         return self._with_wake(out)
 
-    def on_established(self, name: str, now: float) -> list[OeAction]:
+    def on_established(self, name: str, now: float, ike_sa: str = "") -> list[OeAction]:
         """IkeSaEstablished or IkeSaRekeyed for an instance: up until its IKE SA lifetime (refreshed by
-        every rekey). Its tunnel policies replaced any negotiation shunt (same selector)."""
+        every rekey). Its tunnel policies replaced any negotiation shunt (same selector). `ike_sa`: the
+        engine's name of the (new) IKE SA."""
         entry = self._named(name)
         if entry is None or entry.connection is None or entry.phase is Phase.SHUNTED:
             return []
+        entry.ike_sa = ike_sa or entry.ike_sa
         entry.phase = Phase.ESTABLISHED
         entry.deadline = now + entry.connection.life_time
         entry.shunt = ""
         # entry.policies (a negotiation shunt) stay listed: the tunnel's policies replaced them, but a Child SA
         # the kernel refused leaves the shunt in place, and _drop_entry must take it out then (a RemovePolicy
         # that finds the tunnel's policy already gone is fine)
-        entry.resume = None
         return self._with_wake([Log("info", "oe-established", f"{name} ({entry.group.value})")])
 
     def on_failed(self, name: str, now: float) -> list[OeAction]:
@@ -413,10 +431,12 @@ class Opportunistic:
         return self._with_wake(self._fail(entry, now))
 
     def on_child_installed(self, name: str) -> None:
-        """The kernel took the instance's Child SA: now it carries traffic."""
+        """The kernel took the instance's Child SA: now it carries traffic (and a bare shunt it was
+        answering during is replaced for good: its policy has the tunnel's selector)."""
         entry = self._named(name)
         if entry is not None and entry.phase is not Phase.SHUNTED:
             entry.child_up = True
+            entry.resume = None
 
     def on_child_refused(self, name: str, now: float) -> list[OeAction]:
         """The instance's Child SA was refused (by the kernel at install, or by the peer) before any of
@@ -434,11 +454,13 @@ class Opportunistic:
         out.extend(self._fail(entry, now))
         return self._with_wake(out)
 
-    def on_down(self, name: str, now: float) -> list[OeAction]:
-        """IkeSaDeleted / DeadPeer (after the engine removed the instance's SAs and policies)."""
+    def on_down(self, name: str, now: float, ike_sa: str = "") -> list[OeAction]:
+        """IkeSaDeleted / DeadPeer (after the engine removed the instance's SAs and policies). `ike_sa`:
+        which IKE SA; one that is not the entry's (an earlier instance's of the same name, whose DELETE
+        was still under way when a new one started) leaves the entry alone."""
         late = self._restore.pop(name, ())
         entry = self._named(name)
-        if entry is None or entry.phase is Phase.SHUNTED:
+        if entry is None or entry.phase is Phase.SHUNTED or (ike_sa and entry.ike_sa != ike_sa):
             # an instance torn down before its IKE SA was gone: the engine took the Child SA's policies
             # out just now, and with them any group policy of the same selector put back in the meantime
             return [InstallPolicy(spec) for spec in late if any(r.spec == spec for r in self.table)]

@@ -123,17 +123,23 @@ def test_first_packet_brings_up_one_null_instance_with_status_and_kernel_policie
     run(go, p)
 
 
-def test_simultaneous_first_packets_end_with_one_ike_sa_initiated_by_the_lower_address(tmp_path: Path) -> None:
+def test_simultaneous_first_packets_end_with_one_ike_sa_initiated_by_the_lower_initiator_spi(tmp_path: Path) -> None:
     p = Pair(tmp_path)
 
     async def go(p: Pair) -> None:
         p.start()
         assert p.ping(A, B) == p.ping(B, A) == "acquire"
+        spis = {ip: p.d[ip].engine.ike_sas()[0].spi_i for ip in (A, B)}  # each side's own half-open IKE SA
         p.wire()
         (sa_a,), (sa_b,) = p.up(A), p.up(B)
-        assert sa_a.name == sa_b.name and sa_a.initiator
-        assert "oe-collision" in p.out[B].getvalue()
-        assert [e["state"] for e in p.d[B].oe.status()["opportunistic"]["entries"]] == ["established"]  # type: ignore[index]
+        first = min(spis, key=lambda ip: spis[ip])
+        assert sa_a.name == sa_b.name and sa_a.spi_i == spis[first]
+        assert (sa_a.initiator, sa_b.initiator) == (first == A, first == B)
+        other = B if first == A else A
+        assert "oe-collision" in p.out[other].getvalue() and "oe-collision" not in p.out[first].getvalue()
+        assert "its initiator SPI is the lower" in p.out[other].getvalue()
+        for ip in (A, B):
+            assert [e["state"] for e in p.d[ip].oe.status()["opportunistic"]["entries"]] == ["established"]  # type: ignore[index]
     run(go, p)
 
 
@@ -428,8 +434,10 @@ UP = re.compile(r"ike-sa-up \[\S+\] (\S+) ")
 @pytest.mark.parametrize("rewrite_ports", [False, True], ids=["port-kept", "port-rewritten"])
 def test_simultaneous_first_packets_through_a_nat_end_with_one_ike_sa(tmp_path: Path, rewrite_ports: bool) -> None:
     """Each side's ACQUIRE names the peer as the IKE source it sees (A: B; B: N), but the addresses differ
-    across the NAT (A compares A with B, B compares B with N): the collision is decided on the initiator SPIs,
-    or, where the NAT rewrote A's port and B's request can never reach A, by B answering. One IKE SA comes up.
+    across the NAT (A compares A with B, B compares B with N), so no address rule holds on both sides. The
+    side behind the NAT initiates: both read it from the colliding request (its port rewritten, or its
+    NAT_DETECTION hashes), since B's IKE_SA_INIT to N:500 (port rewritten) or its IKE_AUTH to N:4500 (no
+    mapping: A only sent from 500) would be dropped by the NAT. One IKE SA comes up.
 
     Its Child SA cannot: A proposes A/32 <-> B/32, B's instance is B/32 <-> N/32 (B only knows N), so B
     answers TS_UNACCEPTABLE, as for any opportunistic initiator behind a NAT (libreswan hands such a peer an
@@ -453,7 +461,9 @@ def test_simultaneous_first_packets_through_a_nat_end_with_one_ike_sa(tmp_path: 
             assert p.dropped >= 1  # B's IKE_SA_INIT to N:500 never got through
             assert "its port was rewritten" in logs[B]
         else:
-            assert p.dropped == 0 and "its initiator SPI is the lower" in logs[B]
+            # no port rewritten: B tells from A's NAT_DETECTION_SOURCE_IP hash that A is behind a NAT, and A
+            # from B's NAT_DETECTION_DESTINATION_IP hash that it is: A initiates, whatever the SPIs
+            assert p.dropped == 0 and "it is behind a NAT" in logs[B]
             assert f"IKE_SA_INIT from {B} answered" not in logs[A]  # A got B's request and kept its own
         # what follows across a NAT: the Child SA's selectors do not meet, the instance fails whole
         assert "TS_UNACCEPTABLE" in logs[B] and "oe-child-refused" in logs[A]
