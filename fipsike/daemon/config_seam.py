@@ -21,6 +21,8 @@ from cryptography import x509
 
 from compliance.invariants import InvariantConfig
 from fipsike.config.conns import ConnSpec
+from fipsike.config.hosts import HostAddresses
+from fipsike.config.load import LoadedConfig
 from fipsike.ike.config import ChildConfig, Connection
 from providers.handles import PrivateKey, SecretKey
 
@@ -70,12 +72,25 @@ class ConnEntry:
 
 
 @dataclass(frozen=True)
+class ParsedConfig:
+    """What the loader parsed (ipsec.conf, the secrets, the policy groups, in its FIPS mode) and the host
+    it resolved %defaultroute and orientation with. The opportunistic bridge builds its group conns from
+    this, so the files are read once per start and once per reload."""
+
+    loaded: LoadedConfig = field(repr=False)
+    host: HostAddresses = field(repr=False)
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     connections: tuple[ConnEntry, ...] = ()
     ctl_group: int | None = None  # gid allowed on the control socket besides root
     crls: CrlSourceSlot | None = None  # <ipsecdir>/crls as the engine's CRL source
     warnings: tuple[str, ...] = ()  # FILE:LINE lines for the log
     invariants: InvariantConfig | None = None  # the compliance invariants' view of this config
+    # the parse this config came from (the group conns and files are in it); None from a loader that
+    # reads no ipsec.conf, which then has no opportunistic groups
+    parsed: ParsedConfig | None = field(default=None, repr=False, compare=False)
 
     def by_name(self) -> dict[str, ConnEntry]:
         return {c.name: c for c in self.connections if c.auto is not Auto.IGNORE}

@@ -3,7 +3,8 @@
 Two steps, because the self-tests sit between them: `parse` reads ipsec.conf, ipsec.secrets and the
 policy groups (pure; no key is touched), so the compliance invariants can run over the loaded config
 (`LoadedConfig.invariant_config()`, given to `compliance.module.startup`); `build` then needs the
-operational module to find certificates and private keys.
+operational module to find certificates and private keys. The DaemonConfig it builds keeps the parse
+(`parsed`): the opportunistic bridge takes the group conns and files from it, not from a parse of its own.
 
 Where things are, under --ipsecdir (libreswan keeps them in an NSS database, which fipsike has not):
 - `certs/`: the certificate store (certs.store.CertStore): `leftcert=NICK` is a file stem or a CN
@@ -58,6 +59,7 @@ from fipsike.daemon.config_seam import (
     CrlSourceSlot,
     DaemonConfig,
     KeyImporter,
+    ParsedConfig,
 )
 from fipsike.ike.config import Connection
 from providers.errors import ProviderError
@@ -189,7 +191,7 @@ class IpsecConfLoader:
         folder = CrlFolder(paths.ipsecdir / "crls", router, stores.anchors(), stores.intermediates())
         self.pem_keys.keep_only(stores.pem_used)
         return DaemonConfig(tuple(entries), None, crls=CrlFolderSource(folder), warnings=tuple(warnings),
-                            invariants=loaded.invariant_config())
+                            invariants=loaded.invariant_config(), parsed=ParsedConfig(loaded, self.host))
 
 
 def _with_psk(conn: Connection, spec: ConnSpec, loaded: LoadedConfig,

@@ -10,13 +10,15 @@ Inputs (the runtime's hooks, each marked `# opportunistic` there):
 - a kernel ACQUIRE whose reqid is a group trap's                     -> `on_acquire`
 - an IKE_SA_INIT request that no configured conn takes               -> `screen` (answer or drop it)
 - the engine's IkeSaEstablished/Rekeyed/Failed, ChildSaFailed,
-  IkeSaDeleted, DeadPeer                                             -> `observe`
+  IkeSaDeleted, DeadPeer, and each InstallChildSa the kernel took    -> `observe`
+- an InstallChildSa the kernel refused                               -> `child_refused`
 - reload, status, `fipsike oe-initiate`                              -> `reload`, `status`, `initiate`
 
 The group conns (`right=%opportunisticgroup`, named after their group) and the group files come
-from fipsike.config, read here from the daemon's --config / --ipsecdir. The daemon's loader
-(fipsike.daemon.ipsecconf) skips those conns and `exclude` keeps them out of the engine: a template
-with right=%any in the engine would answer every peer.
+from the daemon loader's parse of ipsec.conf (DaemonConfig.parsed: one parse, one FIPS mode, one
+host lookup per start and per reload). The loader (fipsike.daemon.ipsecconf) skips those conns and
+`exclude` keeps them out of the engine: a template with right=%any in the engine would answer every
+peer.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import dataclasses
 import ipaddress
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -37,12 +38,8 @@ from cryptography import x509
 
 from certs.crls import CrlFolder
 from certs.store import CertStore, default_store_dir, load_certificates
-from compliance.modes import FipsMode
 from fipsike.config.conns import ConnSpec
-from fipsike.config.errors import ConfigError as ConfError
-from fipsike.config.hosts import SystemHost
-from fipsike.config.load import load as load_ipsec_conf
-from fipsike.daemon.config_seam import ConfigError, ConfigPaths, DaemonConfig
+from fipsike.daemon.config_seam import ConfigError, DaemonConfig, ParsedConfig
 from fipsike.daemon.control import JsonObject, RequestError
 from fipsike.daemon.ipsecconf import CrlFolderSource
 from fipsike.daemon.udp import Datagram
@@ -54,10 +51,13 @@ from fipsike.ike.actions import (
     IkeSaEstablished,
     IkeSaFailed,
     IkeSaRekeyed,
+    InstallChildSa,
 )
 from fipsike.ike.config import Connection
 from fipsike.ike.engine import Engine
+from fipsike.ike.message import Message
 from fipsike.ike.peer_validator import PeerValidator
+from fipsike.ike.registry import NotifyType
 from fipsike.kernel.api import Kernel
 from fipsike.kernel.types import Acquire, IPAddress
 from fipsike.oe.actions import (
@@ -133,29 +133,13 @@ class OeConfig:
         return bool(self.conns) or bool(self.groups)
 
 
-class _Host:
-    """This host's addresses for fipsike.config, safe inside the daemon's event loop (reload): pyroute2's
-    IPRoute turns asynchronous when a loop is running in its thread, so it is asked from a worker thread."""
-
-    def local_addresses(self) -> frozenset[str]:
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(SystemHost().local_addresses).result()
-
-    def default_route_address(self, version: int) -> str | None:
-        return SystemHost().default_route_address(version)
-
-
-def load_oe(paths: ConfigPaths, router: KeySource, fips: bool,
+def load_oe(parsed: ParsedConfig | None, ipsecdir: Path, router: KeySource,
             reqid: Callable[[str, str], int]) -> OeConfig:
-    """Read the group conns and group files; a ConfigError names the file and line."""
-    if not paths.config.exists():
+    """The group conns and group files of the daemon loader's parse (its FIPS mode, its host); a
+    ConfigError names the file and line."""
+    if parsed is None:
         return OeConfig()
-    try:
-        loaded = load_ipsec_conf(paths.config, secrets=paths.secrets if paths.secrets.exists() else None,
-                                 ipsecdir=paths.ipsecdir, fips_mode=FipsMode.POLICY if fips else FipsMode.OFF,
-                                 host=_Host())
-    except ConfError as exc:
-        raise ConfigError(f"opportunistic groups: {exc}") from None
+    loaded = parsed.loaded
     groups = {PolicyGroup(g): loaded.groups.members(g) for g in loaded.groups.groups}
     conns: list[GroupConn] = []
     for spec in loaded.conns:
@@ -170,7 +154,7 @@ def load_oe(paths: ConfigPaths, router: KeySource, fips: bool,
         if not group.answers_ike:
             continue  # libreswan's `conn clear` / `conn block` (type=passthrough / drop): the group file does it
         try:
-            conns.append(GroupConn(group, _template(spec, paths.ipsecdir, router, where), reqid(spec.name, spec.name),
+            conns.append(GroupConn(group, _template(spec, ipsecdir, router, where), reqid(spec.name, spec.name),
                                    _shunt(FailureShunt, spec.failureshunt, "failureshunt", where),
                                    _shunt(NegotiationShunt, spec.negotiationshunt, "negotiationshunt", where)))
         except OeError as exc:
@@ -183,11 +167,11 @@ def load_oe(paths: ConfigPaths, router: KeySource, fips: bool,
                 local.append(ip)
     if not local and groups:  # block / clear alone: our default-route addresses
         for v in (4, 6):
-            found = SystemHost().default_route_address(v)
+            found = parsed.host.default_route_address(v)
             if found:
                 local.append(ipaddress.ip_address(found))
     life = float(loaded.setup_value("shuntlifetime", DEFAULT_SHUNT_LIFETIME))
-    crls = paths.ipsecdir / "crls"
+    crls = ipsecdir / "crls"
     return OeConfig(tuple(conns), groups, tuple(local), frozenset(gc.template.name for gc in conns), life,
                     crls if crls.is_dir() else None)
 
@@ -329,9 +313,9 @@ class OeBridge:
             raise ConfigError(f"opportunistic groups: {exc}") from None
 
     @classmethod
-    def load(cls, daemon: DaemonPort, paths: ConfigPaths, router: KeySource, fips: bool,
+    def load(cls, daemon: DaemonPort, parsed: ParsedConfig | None, ipsecdir: Path, router: KeySource,
              reqid: Callable[[str, str], int]) -> OeBridge:
-        return cls(daemon, load_oe(paths, router, fips, reqid))
+        return cls(daemon, load_oe(parsed, ipsecdir, router, reqid))
 
     # --- the daemon's configuration ----------------------------------------------------------------
     def exclude(self, config: DaemonConfig) -> DaemonConfig:
@@ -398,21 +382,26 @@ class OeBridge:
                 w.future.set_result({"outcome": "failed", "reason": "daemon stopping"})
         self._waiters.clear()
 
-    def reload(self, paths: ConfigPaths, router: KeySource, fips: bool,
+    def reload(self, parsed: ParsedConfig | None, ipsecdir: Path, router: KeySource,
                reqid: Callable[[str, str], int]) -> JsonObject:
-        """New group files (and conns): the policy changes; instances and bare shunts stay."""
-        new = load_oe(paths, router, fips, reqid)
+        """New group files and conns: the policy changes, and the instances and bare shunts of peers that
+        the new configuration no longer gives to their group are torn down (the rest stay)."""
+        new = load_oe(parsed, ipsecdir, router, reqid)
         if self.oe is None:  # the first opportunistic configuration
             self.config, self.oe = new, self._core(new)
             if self.oe is not None:
                 self.start()
             return {"opportunistic": "started" if self.oe is not None else "none"}
-        for gc in new.conns:
-            self.oe.conns[gc.group] = gc  # new instances use the new template
-        self.config = dataclasses.replace(new, names=self.config.names | new.names)
-        changes = self.oe.reload(new.groups)
+        try:
+            changes = self.oe.reload(new.groups, new.conns, new.local, self.daemon.clock())
+        except (OeError, ValueError) as exc:
+            raise ConfigError(f"opportunistic groups: {exc}") from None
+        self.config = new
+        if any(gc.negotiation_shunt is NegotiationShunt.HOLD for gc in new.conns):
+            self._larval_queue()
         self._do(changes)
-        return {"group_policies_changed": len(changes)}
+        return {"group_policies_changed": sum(isinstance(a, InstallPolicy | RemovePolicy) for a in changes),
+                "instances_removed": sum(isinstance(a, Log) and a.event == "oe-policy-removed" for a in changes)}
 
     # --- inputs -----------------------------------------------------------------------------------
     def on_acquire(self, ev: Acquire) -> bool:
@@ -432,12 +421,38 @@ class OeBridge:
             if not self.is_instance(name) and conn.ike_cfg.fits(local, remote):
                 return False  # a configured conn takes it
         try:
-            acts = self.oe.on_peer_initiated(ipaddress.ip_address(local), ipaddress.ip_address(remote),
-                                             self.daemon.clock())
+            key = (ipaddress.ip_address(local), ipaddress.ip_address(remote))
         except ValueError:
             return True
+        ours = self._our_spi(key)
+        acts = self.oe.on_peer_initiated(key[0], key[1], self.daemon.clock(), ours, dgram.data[0:8], dgram.src[1],
+                                         self._nat(dgram) if ours else (False, False))
         self._do(acts)
         return any(isinstance(a, IgnorePeer) for a in acts)
+
+    def _our_spi(self, key: tuple[IPAddress, IPAddress]) -> bytes:
+        """Our half-open IKE SA's initiator SPI for the instance of (local, remote), if one is under way:
+        what a collision is decided on (fipsike.oe.opportunistic)."""
+        assert self.oe is not None
+        e = self.oe.entries.get(key)
+        if e is None or not e.initiator:
+            return b""
+        return next((sa.spi_i for sa in self.daemon.engine.sas if sa.conn.name == e.name and sa.initiator), b"")
+
+    def _nat(self, dgram: Datagram) -> tuple[bool, bool]:
+        """(we are behind a NAT, the peer is), from the request's NAT_DETECTION notifies (RFC 7296 2.23),
+        as the engine will find them; (False, False) when it carries none or does not parse."""
+        try:
+            msg = Message.parse(dgram.data)
+        except Exception:  # noqa: BLE001 - the engine answers a malformed request; here it only says "no NAT"
+            return False, False
+        srcs = [n.data for n in msg.notifies() if n.notify_type == NotifyType.NAT_DETECTION_SOURCE_IP]
+        dst = msg.notify(NotifyType.NAT_DETECTION_DESTINATION_IP)
+        if not srcs or dst is None:
+            return False, False
+        engine = self.daemon.engine
+        return (engine.nat_hash(msg.spi_i, msg.spi_r, dgram.dst) != dst.data,
+                engine.nat_hash(msg.spi_i, msg.spi_r, dgram.src) not in srcs)
 
     def is_instance(self, name: str) -> bool:
         return "#" in name and name.split("#", 1)[0] in self.config.names
@@ -447,16 +462,33 @@ class OeBridge:
         if self.oe is None:
             return
         now = self.daemon.clock()
-        if isinstance(a, IkeSaEstablished | IkeSaRekeyed):
-            acts = self.oe.on_established(a.connection, now)
+        if isinstance(a, InstallChildSa):  # carried: the kernel took it (a refused one goes to child_refused)
+            self.oe.on_child_installed(a.connection)
+            self._settle()
+            return
+        if isinstance(a, IkeSaEstablished):
+            acts = self.oe.on_established(a.connection, now, a.ike_sa)
+        elif isinstance(a, IkeSaRekeyed):
+            acts = self.oe.on_established(a.connection, now, a.new_ike_sa)
         elif isinstance(a, IkeSaFailed | ChildSaFailed):
             acts = self.oe.on_failed(a.connection, now)
         elif isinstance(a, IkeSaDeleted | DeadPeer):
-            acts = self.oe.on_down(a.connection, now)
+            acts = self.oe.on_down(a.connection, now, a.ike_sa)
         else:
             return
         if acts:
             self._do(acts)
+
+    def child_refused(self, name: str) -> bool:
+        """The kernel refused an instance's Child SA (the daemon calls this once the engine's actions that
+        came with it are carried out, so a responder's IKE_AUTH answer has gone). True: the bridge deletes
+        the whole IKE SA, so the daemon need not delete the Child SA on its own."""
+        if self.oe is None or not self.is_instance(name):
+            return False
+        acts = self.oe.on_child_refused(name, self.daemon.clock())
+        if acts:
+            self._do(acts)
+        return bool(acts)
 
     # --- the core's actions --------------------------------------------------------------------------
     def _do(self, actions: Sequence[OeAction]) -> None:
@@ -550,7 +582,7 @@ class OeBridge:
             return {"outcome": "not-opportunistic", "group": g.value if g else None,
                     "reason": f"{key[1]} is in {g.value if g else 'no group'}: no negotiation"}
         out: JsonObject = {"group": e.group.value, "name": e.name}
-        if e.phase is Phase.ESTABLISHED:
+        if e.phase is Phase.ESTABLISHED and e.child_up:
             ike = [s for s in self.daemon.engine.ike_sas() if s.conn.name == e.name]
             return {**out, "outcome": "established", "role": "initiator" if e.initiator else "responder",
                     "ike_sa": ike[0].name if ike else None}

@@ -12,7 +12,9 @@ trapped connection, a soft EXPIRE rekeys, a hard one deletes.
 
 Failure handling: an exception in one callback (a datagram, a timer, a kernel event, a control
 request) is logged by type and ends that piece of work only; a Child SA the kernel refuses is
-deleted again (and the peer told), so no half-installed tunnel black-holes traffic.
+deleted again (and the peer told), so no half-installed tunnel black-holes traffic. An opportunistic
+instance's refused Child SA fails the instance instead: its IKE SA is deleted and its failure shunt
+goes in (fipsike.daemon.opportunistic.OeBridge.child_refused).
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.clock = clock
         # opportunistic: the group conns and files, read by the bridge; their conns are its, not the engine's
-        self.oe = OeBridge.load(self, options.paths, router, self._fips(), self.reqids)
+        self.oe = OeBridge.load(self, config.parsed, options.paths.ipsecdir, router, self.reqids)
         config = self.oe.exclude(config)
         self.config = config
         # inbound SPIs come from the kernel (ALLOCSPI): reserved there from the offer to the install
@@ -202,15 +204,19 @@ class Daemon:
         # len() of the SA table, not of ike_sas() (a list copy): this runs after every packet
         return f"{len(self.engine.sas)} IKE SAs, {len(self.installer.children)} Child SAs"
 
-    def _fips(self) -> bool:
-        return str(getattr(self.router.policy, "profile", "fips")) != "default"
-
     # --- the one guard ------------------------------------------------------------------------------
     def _guarded(self, where: str, fn: Callable[..., object], *args: object) -> None:
         try:
             fn(*args)
         except Exception as exc:  # noqa: BLE001 - logged by type; this piece of work ends here
             self.log.unexpected(where, exc)
+
+    def _guarded_bool(self, where: str, fn: Callable[[str], bool], arg: str) -> bool:
+        try:
+            return fn(arg)
+        except Exception as exc:  # noqa: BLE001 - logged by type; False: the caller does its default
+            self.log.unexpected(where, exc)
+            return False
 
     def unexpected(self, where: str, exc: BaseException) -> None:
         self.log.unexpected(where, exc)
@@ -275,23 +281,26 @@ class Daemon:
     def carry(self, actions: Iterable[Action]) -> None:
         """Carry out the engine's actions in order. An unexpected exception ends only the action it hit
         (logged by type); a Child SA that could not be installed is deleted again."""
-        refused: list[int] = []
+        refused: list[tuple[int, str]] = []  # (inbound SPI, connection) of each Child SA not installed
         for a in actions:
             try:
                 self._carry_one(a, refused)
-                self.oe.observe(a)  # opportunistic: instances' outcomes
+                if not (isinstance(a, InstallChildSa) and refused and refused[-1][0] == a.inbound.spi):
+                    self.oe.observe(a)  # opportunistic: instances' outcomes
             except Exception as exc:  # noqa: BLE001 - one action's failure must not drop the ones after it
                 conn = getattr(a, "connection", None)
                 self.log.unexpected(f"carrying {type(a).__name__}", exc, conn if isinstance(conn, str) else None)
                 if isinstance(a, InstallChildSa):
-                    refused.append(a.inbound.spi)
+                    refused.append((a.inbound.spi, a.connection))
                     self._resolve_up(a.connection, False, f"Child SA {a.child} not installed (internal error)")
-        for spi in refused:
-            self.carry(self.engine.delete_child(spi, self.clock()))
+        for spi, conn in refused:
+            # opportunistic: an instance fails whole (failure shunt, its IKE SA deleted); the rest lose the Child SA
+            if not self._guarded_bool("opportunistic", self.oe.child_refused, conn):
+                self.carry(self.engine.delete_child(spi, self.clock()))
         if self.notifier.enabled:  # not under systemd: no status line to build for every packet
             self.notifier.notify(STATUS=self._status_line())
 
-    def _carry_one(self, a: Action, refused: list[int]) -> None:
+    def _carry_one(self, a: Action, refused: list[tuple[int, str]]) -> None:
         if isinstance(a, SendDatagram):
             try:
                 self.sockets.send(a.data, a.src, a.dst)
@@ -330,13 +339,13 @@ class Daemon:
                 except RequestError as exc:
                     self.event("warning", "dead-peer-hold-failed", a.connection, str(exc))
 
-    def _install(self, a: InstallChildSa, refused: list[int]) -> None:
+    def _install(self, a: InstallChildSa, refused: list[tuple[int, str]]) -> None:
         try:
             self.installer.install(a)
         except KernelError as exc:
             self.event("error", "child-sa-install-failed", a.connection, f"{a.child}: {exc}")
             self._resolve_up(a.connection, False, f"the kernel refused Child SA {a.child}: {exc}")
-            refused.append(a.inbound.spi)
+            refused.append((a.inbound.spi, a.connection))
             return
         self._acquiring.pop(a.connection, None)
         self.event("info", "child-sa-up", a.connection,
@@ -423,7 +432,7 @@ class Daemon:
         for warning in new.warnings:
             self.event("warning", "config-warning", None, warning)
         new = self.oe.exclude(new)  # opportunistic: the group conns are the bridge's
-        oe_result = self.oe.reload(self.options.paths, self.router, self._fips(), self.reqids)
+        oe_result = self.oe.reload(new.parsed, self.options.paths.ipsecdir, self.router, self.reqids)
         old_by, new_by = self.config.by_name(), new.by_name()
         removed = sorted(set(old_by) - set(new_by))
         added = sorted(set(new_by) - set(old_by))

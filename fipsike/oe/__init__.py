@@ -15,15 +15,19 @@ How the daemon drives it (one Opportunistic per daemon, `now` from the daemon's 
               set net.core.xfrm_larval_drop=0 if any group conn has negotiationshunt=hold
     kernel    Acquire with oe.owns_reqid(ev.reqid)       -> oe.on_acquire(ev, now)
     IKE in    IKE_SA_INIT request that no configured conn
-              takes (before engine.receive)              -> oe.on_peer_initiated(local_ip, remote_ip, now);
+              takes (before engine.receive)              -> oe.on_peer_initiated(local_ip, remote_ip, now,
+                                                            our SPIi, its SPIi, its port, its NAT hashes);
               IgnorePeer: drop the datagram; AcceptPeer: engine.add_connection, then engine.receive
-    engine    IkeSaEstablished / IkeSaRekeyed            -> oe.on_established(ev.connection, now)
+    engine    IkeSaEstablished / IkeSaRekeyed            -> oe.on_established(ev.connection, now, ike_sa)
               IkeSaFailed / ChildSaFailed                -> oe.on_failed(ev.connection, now)
+              InstallChildSa the kernel took             -> oe.on_child_installed(ev.connection)
+              InstallChildSa the kernel refused          -> oe.on_child_refused(ev.connection, now)
               IkeSaDeleted / DeadPeer (after the engine's
-              DeleteChildSa policies are removed)         -> oe.on_down(ev.connection, now)
+              DeleteChildSa policies are removed)         -> oe.on_down(ev.connection, now, ev.ike_sa)
               (names that are not instances are ignored: pass every event)
     timer     WakeAt(at) in any result                   -> oe.timer(now) at or after `at`
-    reload    new group files                            -> oe.reload(groups)
+    reload    new group files and conns                  -> oe.reload(groups, conns, local, now): policy
+              changes, and teardown of entries the new configuration no longer gives to their group
     status    oe.status(now) / oe.render_status(now), oe.policy_rows() / groups.render_table(oe.table),
               groups.group_of(policy_state, oe.table) to name a kernel policy's group
     oe-initiate  trigger.trigger_from_addresses(local, remote) -> oe.on_trigger(t.local, t.remote, now)

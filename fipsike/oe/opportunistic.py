@@ -29,15 +29,36 @@ reject = DROP (XFRM cannot answer with ICMP; libreswan maps it the same way),
 hold = DROP, none = no shunt: the trap is back and the next packet retries.
 
 Simultaneous initiation: when an IKE_SA_INIT arrives from a peer to whom our
-own initiation is still under way, the side with the LOWER address keeps
-initiating and ignores the peer's request; the higher side abandons its
-half-open IKE SA and answers. Both sides hold the same two addresses before any
-exchange, so both reach the same verdict without a round trip and without
-anything from the engine, and exactly one IKE SA results. (libreswan lets both
-IKE SAs come up and one replace the other; RFC 7296 2.8's lowest-nonce rule is
-for rekey collisions and needs both nonces, which the engine does not expose.)
-Behind a NAT the two sides see different address pairs; opportunistic IPsec
-through NAT is not handled here.
+own initiation is still under way, one side keeps initiating and ignores the
+peer's request; the other abandons its half-open IKE SA and answers. The verdict
+must be the same on both sides without a round trip, so it rests on what both
+hold once each has the other's request: the two initiator SPIs (RFC 7296 3.1
+header). The initiation with the LOWER initiator SPI carries on. (libreswan lets
+both IKE SAs come up and one replace the other; RFC 7296 2.8's lowest-nonce rule
+is for rekey collisions and works the same way.)
+
+Addresses cannot decide it once a NAT is between the two: node A behind a NAT
+sees the pair (a, b), B sees (b, n), n being the NAT's public address, and a
+lower-address rule compares a with b on one side and b with n on the other, so
+both may keep initiating (each drops the other's request: no IKE SA) or both
+abandon (no IKE SA either). Each side's entry is still found, as its ACQUIRE and
+the peer's IKE source name the same peer address there (the NAT rewrites both
+directions of one flow). The address rule is kept only for a caller that has no
+SPIs (a half-open SA already gone).
+
+Where one side is behind a NAT, that side must be the initiator whatever the
+SPIs: a NAT lets the peer's packets in only on the mappings our own packets made,
+so a public peer's IKE_AUTH to our public address on 4500 (RFC 3948 NAT-T: the
+initiator moves there) is dropped when we only ever sent from 500, and a public
+peer's request to our 500 is dropped when the NAT rewrote our port. Both sides
+can tell which side is behind the NAT from the colliding request itself: its
+NAT_DETECTION_SOURCE_IP hash (RFC 7296 2.23) does not match the address it came
+from when the peer is behind one, its NAT_DETECTION_DESTINATION_IP hash does not
+match our address when we are; a source port other than 500 says the same
+without a hash. So the side behind the NAT keeps initiating and the public side
+answers, on both sides alike; the SPIs decide only between two sides that are
+both, or neither, behind a NAT. (Behind a NAT the Child SA still fails: see
+tests/oe/test_bridge.py's NAT test; the instance then fails whole.)
 """
 
 from __future__ import annotations
@@ -156,6 +177,10 @@ class Entry:
     policies: tuple[PolicySpec, ...] = ()  # per-peer shunt policies we installed
     connection: Connection | None = None
     resume: tuple[str, float] | None = None  # answering during a bare shunt: its kind and deadline
+    child_up: bool = False  # the kernel took the instance's Child SA (an IKE SA alone carries no traffic)
+    # the instance's established IKE SA (the engine's name, SPIs): a DELETE that ends an earlier IKE SA of a
+    # failed instance with the same name must not end this one
+    ike_sa: str = ""
 
     def row(self, now: float) -> dict[str, object]:
         """`fipsike status --json`: an instance with its group, a bare shunt with its kind and time left."""
@@ -208,8 +233,20 @@ def policy_changes(old: Sequence[GroupPolicy], new: Sequence[GroupPolicy]) -> li
     return out
 
 
-def keeps_initiator_role(local: IPAddress, remote: IPAddress) -> bool:
-    """The collision rule: the lower address keeps its initiation (see the module docstring)."""
+IKE_PORT = 500  # RFC 7296 2: IKE_SA_INIT goes from and to UDP 500 unless a NAT rewrote the port
+
+
+def keeps_initiator_role(local: IPAddress, remote: IPAddress, ours: bytes = b"", theirs: bytes = b"",
+                         peer_port: int = IKE_PORT, nat_here: bool = False, nat_there: bool = False) -> bool:
+    """The collision rule (see the module docstring): the side behind a NAT initiates (the peer's port
+    rewritten, or the request's NAT_DETECTION hashes, RFC 7296 2.23, saying which side is behind one);
+    else the lower initiator SPI keeps its initiation; with no SPIs, the lower address."""
+    if peer_port != IKE_PORT or (nat_there and not nat_here):
+        return False
+    if nat_here and not nat_there:
+        return True
+    if ours and theirs and ours != theirs:
+        return ours < theirs
     return int(local) < int(remote)
 
 
@@ -233,6 +270,9 @@ class Opportunistic:
                                                      {g: c.reqid for g, c in self.conns.items() if g.traps})
         self.entries: dict[tuple[IPAddress, IPAddress], Entry] = {}
         self._by_name: dict[str, tuple[IPAddress, IPAddress]] = {}
+        # instances torn down while their IKE SA was still being deleted: the group policies to put back
+        # once it is gone (on_down)
+        self._restore: dict[str, list[PolicySpec]] = {}
 
     # --- the group policies ------------------------------------------------------------------------
 
@@ -247,12 +287,39 @@ class Opportunistic:
         """Is an ACQUIRE with this reqid from a group trap (for on_acquire) rather than another conn's?"""
         return any(gc.reqid == reqid for g, gc in self.conns.items() if g.traps)
 
-    def reload(self, groups: Mapping[PolicyGroup, Iterable[IPNetwork | str]]) -> list[OeAction]:
-        """New group files: the policy changes, new and changed first so no gap opens, then removals.
-        Instances and bare shunts stay; they are per-peer and outrank the groups."""
+    def reload(self, groups: Mapping[PolicyGroup, Iterable[IPNetwork | str]],
+               conns: Iterable[GroupConn] | None = None, local: Sequence[IPAddress] | None = None,
+               now: float = 0.0) -> list[OeAction]:
+        """New group files (and, when given, the new group conns and our addresses): the policy changes,
+        new and changed first so no gap opens, then removals. An entry whose peer the new configuration
+        no longer gives to its group (its group conn is gone, or the group files no longer cover the
+        peer, or a more specific CIDR of another group now does) is torn down, as libreswan deletes a
+        removed policy's instances: its IKE SA deleted (the peer is told), its per-peer policies and bare
+        shunt removed, the new table's policy of the same selector put back. The other entries stay (new
+        instances use the new template)."""
+        if conns is not None:
+            fresh: dict[PolicyGroup, GroupConn] = {}
+            for gc in conns:
+                if gc.group in fresh:
+                    raise OeError(f"two conns for group {gc.group.value}")
+                fresh[gc.group] = gc
+            self.conns = fresh
+        if local is not None:
+            self.local = tuple(local)
         old = self.table
         self.table = policy_table(groups, self.local, {g: c.reqid for g, c in self.conns.items() if g.traps})
-        return policy_changes(old, self.table)
+        out = policy_changes(old, self.table)
+        for entry in list(self.entries.values()):
+            now_in = matching_group(self.table, entry.local, entry.remote)
+            if entry.group in self.conns and now_in is entry.group:
+                continue
+            where = now_in.value if now_in is not None else "no group"
+            if entry.phase is not Phase.SHUNTED:
+                out.append(Terminate(entry.name))
+            out.extend(self._drop_entry(entry, ike_sa_going=entry.phase is not Phase.SHUNTED))
+            out.append(Log("info", "oe-policy-removed", f"{entry.name}: {entry.remote} is in {where} now "
+                                                        f"(was {entry.group.value}): torn down"))
+        return self._with_wake(out) if out else out
 
     # --- events in ---------------------------------------------------------------------------------
 
@@ -285,15 +352,19 @@ class Opportunistic:
         out.append(Initiate(conn))
         return self._with_wake(out)
 
-    def on_peer_initiated(self, local: IPAddress, remote: IPAddress, now: float) -> list[OeAction]:
+    def on_peer_initiated(self, local: IPAddress, remote: IPAddress, now: float, ours: bytes = b"",
+                          theirs: bytes = b"", peer_port: int = IKE_PORT,
+                          nat: tuple[bool, bool] = (False, False)) -> list[OeAction]:
         """An IKE_SA_INIT from `remote` to our `local` that no configured conn takes: answer it if a group
         lets this peer in (private, private-or-clear, clear-or-private). The list holds exactly one
-        AcceptPeer or IgnorePeer, after any AbandonInitiation."""
+        AcceptPeer or IgnorePeer, after any AbandonInitiation. For a collision: `ours` is our half-open
+        IKE SA's initiator SPI, `theirs` the request's, `peer_port` its source port, `nat` what its
+        NAT_DETECTION hashes say: (we are behind a NAT, the peer is)."""
         key = (local, remote)
         entry = self.entries.get(key)
         if entry is not None and entry.phase is Phase.NEGOTIATING and entry.initiator:
-            if keeps_initiator_role(local, remote):
-                return [IgnorePeer(f"collision with our initiation to {remote}: the lower address initiates")]
+            if keeps_initiator_role(local, remote, ours, theirs, peer_port, *nat):
+                return [IgnorePeer(f"collision with our initiation to {remote}: ours carries on")]
             # the answering instance gets its own name, so the engine's IkeSaFailed for the abandoned
             # initiation (same peer) cannot be mistaken for a failure of the one that carries on
             abandoned = entry.name
@@ -301,8 +372,11 @@ class Opportunistic:
             del self._by_name[abandoned]
             entry.name, entry.connection, entry.initiator = conn.name, conn, False
             self._by_name[conn.name] = key
-            return [Log("info", "oe-collision", f"{abandoned}: {remote} initiates too; the lower address "
-                                                f"initiates, so we answer as {conn.name}"),
+            why = (f"its port was rewritten ({peer_port}): it is behind a NAT" if peer_port != IKE_PORT
+                   else "it is behind a NAT" if nat[1] and not nat[0]
+                   else "its initiator SPI is the lower" if ours and theirs else "its address is the lower")
+            return [Log("info", "oe-collision", f"{abandoned}: {remote} initiates too; {why}, so we answer "
+                                                f"as {conn.name}"),
                     AbandonInitiation(abandoned), Forget(abandoned), AcceptPeer(conn)]
         if entry is not None and entry.phase is not Phase.SHUNTED:
             assert entry.connection is not None
@@ -329,33 +403,67 @@ class Opportunistic:
         self._add(Entry(local, remote, group, conn.name, Phase.NEGOTIATING, deadline, False, "", (), conn))
         return self._with_wake(out)
 
-    def on_established(self, name: str, now: float) -> list[OeAction]:
+    def on_established(self, name: str, now: float, ike_sa: str = "") -> list[OeAction]:
         """IkeSaEstablished or IkeSaRekeyed for an instance: up until its IKE SA lifetime (refreshed by
-        every rekey). Its tunnel policies replaced any negotiation shunt (same selector)."""
+        every rekey). Its tunnel policies replaced any negotiation shunt (same selector). `ike_sa`: the
+        engine's name of the (new) IKE SA."""
         entry = self._named(name)
-        if entry is None or entry.connection is None:
+        if entry is None or entry.connection is None or entry.phase is Phase.SHUNTED:
             return []
+        entry.ike_sa = ike_sa or entry.ike_sa
         entry.phase = Phase.ESTABLISHED
         entry.deadline = now + entry.connection.life_time
         entry.shunt = ""
         # entry.policies (a negotiation shunt) stay listed: the tunnel's policies replaced them, but a Child SA
         # the kernel refused leaves the shunt in place, and _drop_entry must take it out then (a RemovePolicy
         # that finds the tunnel's policy already gone is fine)
-        entry.resume = None
         return self._with_wake([Log("info", "oe-established", f"{name} ({entry.group.value})")])
 
     def on_failed(self, name: str, now: float) -> list[OeAction]:
-        """IkeSaFailed / ChildSaFailed for an instance being negotiated: the failure shunt."""
+        """IkeSaFailed / ChildSaFailed for an instance being negotiated: the failure shunt. A ChildSaFailed
+        after the IKE SA came up (the peer refused the IKE_AUTH's Child SA) leaves an IKE SA that carries
+        nothing: the same as a Child SA the kernel refused."""
         entry = self._named(name)
+        if entry is not None and entry.phase is Phase.ESTABLISHED and not entry.child_up:
+            return self.on_child_refused(name, now)
         if entry is None or entry.phase is not Phase.NEGOTIATING:
             return []
         return self._with_wake(self._fail(entry, now))
 
-    def on_down(self, name: str, now: float) -> list[OeAction]:
-        """IkeSaDeleted / DeadPeer (after the engine removed the instance's SAs and policies)."""
+    def on_child_installed(self, name: str) -> None:
+        """The kernel took the instance's Child SA: now it carries traffic (and a bare shunt it was
+        answering during is replaced for good: its policy has the tunnel's selector)."""
         entry = self._named(name)
-        if entry is None or entry.phase is Phase.SHUNTED:
+        if entry is not None and entry.phase is not Phase.SHUNTED:
+            entry.child_up = True
+            entry.resume = None
+
+    def on_child_refused(self, name: str, now: float) -> list[OeAction]:
+        """The instance's Child SA was refused (by the kernel at install, or by the peer) before any of
+        its Child SAs was up: an IKE SA with no tunnel would keep the peer's traffic on the negotiation
+        shunt (or the trap) for the IKE SA's lifetime. The instance fails as a negotiation does (failure
+        shunt for an initiator, none for a responder) and its IKE SA is deleted, so the next packet after
+        the shunt's lifetime negotiates afresh."""
+        entry = self._named(name)
+        if entry is None or entry.phase is Phase.SHUNTED or entry.child_up:
             return []
+        entry.phase = Phase.NEGOTIATING
+        out: list[OeAction] = [Log("warning", "oe-child-refused", f"{name}: its Child SA was refused; the "
+                                                                  f"instance fails and its IKE SA is deleted"),
+                               Terminate(name)]
+        out.extend(self._fail(entry, now))
+        return self._with_wake(out)
+
+    def on_down(self, name: str, now: float, ike_sa: str = "") -> list[OeAction]:
+        """IkeSaDeleted / DeadPeer (after the engine removed the instance's SAs and policies). `ike_sa`:
+        which IKE SA; one that is not the entry's (an earlier instance's of the same name, whose DELETE
+        was still under way when a new one started) leaves the entry alone."""
+        late = self._restore.pop(name, ())
+        entry = self._named(name)
+        if entry is None or entry.phase is Phase.SHUNTED or (ike_sa and entry.ike_sa != ike_sa):
+            # an instance torn down before its IKE SA was gone: the engine took the Child SA's policies
+            # out just now, and with them any group policy of the same selector put back in the meantime
+            return [InstallPolicy(spec) for spec in late if any(r.spec == spec for r in self.table)]
         if entry.resume is not None:
             return self._with_wake(self._resume_shunt(entry))
         out = self._drop_entry(entry)
@@ -374,7 +482,7 @@ class Opportunistic:
                                                            f"shunt expired; the next packet tries again"))
             else:
                 out.append(Terminate(entry.name))
-                out.extend(self._drop_entry(entry))
+                out.extend(self._drop_entry(entry, ike_sa_going=True))
                 out.append(Log("warning", "oe-expired", f"{entry.name}: IKE SA lifetime over without a rekey"))
         return self._with_wake(out)
 
@@ -447,8 +555,10 @@ class Opportunistic:
         return [Forget(entry.name), Log("info", "oe-failed", f"{entry.name}: answering {entry.remote} failed; "
                                                              f"the {entry.shunt} shunt stays")]
 
-    def _drop_entry(self, entry: Entry) -> list[OeAction]:
-        """Remove the entry and its per-peer policies, putting back a group policy they had replaced."""
+    def _drop_entry(self, entry: Entry, ike_sa_going: bool = False) -> list[OeAction]:
+        """Remove the entry and its per-peer policies, putting back a group policy they had replaced.
+        `ike_sa_going`: a Terminate for its IKE SA came first; the engine removes the Child SA's policies
+        only when the DELETE is answered, so the put-back is repeated then (on_down)."""
         del self.entries[(entry.local, entry.remote)]
         out: list[OeAction] = []
         if self._by_name.pop(entry.name, None) is not None and entry.phase is not Phase.SHUNTED:
@@ -462,6 +572,8 @@ class Opportunistic:
         # an established instance's own policies (the engine's installer put them in and took them out)
         # had replaced these too
         out.extend(InstallPolicy(r) for r in replaced)
+        if ike_sa_going and replaced:
+            self._restore[entry.name] = replaced
         return out
 
     def _with_wake(self, actions: list[OeAction]) -> list[OeAction]:

@@ -328,3 +328,64 @@ def test_a_failed_answer_installs_no_shunt_and_answers_are_capped() -> None:
     for last in (1, 2):
         assert of(o.on_peer_initiated(ME, ipaddress.ip_address(f"192.0.2.{last}0"), now=2.0), AcceptPeer)
     assert of(o.on_peer_initiated(ME, ipaddress.ip_address("192.0.2.30"), now=2.0), IgnorePeer)
+
+
+def test_a_refused_child_sa_fails_an_established_instance_whole_and_later_events_leave_the_shunt_alone() -> None:
+    o = oe()
+    name = of(o.on_acquire(acquire(ME, PEER), now=0.0), Initiate)[0].connection.name
+    o.on_established(name, 1.0)
+    acts = o.on_child_refused(name, 1.0)
+    assert of(acts, Terminate) == [Terminate(name)] and of(acts, Forget) == [Forget(name)]
+    assert acts.index(Terminate(name)) < acts.index(Forget(name))  # the IKE SA goes before its conn
+    (shunt,) = of(acts, InstallPolicy)
+    assert shunt.spec.action is PolicyAction.PASS  # failureshunt=passthrough
+    assert [r["kind"] for r in o.status(1.0)] == ["bare-shunt"]
+    # what the engine says next about that IKE SA changes nothing
+    assert o.on_established(name, 1.1) == [] and o.on_down(name, 1.2) == [] and o.on_failed(name, 1.2) == []
+    assert [r["kind"] for r in o.status(1.2)] == ["bare-shunt"]
+    # once a Child SA is up, a later refused one (a rekey's) does not end the instance
+    other = ipaddress.ip_address("192.0.2.78")
+    n2 = of(o.on_acquire(acquire(ME, other), now=2.0), Initiate)[0].connection.name
+    o.on_established(n2, 2.1)
+    o.on_child_installed(n2)
+    assert o.on_child_refused(n2, 2.2) == [] and o.on_failed(n2, 2.2) == []
+    # the peer refusing the IKE_AUTH's Child SA (ChildSaFailed after IkeSaEstablished) is the same failure
+    third = ipaddress.ip_address("192.0.2.79")
+    n3 = of(o.on_acquire(acquire(ME, third), now=3.0), Initiate)[0].connection.name
+    o.on_established(n3, 3.1)
+    assert of(o.on_failed(n3, 3.1), Terminate) == [Terminate(n3)]
+
+
+def test_reload_tears_down_entries_the_new_groups_no_longer_give_to_their_group() -> None:
+    o = oe({PolicyGroup.PRIVATE_OR_CLEAR: ["0.0.0.0/0"]})
+    far = ipaddress.ip_address("198.51.100.9")
+    n1 = of(o.on_acquire(acquire(ME, PEER), now=0.0), Initiate)[0].connection.name
+    o.on_established(n1, 1.0)
+    o.on_child_installed(n1)
+    n2 = of(o.on_acquire(acquire(ME, far), now=0.0), Initiate)[0].connection.name
+    assert o.on_failed(n2, 1.0)  # a bare shunt for `far`
+    # PEER's /32 to clear; `far` stays in private-or-clear
+    acts = o.reload({PolicyGroup.PRIVATE_OR_CLEAR: ["0.0.0.0/0"], PolicyGroup.CLEAR: [f"{PEER}/32"]}, now=2.0)
+    assert of(acts, Terminate) == [Terminate(n1)]
+    assert [r["remote"] for r in o.status(2.0)] == [str(far)]
+    # the clear /32 is put back again once the engine has removed the instance's own policies
+    late = o.on_down(n1, 3.0)
+    assert {(a.spec.direction, a.spec.action) for a in of(late, InstallPolicy)} == \
+        {(Direction.OUT, PolicyAction.PASS), (Direction.IN, PolicyAction.PASS)}
+    assert o.on_down(n1, 3.1) == []  # once
+    # the group conn removed: its bare shunt goes, with its policy
+    acts = o.reload({PolicyGroup.PRIVATE_OR_CLEAR: ["0.0.0.0/0"]}, conns=[], now=4.0)
+    assert o.status(4.0) == [] and not of(acts, Terminate)
+    assert any(isinstance(a, RemovePolicy) and a.selector.dst == ipaddress.ip_network(far) for a in acts)
+    assert o.owns_reqid(REQ_POC) is False
+
+
+def test_the_collision_rule_rests_on_the_initiator_spis_and_yields_to_a_rewritten_port() -> None:
+    a, b, n = (ipaddress.ip_address(x) for x in ("10.0.0.1", "10.0.0.2", "10.0.0.200"))
+    low, high = bytes.fromhex("01" * 8), bytes.fromhex("f0" * 8)
+    # across a NAT: A sees (a, b), B sees (b, n); the addresses alone would have both keep initiating
+    assert keeps_initiator_role(a, b) and keeps_initiator_role(b, n)
+    assert [keeps_initiator_role(a, b, low, high), keeps_initiator_role(b, n, high, low)] == [True, False]
+    assert [keeps_initiator_role(a, b, high, low), keeps_initiator_role(b, n, low, high)] == [False, True]
+    # the peer's port rewritten: answer it, whatever the SPIs
+    assert not keeps_initiator_role(b, n, low, high, peer_port=40500)

