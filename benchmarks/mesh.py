@@ -159,7 +159,8 @@ class Mesh:
             out = open(n.log, "ab")  # noqa: SIM115 - lives as long as the daemon
             n.proc = subprocess.Popen(
                 ["ip", "netns", "exec", n.netns, sys.executable, "-m", "fipsike", "daemon", "--config",
-                 str(n.dir / "ipsec.conf"), "--secrets", str(n.dir / "ipsec.secrets"), "--ipsecdir", str(n.dir), "--ctl", str(n.ctl), "--kernel", "xfrm",
+                 str(n.dir / "ipsec.conf"), "--secrets", str(n.dir / "ipsec.secrets"), "--ipsecdir", str(n.dir),
+                 "--ctl", str(n.ctl), "--kernel", "xfrm",
                  "--fips-mode", fips_mode, *args], cwd=ROOT, stdout=out, stderr=out, start_new_session=True,
                 env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})))
             out.close()
