@@ -4,8 +4,9 @@
     python -m benchmarks.profiled OUT.prof daemon --config ...        cProfile: the stats go to OUT.prof
                                                                       once the daemon returns (SIGTERM)
     python -m benchmarks.profiled --tracemalloc OUT.json daemon ...   tracemalloc (4 frames): the first
-        SIGUSR2 takes the baseline snapshot, the second writes to OUT.json the live allocations grown since,
-        by site (the innermost frame that is not generated code), largest first
+        SIGUSR2 starts tracing (the start-up and its self-test untraced: they are slow under it), the
+        second writes to OUT.json the allocations made since and still live, by site (the innermost frame
+        that is not generated code), largest first
 """
 
 from __future__ import annotations
@@ -21,25 +22,25 @@ from types import FrameType
 
 
 class Growth:
-    """SIGUSR2: baseline, then the growth since it (the daemon's own SIGUSR2 is not used)."""
+    """SIGUSR2: start tracing, then the live allocations made since (the daemon's own SIGUSR2 is not used)."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
-        self.base: tracemalloc.Snapshot | None = None
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
-        if self.base is None:
-            self.base = snap
-            self.out.with_suffix(".base").write_text("baseline taken\n")
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(4)
+            self.out.with_suffix(".base").write_text("tracing\n")
             return
+        snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+        tracemalloc.stop()
         sites: dict[str, list[int]] = {}
-        for diff in snap.compare_to(self.base, "traceback"):
-            frames = [f for f in diff.traceback if f.filename != "<string>"] or list(diff.traceback)
+        for stat in snap.statistics("traceback"):
+            frames = [f for f in stat.traceback if f.filename != "<string>"] or list(stat.traceback)
             where = f"{frames[-1].filename}:{frames[-1].lineno}"  # innermost last
             site = sites.setdefault(where, [0, 0])
-            site[0] += diff.size_diff
-            site[1] += diff.count_diff
+            site[0] += stat.size
+            site[1] += stat.count
         total = sum(v[0] for v in sites.values())
         top = sorted(sites.items(), key=lambda kv: -kv[1][0])[:40]
         tmp = self.out.with_suffix(".tmp")
@@ -52,7 +53,6 @@ def main(argv: list[str]) -> int:
     from fipsike.cli import main as fipsike_main
 
     if argv[0] == "--tracemalloc":
-        tracemalloc.start(4)
         signal.signal(signal.SIGUSR2, Growth(Path(argv[1])))
         return fipsike_main(argv[2:])
     out, rest = argv[0], argv[1:]
