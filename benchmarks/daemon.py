@@ -110,6 +110,7 @@ class PeerRun:
     generator_cpu_s: float = 0.0
     retransmits: int = 0
     datagrams: int = 0
+    stopped_by: str = ""  # why fewer than N were asked for (a stall, the wall-time cap)
     xfrm_states: int | None = None  # the responder namespace's kernel SAD and SPD, on the XFRM kernel
     xfrm_policies: int | None = None
     curve: list[tuple[int, float, int]] = field(default_factory=list)  # (live SAs, CPU s since base, RSS KiB)
@@ -145,6 +146,7 @@ class PeerRun:
             "retransmits": self.retransmits,
             "retransmit_pct": round(100 * self.retransmits / self.datagrams, 3) if self.datagrams else 0.0,
             "generator_cpu_ms": round(1000 * self.generator_cpu_s / est, 3),
+            **({"stopped_by": self.stopped_by} if self.stopped_by else {}),
             **({"xfrm_states": self.xfrm_states, "xfrm_policies": self.xfrm_policies}
                if self.xfrm_states is not None else {}),
             "curve": self.curve,
@@ -174,8 +176,9 @@ def batch_size(n: int) -> int:
 
 
 def measure(responder: Responder, hosts: TwoHosts, pki_dir: Path, suite: Suite, n: int, concurrency: int,
-            rate: float) -> PeerRun:
+            rate: float, max_wall: float = 0.0) -> PeerRun:
     run = PeerRun(responder.name, responder.kernel, n)
+    t0 = time.monotonic()
     responder.start()
     gen: Generator | None = None
     try:
@@ -197,7 +200,11 @@ def measure(responder: Responder, hosts: TwoHosts, pki_dir: Path, suite: Suite, 
             run.wall_s += reply["t_end"] - reply["t_start"]
             run.curve.append((reply["child_sas"] - g0["child_sas"], round(s.cpu_s - base.cpu_s, 3), s.rss_kib))
             if reply["completed"] < k:
-                break  # stalled: report what came up
+                run.stopped_by = f"stalled: {reply['completed']} of a batch of {k} came up"
+                break  # report what came up
+            if max_wall and done < n and time.monotonic() - t0 > max_wall:
+                run.stopped_by = f"--max-wall {max_wall:g} s reached"
+                break
         end = sample(responder.pid)
         if mark is not None:
             mark()
@@ -290,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="trace the responders' allocations: the daemon's growth from the baseline to N SAs "
                          "by site in DIR/daemon-tracemalloc.json, the engine responder's live allocations in "
                          "DIR/responder-tracemalloc.json (slows them down too)")
+    ap.add_argument("--max-wall", type=float, default=0.0, metavar="S",
+                    help="stop asking a responder for more SAs after S seconds (0: never); its figures are "
+                         "then over what it reached")
     ap.add_argument("--replot", type=Path, metavar="JSON",
                     help="only draw --plot from an earlier run's --json output (a guest run cannot write here)")
     args = ap.parse_args(argv)
@@ -334,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
                 responder = EngineResponder(args.profile or args.tracemalloc or d, hosts.responder, work / "pki",
                                             suite, profile=args.profile is not None,
                                             trace=args.tracemalloc is not None)
-            runs.append(measure(responder, hosts, work / "pki", suite, args.sas, args.concurrency, args.rate))
+            runs.append(measure(responder, hosts, work / "pki", suite, args.sas, args.concurrency, args.rate,
+                                args.max_wall))
         floors.append(floor_ms(suite.name))  # before and after: the machine's load moves
     result = report(runs, suite, args.sas, statistics.median(floors) if floors else None)
     # the 2 cores are shared: the load beside the figures, and the host kernel they ran on
