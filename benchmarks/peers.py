@@ -328,9 +328,10 @@ class DaemonResponder:
         assert self.proc is not None
         return self.proc.pid
 
-    def _status(self) -> dict[str, object] | None:
+    def _status(self, timeout: float = 120) -> dict[str, object] | None:
         res = subprocess.run([sys.executable, "-m", "fipsike", "status", "--json", "--ctl", str(self.ctl)],
-                             cwd=ROOT, env=_python_env(), capture_output=True, text=True, timeout=120, check=False)
+                             cwd=ROOT, env=_python_env(), capture_output=True, text=True, timeout=timeout,
+                             check=False)
         return json.loads(res.stdout) if res.returncode == 0 else None
 
     def start(self) -> None:
