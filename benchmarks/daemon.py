@@ -4,8 +4,8 @@ One load generator (benchmarks.loadgen: fipsike's Engine as initiator, its own p
 network namespace) initiates N IKE SAs, each with its first Child SA, over real UDP against a
 responder in another namespace; the same generator and suite run against each responder in turn:
 
-- `charon`: Debian's charon-systemd (kernel-libipsec, dos_protection = no);
-- `fipsike`: `fipsike daemon --kernel memory` (when the daemon is in this tree);
+- `charon`: Debian's charon-systemd (dos_protection = no; kernel-libipsec, or kernel-netlink with --kernel xfrm);
+- `fipsike`: `fipsike daemon --kernel memory|xfrm` (when the daemon is in this tree);
 - `fipsike-engine`: fipsike's Engine behind a minimal asyncio UDP loop (benchmarks.responder), the
   stand-in while the daemon is not.
 
@@ -17,20 +17,28 @@ Figures per responder, from its own /proc/PID/stat and /proc/PID/status:
   cpu_ms_last_1k
   retransmits      datagrams the generator sent again byte for byte
 and the floor: the responder's primitive operations for one handshake of the ECDSA suite, straight
-through `cryptography` (benchmarks.handshake.floor_op), timed in the same run.
+through `cryptography` (benchmarks.handshake.floor_op / floor_op_rsa), timed in the same run.
+
+Suites: ecdsa (ECDSA P-256, aes256gcm16-prfsha384-ecp256), rsa (RSA-3072 RSA-PSS, aes256-sha256-modp3072)
+and hybrid (ECP-384 + ML-KEM-1024 as ADDKE1 in IKE_INTERMEDIATE; fipsike only, charon 5.9.8 has no RFC 9370).
+The JSON carries the load averages at start and end (the machine's cores are shared) and the kernel
+release the run saw. The host kernel here has XFRM netlink but no ESP: --kernel xfrm runs inside the
+UML guest (GUEST_CMD=... scripts/guest-run.sh).
 
 The generator fills the responder's caches with a few SAs that it then deletes, before the
 baseline is read; it runs in batches (100 SAs, or 1,000 past 20,000) and the responder is read
 between them, which gives the CPU-per-new-SA and RSS curves (`--plot`).
 
     python -m benchmarks.daemon [--json] [--peer charon|fipsike|fipsike-engine ...] [--sas N]
-                                [--suite ecdsa|rsa] [--plot FILE] [--profile DIR] [--tracemalloc DIR]
+                                [--suite ecdsa|rsa|hybrid] [--kernel memory|xfrm] [--plot FILE]
+                                [--profile DIR] [--tracemalloc DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -102,6 +110,10 @@ class PeerRun:
     generator_cpu_s: float = 0.0
     retransmits: int = 0
     datagrams: int = 0
+    stopped_by: str = ""  # why fewer than N were asked for (a stall, the wall-time cap)
+    count_error: str = ""
+    xfrm_states: int | None = None  # the responder namespace's kernel SAD and SPD, on the XFRM kernel
+    xfrm_policies: int | None = None
     curve: list[tuple[int, float, int]] = field(default_factory=list)  # (live SAs, CPU s since base, RSS KiB)
 
     def window_ms(self, first: bool) -> float | None:
@@ -135,8 +147,24 @@ class PeerRun:
             "retransmits": self.retransmits,
             "retransmit_pct": round(100 * self.retransmits / self.datagrams, 3) if self.datagrams else 0.0,
             "generator_cpu_ms": round(1000 * self.generator_cpu_s / est, 3),
+            **({"stopped_by": self.stopped_by} if self.stopped_by else {}),
+            **({"count_error": self.count_error} if self.count_error else {}),
+            **({"xfrm_states": self.xfrm_states, "xfrm_policies": self.xfrm_policies}
+               if self.xfrm_states is not None else {}),
             "curve": self.curve,
         }
+
+
+def _xfrm_count(netns: str, what: str) -> int:
+    """`ip xfrm state|policy count` in the namespace: what the kernel holds, not what the daemon says."""
+    out = subprocess.run(["ip", "-n", netns, "xfrm", what, "count"], capture_output=True, text=True, timeout=60,
+                         check=True).stdout
+    return sum(int(w) for w in out.split() if w.isdigit())  # "SAD count N" / "SPD IN a OUT b FWD c"
+
+
+def _loadavg() -> list[float]:
+    """1, 5 and 15 minute load averages (uptime's)."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _r(x: float | None) -> float | None:
@@ -150,14 +178,18 @@ def batch_size(n: int) -> int:
 
 
 def measure(responder: Responder, hosts: TwoHosts, pki_dir: Path, suite: Suite, n: int, concurrency: int,
-            rate: float) -> PeerRun:
+            rate: float, max_wall: float = 0.0) -> PeerRun:
     run = PeerRun(responder.name, responder.kernel, n)
+    t0 = time.monotonic()
     responder.start()
     gen: Generator | None = None
     try:
         gen = Generator(hosts.initiator, pki_dir, suite, concurrency, rate)
         gen.ask("warm", n=WARM)
         time.sleep(0.5)
+        mark = getattr(responder, "tracemalloc_mark", None) if getattr(responder, "trace", None) else None
+        if mark is not None:
+            mark()
         base = sample(responder.pid)
         g0 = gen.ask("status")
         run.rss0_kib = base.rss_kib
@@ -170,8 +202,14 @@ def measure(responder: Responder, hosts: TwoHosts, pki_dir: Path, suite: Suite, 
             run.wall_s += reply["t_end"] - reply["t_start"]
             run.curve.append((reply["child_sas"] - g0["child_sas"], round(s.cpu_s - base.cpu_s, 3), s.rss_kib))
             if reply["completed"] < k:
-                break  # stalled: report what came up
+                run.stopped_by = f"stalled: {reply['completed']} of a batch of {k} came up"
+                break  # report what came up
+            if max_wall and done < n and time.monotonic() - t0 > max_wall:
+                run.stopped_by = f"--max-wall {max_wall:g} s reached"
+                break
         end = sample(responder.pid)
+        if mark is not None:
+            mark()
         g1 = gen.ask("status")
         run.cpu_s, run.rss_kib = end.cpu_s - base.cpu_s, end.rss_kib
         run.established = g1["child_sas"] - g0["child_sas"]
@@ -180,7 +218,15 @@ def measure(responder: Responder, hosts: TwoHosts, pki_dir: Path, suite: Suite, 
         run.generator_cpu_s = g1["cpu_total_s"] - g0["cpu_total_s"]
         run.retransmits = g1["retransmits"] - g0["retransmits"]
         run.datagrams = g1["datagrams"] - g0["datagrams"]
-        run.ike_up, run.child_up = responder.counts()
+        try:
+            run.ike_up, run.child_up = responder.counts()
+        except (subprocess.TimeoutExpired, TimeoutError, OSError, ValueError) as exc:
+            # `fipsike status --json` lists every SA: at 100,000 of them it outlasts its timeout. The
+            # generator's counts (each IKE SA up with its Child SA, failures) stand on their own.
+            run.ike_up = run.child_up = -1
+            run.count_error = f"the responder's own count failed: {type(exc).__name__}"
+        if responder.kernel.startswith("xfrm"):
+            run.xfrm_states, run.xfrm_policies = (_xfrm_count(hosts.responder, what) for what in ("state", "policy"))
     finally:
         if gen is not None:
             gen.close()
@@ -188,14 +234,25 @@ def measure(responder: Responder, hosts: TwoHosts, pki_dir: Path, suite: Suite, 
     return run
 
 
-def floor_ms(rounds: int = 200) -> float:
-    """The ECDSA suite's responder primitives through `cryptography`, median ms (benchmarks.handshake)."""
-    from benchmarks.handshake import floor_op
+def floor_ms(suite: str, rounds: int = 200) -> float:
+    """The suite's responder primitives through `cryptography`, median ms (benchmarks.handshake)."""
+    from benchmarks.handshake import floor_op, floor_op_rsa
 
-    once = floor_op()
-    for _ in range(20):
+    once = floor_op_rsa() if suite == "rsa" else floor_op(hybrid=suite == "hybrid")
+    if suite == "rsa":
+        rounds = 50  # MODP-3072 and RSA-3072: tens of ms each time
+    for _ in range(rounds // 10):
         once()
-    return statistics.median(once() for _ in range(rounds))
+    # the mean of batches of 10 (median of those): a kernel that counts CPU time in whole ticks (the UML
+    # guest's) reads 0 for most single rounds
+    return statistics.median(sum(once() for _ in range(10)) / 10 for _ in range(rounds // 10))
+
+
+def runs_from_json(result: dict[str, Any]) -> list[PeerRun]:
+    """The curves of an earlier run's JSON, enough to plot them again."""
+    return [PeerRun(name, f["kernel"], f["sas"], rss0_kib=f["rss_start_kib"],
+                    curve=[(int(a), float(b), int(c)) for a, b, c in f["curve"]])
+            for name, f in result["peers"].items()]
 
 
 def plot(runs: list[PeerRun], path: Path) -> None:
@@ -235,49 +292,76 @@ def main(argv: list[str] | None = None) -> int:
     # from it would measure the DoS guard, not the handshake
     ap.add_argument("--concurrency", type=int, default=8, help="IKE SAs in flight at most (default 8)")
     ap.add_argument("--rate", type=float, default=0.0, help="new SAs per second at most (default 0: unlimited)")
-    ap.add_argument("--kernel", choices=("memory", "xfrm"), default="memory", help="fipsike daemon's SA backend")
+    ap.add_argument("--kernel", choices=("memory", "xfrm"), default="memory",
+                    help="the responders' SA backend: fipsike's in-memory kernel (charon: kernel-libipsec), or "
+                         "XFRM for both (charon: kernel-netlink; needs a kernel with ESP, e.g. the UML guest of "
+                         "scripts/guest-run.sh: the host's has none)")
     ap.add_argument("--plot", type=Path, help="draw CPU per new SA and RSS against live SAs (SVG or PNG)")
     ap.add_argument("--profile", type=Path, metavar="DIR",
                     help="run the responders under cProfile (CPU time): the daemon's daemon.prof, the engine "
                          "responder's responder.prof in DIR (their CPU figures are then the profiler's, not "
                          "comparable)")
     ap.add_argument("--tracemalloc", type=Path, metavar="DIR",
-                    help="trace the engine responder's allocations, responder-tracemalloc.json in DIR (live "
-                         "allocations by site once every SA is up; slows it down too)")
+                    help="trace the responders' allocations: the daemon's growth from the baseline to N SAs "
+                         "by site in DIR/daemon-tracemalloc.json, the engine responder's live allocations in "
+                         "DIR/responder-tracemalloc.json (slows them down too)")
+    ap.add_argument("--max-wall", type=float, default=0.0, metavar="S",
+                    help="stop asking a responder for more SAs after S seconds (0: never); its figures are "
+                         "then over what it reached")
+    ap.add_argument("--replot", type=Path, metavar="JSON",
+                    help="only draw --plot from an earlier run's --json output (a guest run cannot write here)")
     args = ap.parse_args(argv)
+    if args.replot:
+        if not args.plot:
+            ap.error("--replot needs --plot")
+        plot(runs_from_json(json.loads(args.replot.read_text())), args.plot)
+        return 0
     suite = SUITES[args.suite]
-    if args.profile:
-        args.profile.mkdir(parents=True, exist_ok=True)
+    for d in (args.profile, args.tracemalloc):
+        if d:
+            d.mkdir(parents=True, exist_ok=True)
     peers = list(dict.fromkeys(args.peer or ["charon", "fipsike" if DaemonResponder.available() is None
                                              else "fipsike-engine"]))
     if not suite.charon and "charon" in peers:
         peers.remove("charon")
-        print(f"note: charon 5.9.8 cannot run suite {suite.name}; skipped", file=sys.stderr)
+        print(f"note: charon 5.9.8 cannot run suite {suite.name}; fipsike only", file=sys.stderr)
+    if not peers:
+        print(f"error: no responder can run suite {suite.name}", file=sys.stderr)
+        return 2
     if "fipsike" in peers and (why := DaemonResponder.available()):
         print(f"error: {why}; use --peer fipsike-engine", file=sys.stderr)
         return 2
     runs: list[PeerRun] = []
+    load0 = _loadavg()
     with tempfile.TemporaryDirectory(prefix="fipsike-bench-") as tmp, TwoHosts() as hosts:
         work = Path(tmp)
         pki = make_pki(work / "pki", suite)
-        floors = [floor_ms()] if suite.name == "ecdsa" else []
+        floors = [floor_ms(suite.name)]
         for name in peers:
             d = work / name
             d.mkdir()
             responder: Responder
             if name == "charon":
-                responder = CharonResponder(d, hosts.responder, pki, suite)
+                responder = CharonResponder(d, hosts.responder, pki, suite, xfrm=args.kernel == "xfrm")
             elif name == "fipsike":
                 responder = DaemonResponder(d, hosts.responder, pki, suite, kernel=args.kernel,
-                                            profile=args.profile / "daemon.prof" if args.profile else None)
+                                            profile=args.profile / "daemon.prof" if args.profile else None,
+                                            trace=args.tracemalloc / "daemon-tracemalloc.json"
+                                            if args.tracemalloc else None)
             else:
                 responder = EngineResponder(args.profile or args.tracemalloc or d, hosts.responder, work / "pki",
                                             suite, profile=args.profile is not None,
                                             trace=args.tracemalloc is not None)
-            runs.append(measure(responder, hosts, work / "pki", suite, args.sas, args.concurrency, args.rate))
-        if floors:
-            floors.append(floor_ms())  # before and after: the machine's load moves
+            runs.append(measure(responder, hosts, work / "pki", suite, args.sas, args.concurrency, args.rate,
+                                args.max_wall))
+        floors.append(floor_ms(suite.name))  # before and after: the machine's load moves
     result = report(runs, suite, args.sas, statistics.median(floors) if floors else None)
+    # the 2 cores are shared: the load beside the figures, and the host kernel they ran on
+    result["loadavg_start"], result["loadavg_end"] = load0, _loadavg()
+    result["kernel_release"] = os.uname().release
+    result["command"] = "python3 -m benchmarks.daemon " + " ".join(sys.argv[1:] if argv is None else argv)
+    if not suite.charon:
+        result["charon_note"] = f"charon 5.9.8 cannot run suite {suite.name}: fipsike only"
     if args.plot:
         plot(runs, args.plot)
     if args.json:

@@ -149,12 +149,16 @@ def _charon_retransmit(give_up: float | None) -> str:
 
 
 class CharonResponder:
+    """`xfrm`: kernel-netlink alone, the SAs in the kernel's XFRM (a kernel with ESP: the guest's);
+    otherwise kernel-libipsec, userspace ESP (the host kernel has XFRM netlink but no ESP)."""
+
     name = "charon"
-    kernel = "kernel-libipsec (userspace ESP)"
 
     def __init__(self, workdir: Path, netns: str, pki: PkiPaths, suite: Suite, dpd: float = 0.0,
-                 dpd_timeout: float | None = None) -> None:
+                 dpd_timeout: float | None = None, xfrm: bool = False) -> None:
         self.dir, self.netns = workdir, netns
+        self.kernel = "xfrm (kernel-netlink)" if xfrm else "kernel-libipsec (userspace ESP)"
+        plugins = CHARON_PLUGINS.replace("kernel-libipsec ", "") if xfrm else CHARON_PLUGINS
         self.vici = workdir / "charon.vici"
         self.conf = workdir / "strongswan.conf"
         self.swanctl_dir = workdir / "swanctl"
@@ -168,7 +172,7 @@ class CharonResponder:
             local=RESPONDER_ADDR, ike=suite.ike, esp=suite.esp, lid=RESPONDER_ID, rid=INITIATOR_ID,
             lnet=RESPONDER_NET, rnet=INITIATOR_NET, dpd=f"{int(dpd)}s"))
         self.conf.write_text(STRONGSWAN_CONF.format(
-            plugins=CHARON_PLUGINS, vici=self.vici, log=workdir / "charon.log",
+            plugins=plugins, vici=self.vici, log=workdir / "charon.log",
             retransmit=_charon_retransmit(dpd_timeout),
             rsa_pss="rsa_pss = yes" if suite.key_type == "rsa" else ""))
 
@@ -280,7 +284,8 @@ class DaemonResponder:
     name = "fipsike"
 
     def __init__(self, workdir: Path, netns: str, pki: PkiPaths, suite: Suite, kernel: str = "memory",
-                 dpd: float = 0.0, profile: Path | None = None, dpd_timeout: float = 150.0) -> None:
+                 dpd: float = 0.0, profile: Path | None = None, dpd_timeout: float = 150.0,
+                 trace: Path | None = None) -> None:
         self.dir, self.netns, self.kernel = workdir, netns, kernel
         workdir.mkdir(parents=True, exist_ok=True)
         self.ctl = workdir / "ctl"
@@ -294,7 +299,8 @@ class DaemonResponder:
         config.write_text("\n".join([
             "conn bench", "\tauto=add", f"\tleft={RESPONDER_ADDR}", "\tright=%any", f"\tleftid=@{RESPONDER_ID}",
             f"\trightid=@{INITIATOR_ID}", "\tleftcert=responder", f"\tleftsubnet={RESPONDER_NET}",
-            f"\trightsubnet={INITIATOR_NET}", f"\tike={_libreswan(suite.ike)}", f"\tesp={_libreswan(suite.esp)}",
+            f"\trightsubnet={INITIATOR_NET}", f"\tike={suite.libreswan_ike or _libreswan(suite.ike)}",
+            f"\tesp={_libreswan(suite.esp)}",
             f"\tdpddelay={dpd:g}", f"\tdpdtimeout={dpd_timeout:g}",
             f"\tauthby={'rsasig' if suite.key_type == 'rsa' else 'ecdsa'}", ""]))
         (workdir / "ipsec.secrets").write_text("")
@@ -302,8 +308,13 @@ class DaemonResponder:
         cli = ["daemon", "--config", str(config), "--secrets", str(workdir / "ipsec.secrets"), "--ipsecdir",
                str(workdir), "--ctl", str(self.ctl), "--kernel", kernel, "--fips-mode", "policy"]
         # --profile: under cProfile (CPU time), the stats in PROFILE once it stops
-        self.argv = [sys.executable, "-m", "fipsike", *cli] if profile is None else \
-            [sys.executable, "-m", "benchmarks.profiled", str(profile), *cli]
+        self.trace = trace
+        if trace is not None:  # --tracemalloc: the growth between two marks (tracemalloc_mark)
+            self.argv = [sys.executable, "-m", "benchmarks.profiled", "--tracemalloc", str(trace), *cli]
+        elif profile is not None:
+            self.argv = [sys.executable, "-m", "benchmarks.profiled", str(profile), *cli]
+        else:
+            self.argv = [sys.executable, "-m", "fipsike", *cli]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -317,9 +328,10 @@ class DaemonResponder:
         assert self.proc is not None
         return self.proc.pid
 
-    def _status(self) -> dict[str, object] | None:
+    def _status(self, timeout: float = 120) -> dict[str, object] | None:
         res = subprocess.run([sys.executable, "-m", "fipsike", "status", "--json", "--ctl", str(self.ctl)],
-                             cwd=ROOT, env=_python_env(), capture_output=True, text=True, timeout=120, check=False)
+                             cwd=ROOT, env=_python_env(), capture_output=True, text=True, timeout=timeout,
+                             check=False)
         return json.loads(res.stdout) if res.returncode == 0 else None
 
     def start(self) -> None:
@@ -331,6 +343,13 @@ class DaemonResponder:
         if self.proc.poll() is not None:
             raise RuntimeError("fipsike daemon exited: "
                                + (self.dir / "daemon.stderr").read_text(errors="replace")[-2000:])
+
+    def tracemalloc_mark(self) -> None:
+        """Under --tracemalloc: the first call takes the baseline, the second writes the growth."""
+        assert self.trace is not None
+        flag = self.trace.with_suffix(".base") if not self.trace.with_suffix(".base").exists() else self.trace
+        os.kill(self.pid, signal.SIGUSR2)
+        wait_for(flag.exists, 600, "no tracemalloc snapshot from the daemon", step=0.2)
 
     def counts(self) -> tuple[int, int]:
         st = self._status() or {}

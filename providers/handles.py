@@ -50,6 +50,14 @@ class SecretKey:
     def wiped(self) -> bool:
         return self._material is None
 
+    def release_context(self) -> None:
+        """Drop the cached primitive context; the next use builds (and admits) it again. An idle IKE
+        SA's AES-GCM context holds ~2.5 KiB of OpenSSL state per key, more than the rest of the SA."""
+        if self._ctx is not None:
+            if self.meter is not None:
+                self.meter.sync()  # settle the hot-path lease held by the context
+            self._ctx = None
+
     def wipe(self) -> None:
         self._ctx = None
         if self.meter is not None:

@@ -123,6 +123,7 @@ class Daemon:
         self.installer = Installer(kernel)
         self.control = ControlServer(options.ctl, self, config.ctl_group)
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # the engine deadline self._timer is armed for
         self._stop: asyncio.Event | None = None
         self._subscribers: set[asyncio.Queue[JsonObject]] = set()
         self._up_waiters: dict[str, list[asyncio.Future[JsonObject]]] = {}
@@ -182,6 +183,7 @@ class Daemon:
             loop.remove_reader(self.kernel.fileno())
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
         self.sockets.close()
         self.kernel.close()
         self.event("info", "daemon-stopped", None, "")
@@ -366,7 +368,10 @@ class Daemon:
         if self._loop is None:
             return
         if self._timer is not None:
+            if at == self._timer_at:
+                return  # most packets leave the earliest deadline (another SA's) where it was
             self._timer.cancel()
+        self._timer_at = at
         self._timer = self._loop.call_later(max(0.0, at - self.clock()), self._guarded, "timer", self._on_timer)
 
     def _conn_of(self, message: str) -> str | None:

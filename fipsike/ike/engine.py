@@ -331,6 +331,11 @@ class Engine:
     def _flush(self) -> list[Action]:
         if self._unclaimed:
             self._release_unclaimed()
+        for sa in self._touched.values():
+            # an established SA with no request of ours in flight is idle until the next exchange: its
+            # SK_e/SK_a contexts (OpenSSL state, most of an idle SA's memory) are built again then
+            if sa.state is IkeState.ESTABLISHED and sa.pending is None and sa.keys is not None:
+                sa.keys.release_contexts()
         out = self._out
         self._out = []
         nxt = self._rearm()

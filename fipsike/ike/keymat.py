@@ -40,6 +40,12 @@ class IkeKeys:
     sk_pi: SecretKey
     sk_pr: SecretKey
 
+    def release_contexts(self) -> None:
+        """The SK_e/SK_a keys' cached cipher contexts go while the SA is idle (rebuilt on the next exchange)."""
+        for k in (self.sk_ei, self.sk_er, self.sk_ai, self.sk_ar):
+            if k is not None:
+                k.release_context()
+
     def wipe(self) -> None:
         for k in (self.sk_d, self.sk_ai, self.sk_ar, self.sk_ei, self.sk_er, self.sk_pi, self.sk_pr):
             if k is not None:

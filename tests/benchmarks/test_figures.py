@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from benchmarks.churn import verdict
 from benchmarks.daemon import PeerRun, batch_size
@@ -51,3 +52,33 @@ def test_churn_verdict_flat_lost_and_failed() -> None:
     assert not lost["ok"] and lost["sas_lost"] == 10
     failed = verdict([_row(1, 50000, 1000), _row(3, 50000, 1000, failed=1)], args, 200, "x", "memory")
     assert not failed["ok"]
+
+
+def test_the_hybrid_suite_is_ecp384_plus_ml_kem_1024_and_fipsike_only() -> None:
+    from benchmarks.ikebench import SUITES
+    from providers.algorithms import KeyExchange
+
+    hybrid = SUITES["hybrid"]
+    assert not hybrid.charon and SUITES["ecdsa"].charon and SUITES["rsa"].charon
+    (p,) = hybrid.ike_proposals()
+    kinds = {t.type.name: t.id for t in p.transforms}
+    # KE: ECP-384 (group 20, RFC 5903); ADDKE1 (RFC 9370 transform type 6): ML-KEM-1024
+    assert kinds["KE"] == KeyExchange.ECP_384 and kinds["ADDKE1"] == KeyExchange.ML_KEM_1024, kinds
+    (e,) = SUITES["ecdsa"].ike_proposals()  # strongSwan's spelling, one key exchange
+    assert {t.type.name: t.id for t in e.transforms}.get("KE") == KeyExchange.ECP_256
+    assert "ADDKE1" not in {t.type.name for t in e.transforms}
+
+
+def test_the_rsa_floor_costs_more_than_the_ecdsa_one() -> None:
+    from benchmarks.daemon import floor_ms
+
+    rsa, ecdsa = floor_ms("rsa", rounds=10), floor_ms("ecdsa", rounds=20)
+    assert 0 < ecdsa < rsa < 500  # RSA-3072 signing and MODP-3072 against P-256
+
+
+def test_a_run_plots_again_from_its_json(tmp_path: Path) -> None:
+    from benchmarks.daemon import runs_from_json
+
+    run = PeerRun("fipsike", "memory", 20, established=20, rss0_kib=100, curve=[(10, 0.02, 150), (20, 0.06, 200)])
+    back = runs_from_json({"peers": {"fipsike": run.figures()}})
+    assert [(r.name, r.kernel, r.rss0_kib, r.curve) for r in back] == [("fipsike", "memory", 100, run.curve)]

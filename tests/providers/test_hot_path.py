@@ -151,3 +151,26 @@ def test_wiped_key_leaves_the_fast_path() -> None:
     with pytest.raises(WipedKey):
         r.aead_seal(GCM16, key, IV, b"p", b"")
     assert r.usage(key).used == 2  # type: ignore[union-attr]
+
+
+def test_released_context_keeps_the_count_and_the_limits() -> None:
+    """An idle IKE SA drops its keys' contexts (release_context); the count leased to the dropped
+    context is settled, the next use is admitted again, and the hard limit still holds across it."""
+    fired: list[Meter] = []
+    r = _router(20, fired)  # soft threshold 18
+    key = r.import_secret(os.urandom(20), "SK_er")
+    for i in range(10):
+        ct = r.aead_seal(GCM16, key, i.to_bytes(8, "big"), b"p", b"a")
+    assert _on_fast_path(r, key)
+    key.release_context()
+    assert key._ctx is None and not key.wiped
+    meter = r.usage(key)
+    assert meter is not None and meter.used == 10
+    assert r.aead_open(GCM16, key, (9).to_bytes(8, "big"), ct, b"a") == b"p"  # rebuilt, same key
+    for i in range(10, 20):
+        r.aead_seal(GCM16, key, i.to_bytes(8, "big"), b"p", b"")
+        if i == 14:
+            key.release_context()
+    assert meter.used == 20 and fired == [meter]
+    with pytest.raises(UsageLimitExceeded):
+        r.aead_seal(GCM16, key, IV, b"p", b"")

@@ -122,3 +122,23 @@ def test_status_is_plain_data_without_keys(pair: PairFactory) -> None:
     (x,) = i.kernel.values()
     key = i.engine.router.release_esp_key(x.inbound.encr_key, "test").hex()
     assert key[:12] not in text
+
+
+@BOTH
+def test_idle_sa_holds_no_cipher_context(pair: PairFactory, moon_initiates: bool) -> None:
+    """Once an exchange is done, an established SA's SK_e keys drop their cipher contexts (an idle
+    SA's largest part); the next exchange rebuilds them, and the usage meters count straight through."""
+    net, i, r = up(pair, moon_initiates)
+    for side in (i, r):
+        keys = side.the_ike_sa().keys
+        assert keys.sk_ei._ctx is None and keys.sk_er._ctx is None and not keys.sk_ei.wiped
+    rkeys = r.the_ike_sa().keys
+    sealed = r.engine.router.usage(rkeys.sk_er).used  # type: ignore[attr-defined]
+    (spi,) = r.kernel
+    net.take(r, r.engine.delete_child(spi, net.now))  # the responder's request: sealed under SK_er
+    net.run()
+    assert not i.kernel and not r.kernel
+    assert r.engine.router.usage(rkeys.sk_er).used == sealed + 1  # type: ignore[attr-defined]
+    for side in (i, r):
+        sa = side.the_ike_sa()
+        assert sa.state == IkeState.ESTABLISHED and sa.keys.sk_ei._ctx is None and sa.keys.sk_er._ctx is None
