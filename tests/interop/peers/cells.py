@@ -71,9 +71,11 @@ def all_cells() -> list[Cell]:
 
 
 # The fixed subset CI runs (tests/interop/test_matrix.py, about 5 minutes): each real peer from each
-# side (charon's fipsike-initiated cell through the NAT), the daemon against itself, one negative cell.
+# side (charon's fipsike-initiated cell through the NAT), the daemon against itself, PSK with charon,
+# and two negative cells (a wrong identity, a wrong PSK).
 CI_CELLS = ("charon-pi-p256-cnsa-direct", "charon-fi-p256-cnsa-nat", "pluto-fi-p256-cnsa-direct",
-            "pluto-pi-p256-cnsa-direct", "fipsike-pi-p256-cnsa-direct", "charon-neg-wrong-id")
+            "pluto-pi-p256-cnsa-direct", "fipsike-pi-p256-cnsa-direct", "charon-fi-psk-cnsa-direct",
+            "charon-neg-wrong-id", "charon-neg-wrong-psk")
 
 
 def select(pattern: str | None) -> list[Cell]:
