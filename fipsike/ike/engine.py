@@ -613,13 +613,14 @@ class Engine:
         self._unclaimed.pop(child.spi_in, None)
         self.sas.add_child(sa, child)
         self.touch(sa)
+        # before the install: the daemon logs the kernel's verdict (child-sa-up / child-sa-install-failed) after it
+        self.log("info", "child-sa-negotiated",
+                 f"{sa.conn.name}/{child.name} {child.mode} in {child.spi_in:08x} out {child.spi_out:08x} "
+                 f"{self.text(s)} {self.text(child.local_ts, _ts_text)} === {self.text(child.remote_ts, _ts_text)}")
         self.emit(InstallChildSa(sa.name, sa.conn.name, child.name, child.reqid, child.mode, inbound, outbound,
                                  child.local_ts, child.remote_ts, child.rekey_at - child.installed_at,
                                  child.expire_at - child.installed_at, s.esn, encap, rekey_of,
                                  defer_outbound and rekey_of is not None))
-        self.log("info", "child-sa-installed",
-                 f"{sa.conn.name}/{child.name} {child.mode} in {child.spi_in:08x} out {child.spi_out:08x} "
-                 f"{self.text(s)} {self.text(child.local_ts, _ts_text)} === {self.text(child.remote_ts, _ts_text)}")
 
     def remove_child(self, sa: IkeSa, child: ChildSa, reason: str, keep_policies: bool = False) -> None:
         if not self.sas.remove_child(sa, child):

@@ -60,7 +60,7 @@ def test_route_acquire_refused_sa_and_sigterm(hosts: ssh.TwoHosts, pki: ssh.Pki,
         # that larval SA (which this ESP-less kernel refuses), for the SPI the engine installed
         for d in (moon, sun):
             text = d.log_text()
-            spi_in = re.search(r"child-sa-installed .* in ([0-9a-f]{8}) out", text)
+            spi_in = re.search(r"child-sa-negotiated .* in ([0-9a-f]{8}) out", text)
             assert spi_in is not None, text
             assert re.search(rf"child-sa-install-failed \[gw\] .*UPDSA: \w+ \(spi 0x{spi_in[1]} ", text), text
         deadline = time.monotonic() + 10

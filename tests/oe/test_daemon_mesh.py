@@ -349,6 +349,10 @@ def test_cloud_mesh_with_imported_pkcs12_keys_on_the_token(tmp_path: Path, softh
         # failureshunt=none (fipsike.config) leaves the trap for the next packet
         assert res["outcome"] == "failed" and res["group"] == "private", (r.stdout, a.log_text()[-3000:])
         assert "no failure shunt" in res["reason"] and list(negotiated(a)) == [b.address], a.log_text()[-3000:]
+        # the responder logs its peer after its IKE_AUTH answer has left: give its log a moment
+        deadline = time.monotonic() + 10
+        while f"CN={tag}node0.example.com" not in b.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert f"CN={tag}node1.example.com" in a.log_text() and f"CN={tag}node0.example.com" in b.log_text()
 
 
